@@ -1,0 +1,1 @@
+"""ULTRA sidecar: Gymnasium + Stable-Baselines3 behind a ZeroMQ/msgpack protocol driven by the TS side."""

@@ -1,0 +1,59 @@
+"""Start the sidecar: `python -m ultra_sidecar --endpoint ipc:///private/dir/sock`.
+
+It prints `ULTRA_READY <endpoint>` once bound, then serves until `shutdown`. It exits when its parent goes
+away: the parent holds our stdin open, so EOF on stdin means the parent died (also on SIGKILL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+
+
+def _die_with_parent() -> None:
+    try:  # Linux: SIGKILL us when the parent thread exits
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+    def watch_stdin() -> None:
+        while sys.stdin.buffer.read(65536):
+            pass
+        os._exit(0)
+
+    threading.Thread(target=watch_stdin, daemon=True, name="parent-watch").start()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="ultra_sidecar")
+    ap.add_argument("--endpoint", required=True, help="ipc://PATH or tcp://127.0.0.1:PORT (port 0 = any)")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--torch-threads", type=int, default=1)
+    ap.add_argument("--no-parent-watch", action="store_true", help="keep running when stdin closes")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="[sidecar] %(levelname)s %(message)s")
+    if not args.no_parent_watch:
+        _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the TS parent, which shuts us down
+
+    import torch
+
+    torch.set_num_threads(args.torch_threads)
+    from . import protocol
+    from .ops import make_handlers
+    from .server import Server
+
+    server = Server(args.endpoint, make_handlers(args.device))
+    print(f"{protocol.READY_LINE} {server.endpoint}", flush=True)
+    sys.stdout = sys.stderr  # library prints must not mix with the ready line
+    server.serve()
+    os._exit(0)  # the stdin watcher thread is blocked in read(); skip interpreter teardown
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""PPO models: create from RL-Zoo-style hyperparameters, load any SB3 PPO model.zip, learn with progress events."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.utils import ConstantSchedule, LinearSchedule
+from stable_baselines3.common.vec_env import VecEnv
+
+from .envs import find_vec_normalize
+from .protocol import ProtocolError
+from .zipinfo import check_ppo, space_shape
+
+Emit = Callable[[str, dict], None]
+# How often long ops report progress; the TS side's inactivity timeout is far above this.
+PROGRESS_INTERVAL_S = 0.5
+
+
+def schedule(value: Any) -> Any:
+    """RL-Zoo notation: a number, or "lin_X" = X decaying linearly to 0 over training."""
+    if isinstance(value, str) and value.startswith("lin_"):
+        return LinearSchedule(float(value[4:]), 0.0, 1.0)
+    return float(value) if isinstance(value, (int, float, str)) else value
+
+
+def policy_kwargs(raw: dict | None) -> dict:
+    kwargs = dict(raw or {})
+    if isinstance(kwargs.get("activation_fn"), str):  # "ReLU" -> torch.nn.ReLU
+        name = kwargs["activation_fn"].removeprefix("nn.")
+        if not hasattr(torch.nn, name):
+            raise ProtocolError("bad_args", f"unknown activation_fn {name!r}; use a torch.nn class name such as ReLU or Tanh")
+        kwargs["activation_fn"] = getattr(torch.nn, name)
+    return kwargs
+
+
+def new_ppo(venv: VecEnv, ppo: dict) -> PPO:
+    """ppo: policy, seed, device, tensorboard_log and PPO constructor hyperparameters."""
+    hp = dict(ppo)
+    policy = hp.pop("policy", "MlpPolicy")
+    for key in ("learning_rate", "clip_range"):
+        if key in hp:
+            hp[key] = schedule(hp[key])
+    hp["policy_kwargs"] = policy_kwargs(hp.get("policy_kwargs"))
+    try:
+        return PPO(policy, venv, verbose=0, **hp)
+    except TypeError as e:
+        raise ProtocolError("bad_args", f"bad PPO hyperparameter: {e}") from None
+
+
+def load_ppo(path: str, venv: VecEnv, device: str) -> PPO:
+    info = check_ppo(path)
+    env_shape = list(venv.observation_space.shape or [])
+    model_shape = space_shape(info["data"], "observation_space")
+    if model_shape is not None and model_shape != env_shape:
+        raise ProtocolError(
+            "model_error",
+            f"{path} expects observations of shape {tuple(model_shape)}, the env gives {tuple(env_shape)}; "
+            "load it with the env (and wrappers) it was trained on",
+        )
+    # As RL-Zoo does: spaces and schedules come from the env, not from the file's pickles (which may
+    # reference the old `gym` package or Python 3.7 lambdas).
+    custom = {
+        "observation_space": venv.observation_space,
+        "action_space": venv.action_space,
+        "learning_rate": 0.0,
+        "lr_schedule": ConstantSchedule(0.0),
+        "clip_range": ConstantSchedule(0.0),
+    }
+    try:
+        return PPO.load(path, env=venv, device=device, custom_objects=custom)
+    except Exception as e:
+        raise ProtocolError("model_error", f"cannot load {path}: {type(e).__name__}: {e}") from None
+
+
+def save_ppo(model: PPO, path: str) -> list[str]:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out)
+    files = [str(out if out.suffix == ".zip" else out.with_suffix(".zip"))]
+    vn = find_vec_normalize(model.get_env())
+    if vn is not None:
+        stats = out.parent / "vec_normalize.pkl"
+        vn.save(str(stats))
+        files.append(str(stats))
+    return files
+
+
+class ProgressCallback(BaseCallback):
+    """Streams progress (steps, steps/s, recent episode returns) to the TS side every PROGRESS_INTERVAL_S."""
+
+    def __init__(self, emit: Emit, total: int):
+        super().__init__()
+        self.emit, self.total = emit, total
+        self.start_steps, self.t0, self.last = 0, 0.0, 0.0
+
+    def _on_training_start(self) -> None:
+        self.start_steps, self.t0 = self.model.num_timesteps, time.perf_counter()
+
+    def _on_step(self) -> bool:
+        now = time.perf_counter()
+        if now - self.last >= PROGRESS_INTERVAL_S:
+            self.last = now
+            self.emit("progress", self.stats(now))
+        return True
+
+    def stats(self, now: float) -> dict:
+        done = self.model.num_timesteps - self.start_steps
+        eps = list(self.model.ep_info_buffer or [])
+        return {
+            "steps": done,
+            "total": self.total,
+            "timesteps": self.model.num_timesteps,
+            "fps": done / max(now - self.t0, 1e-9),
+            "ep_rew_mean": float(np.mean([e["r"] for e in eps])) if eps else None,
+            "ep_len_mean": float(np.mean([e["l"] for e in eps])) if eps else None,
+            "episodes": self.model._episode_num,
+        }
+
+
+def learn(model: PPO, steps: int, emit: Emit, tb_log_name: str = "PPO") -> dict:
+    cb = ProgressCallback(emit, steps)
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=steps, callback=cb, reset_num_timesteps=False, tb_log_name=tb_log_name)
+    final = cb.stats(time.perf_counter())
+    emit("progress", final)
+    return {**final, "seconds": time.perf_counter() - t0}
+
+
+def check_obs(model: PPO, obs: np.ndarray) -> np.ndarray:
+    shape = tuple(model.observation_space.shape or ())
+    obs = np.asarray(obs)
+    if obs.shape != shape and obs.shape[1:] != shape:
+        raise ProtocolError("bad_args", f"obs shape {obs.shape} does not fit the model's observation space {shape} (or (n, *{shape}))")
+    return obs
+
+
+def predict(model: PPO, obs: np.ndarray, deterministic: bool) -> dict:
+    obs = check_obs(model, obs)
+    actions, _ = model.predict(obs, deterministic=deterministic)
+    batch = obs if obs.shape != tuple(model.observation_space.shape or ()) else obs[None]
+    with torch.no_grad():
+        obs_t, _ = model.policy.obs_to_tensor(batch)
+        values = model.policy.predict_values(obs_t).cpu().numpy().reshape(-1).astype(np.float32)
+    return {"actions": np.asarray(actions), "values": values}

@@ -1,0 +1,69 @@
+"""The sidecar's ROUTER loop: one request at a time, replies and streamed events to the caller's identity."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any, Callable
+
+import zmq
+
+from . import protocol
+from .protocol import ProtocolError
+
+log = logging.getLogger("ultra.sidecar")
+
+Emit = Callable[[str, dict], None]
+Handler = Callable[[dict, Emit], dict]
+
+
+class Server:
+    def __init__(self, endpoint: str, handlers: dict[str, Handler]):
+        missing = set(protocol.OPS) - set(handlers) - {"shutdown"}
+        assert not missing, f"ops without a handler: {missing}"
+        self.handlers = handlers
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 1000)
+        self.sock.bind(endpoint)
+        self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def _send(self, ident: bytes, msg: dict) -> None:
+        self.sock.send_multipart([ident, protocol.pack(msg)], copy=False)
+
+    def _error(self, ident: bytes, rid: int | None, code: str, message: str, tb: str = "") -> None:
+        self._send(ident, {"id": rid, "ok": False, "error": {"code": code, "message": message, "traceback": tb}})
+
+    def serve(self) -> None:
+        while True:
+            parts = self.sock.recv_multipart(copy=True)
+            ident, frames = parts[0], parts[1:]
+            if len(frames) != 1:
+                self._error(ident, None, "bad_frame", f"expected 1 frame per message, got {len(frames)}")
+                continue
+            frame = frames[0]
+            try:
+                rid, op, args = protocol.parse_request(frame)
+            except ProtocolError as e:
+                self._error(ident, protocol.request_id_of(frame), e.code, str(e))
+                continue
+            if op == "shutdown":
+                self._send(ident, {"id": rid, "ok": True, "result": {}})
+                break
+            self._dispatch(ident, rid, op, args)
+        self.sock.close()
+        self.ctx.term()
+
+    def _dispatch(self, ident: bytes, rid: int, op: str, args: dict) -> None:
+        def emit(event: str, data: dict) -> None:
+            self._send(ident, {"id": rid, "event": event, "data": data})
+
+        try:
+            result = self.handlers[op](args, emit)
+        except ProtocolError as e:
+            self._error(ident, rid, e.code, str(e))
+        except Exception as e:  # the sidecar keeps serving; the caller gets the traceback
+            log.exception("op %s failed", op)
+            self._error(ident, rid, "internal", f"{type(e).__name__}: {e}", traceback.format_exc())
+        else:
+            self._send(ident, {"id": rid, "ok": True, "result": result})
