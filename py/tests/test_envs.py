@@ -11,7 +11,7 @@ PONG = {
     "env_id": "ALE/Pong-v5",
     "n_envs": 2,
     "seed": 3,
-    "env_kwargs": {"frameskip": 1, "repeat_action_probability": 0.25},
+    "env_kwargs": {"frameskip": 1, "repeat_action_probability": 0.0},
     "wrappers": ["AtariWrapper"],
     "frame_stack": 4,
 }

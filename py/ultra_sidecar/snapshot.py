@@ -4,6 +4,10 @@ A snapshot holds: the simulator (MuJoCo integration state incl. warm-start, or t
 the reset RNG, the per-episode state of known Gymnasium wrappers, and the per-env slice of the VecEnv
 wrappers (frame stack, normalisation return, last observation). Restoring it and replaying the same actions
 reproduces the same observations bit for bit.
+
+One known gap: ALE's sticky actions (repeat_action_probability > 0) repeat the previous action, which
+ALEState does not hold; replays then diverge once a sticky repeat happens. The project's Atari config uses
+repeat_action_probability 0 (the NoFrameskip-v4 setting RL-Zoo's Pong numbers come from).
 """
 
 from __future__ import annotations

@@ -1,0 +1,33 @@
+// Shared test helpers: real sidecars, process checks.
+import { Sidecar, type SidecarOptions } from "../ts/bridge/sidecar.js";
+
+export const startSidecar = (opts: SidecarOptions = {}) => Sidecar.start({ heartbeatS: 0, ...opts });
+
+export function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return cond();
+}
+
+export const HALF_CHEETAH = { env_id: "HalfCheetah-v5", n_envs: 1, seed: 0 };
+export const PONG = {
+  env_id: "ALE/Pong-v5",
+  n_envs: 2,
+  seed: 1,
+  env_kwargs: { frameskip: 1, repeat_action_probability: 0.0 },
+  wrappers: ["AtariWrapper"],
+  frame_stack: 4,
+};
+export const TINY_PPO = { policy: "MlpPolicy", n_steps: 256, batch_size: 64, n_epochs: 2, seed: 0, policy_kwargs: { net_arch: [32, 32] } };

@@ -1,0 +1,62 @@
+// The shared vectors in protocol/vectors.json, checked from the TS side (pytest checks them from Python).
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { OP_NAMES } from "../ts/bridge/ops.js";
+import { ROOT } from "../ts/paths.js";
+import { NDArray, SPEC, VERSION, pack, unpack, type DType } from "../ts/protocol.js";
+
+const VECTORS = JSON.parse(readFileSync(join(ROOT, "protocol", "vectors.json"), "utf8"));
+
+function fromJson(v: any): any {
+  if (v && typeof v === "object" && "$nd" in v) {
+    const dtype = v.$nd as DType;
+    const ctor = { float32: Float32Array, float64: Float64Array, int8: Int8Array, int16: Int16Array, int32: Int32Array, uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, bool: Uint8Array }[dtype as Exclude<DType, "int64">];
+    const data = dtype === "int64" ? BigInt64Array.from(v.data.map(BigInt)) : ctor.from(v.data.map(Number));
+    return new NDArray(dtype, v.shape, data);
+  }
+  if (v && typeof v === "object" && "$bin" in v) return Buffer.from(v.$bin, "hex");
+  if (Array.isArray(v)) return v.map(fromJson);
+  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fromJson(x)]));
+  return v;
+}
+
+function toJson(v: any): any {
+  if (v instanceof NDArray) return { $nd: v.dtype, shape: v.shape, data: v.dtype === "bool" ? v.toNumbers().map(Boolean) : v.toNumbers() };
+  if (v instanceof Uint8Array) return { $bin: Buffer.from(v).toString("hex") };
+  if (Array.isArray(v)) return v.map(toJson);
+  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toJson(x)]));
+  return v;
+}
+
+describe("wire protocol", () => {
+  it("vectors are for this protocol version", () => {
+    expect(VECTORS.protocol).toBe(VERSION);
+  });
+
+  for (const vec of VECTORS.vectors) {
+    it(`vector ${vec.name}: TS encodes the same bytes as Python and decodes them back`, () => {
+      expect(pack(fromJson(vec.value)).toString("hex")).toBe(vec.hex);
+      expect(toJson(unpack(Buffer.from(vec.hex, "hex")))).toEqual(vec.value);
+    });
+  }
+
+  it("large arrays decode into typed arrays", () => {
+    const a = NDArray.float32(Array.from({ length: 250_000 }, (_, i) => i * 0.5), [1000, 250]);
+    const b = unpack(pack({ a })).a as NDArray;
+    expect(b.data).toBeInstanceOf(Float32Array);
+    expect(b.shape).toEqual([1000, 250]);
+    expect(b.row(999)[249]).toBe(249_999 * 0.5);
+  });
+
+  it("a payload that lies about its shape is refused", () => {
+    const good = pack(NDArray.float32([1, 2, 3, 4]));
+    const lying = Buffer.from(good);
+    lying[lying.length - 16 - 4] = 5; // dims[0] = 5 with data for 4
+    expect(() => unpack(lying)).toThrow(/does not match shape/);
+  });
+
+  it("every op in protocol.json has a typed entry and vice versa", () => {
+    expect([...OP_NAMES].sort()).toEqual(Object.keys(SPEC.ops).sort());
+  });
+});

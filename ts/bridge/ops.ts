@@ -1,0 +1,109 @@
+// Typed requests and replies of each op in protocol/protocol.json (test/protocol.test.ts checks the names match).
+import type { NDArray } from "../protocol.js";
+
+export interface SpaceInfo {
+  type: "Box" | "Discrete" | string;
+  shape: number[];
+  dtype?: string;
+  n?: number;
+  low?: number[];
+  high?: number[];
+}
+
+/** How the sidecar builds a VecEnv (RL-Zoo layout). */
+export interface EnvSpec {
+  env_id: string;
+  n_envs?: number;
+  seed?: number;
+  env_kwargs?: Record<string, unknown>;
+  wrappers?: (string | Record<string, Record<string, unknown>>)[];
+  frame_stack?: number | null;
+  normalize?: false | Record<string, unknown>;
+  vec_normalize_path?: string | null;
+  /** Update normalisation statistics (true while training). */
+  training?: boolean;
+  trust_model?: boolean;
+}
+
+export interface HelloResult {
+  protocol: number;
+  pid: number;
+  versions: Record<string, string | null>;
+  cuda: boolean;
+  cuda_device: string | null;
+  device: string;
+  torch_threads: number;
+}
+
+export interface LearnProgress {
+  steps: number;
+  total: number;
+  timesteps: number;
+  fps: number;
+  ep_rew_mean: number | null;
+  ep_len_mean: number | null;
+  episodes: number;
+}
+
+/** One streamed piece of a finished episode. Snapshots are opaque maps for env_restore. */
+export interface TrajectoryChunk {
+  episode: number;
+  env_index: number;
+  start: number;
+  length: number;
+  final: boolean;
+  return: number | null;
+  obs: NDArray;
+  raw_obs: NDArray;
+  actions: NDArray;
+  rewards: NDArray<Float32Array>;
+  values: NDArray<Float32Array>;
+  log_probs: NDArray<Float32Array>;
+  dones: NDArray<Uint8Array>;
+  snapshot_steps: NDArray<Int32Array>;
+  snapshots: Snapshot[];
+}
+
+export type Snapshot = Record<string, unknown>;
+
+export interface EpisodeSummary {
+  episode: number;
+  env_index: number;
+  return: number;
+  length: number;
+}
+
+interface OpTable {
+  hello: [{ client_version: number }, HelloResult];
+  ping: [Record<string, never>, { time: number }];
+  shutdown: [Record<string, never>, Record<string, never>];
+  echo: [{ payload: unknown }, { payload: any }];
+  blob: [{ nbytes: number }, { data: NDArray<Float32Array> }];
+  env_make: [{ spec: EnvSpec }, { env: string; n_envs: number; observation_space: SpaceInfo; action_space: SpaceInfo }];
+  env_reset: [{ env: string }, { obs: NDArray }];
+  env_step: [{ env: string; actions: NDArray }, { obs: NDArray; rewards: NDArray<Float32Array>; dones: NDArray<Uint8Array> }];
+  env_snapshot: [{ env: string; index: number }, { snapshot: Snapshot }];
+  env_restore: [{ env: string; index: number; snapshot: Snapshot }, { obs: NDArray }];
+  model_new: [{ env: string; ppo: Record<string, unknown> }, { model: string; device: string; num_params: number }];
+  model_load: [{ path: string; env: string; device?: string }, { model: string; device: string; vec_normalize: boolean }];
+  model_save: [{ model: string; path: string }, { files: string[] }];
+  model_learn: [{ model: string; steps: number; tb_log_name?: string }, LearnProgress & { seconds: number }];
+  model_predict: [{ model: string; obs: NDArray; deterministic?: boolean }, { actions: NDArray; values: NDArray<Float32Array> }];
+  model_evaluate: [
+    { model: string; env: string; episodes: number; deterministic?: boolean },
+    { returns: NDArray<Float64Array>; lengths: NDArray; mean: number; std: number },
+  ];
+  collect: [
+    { model: string; env: string; episodes: number; deterministic?: boolean; snapshot_every?: number; chunk_steps?: number },
+    { episodes: EpisodeSummary[]; steps: number },
+  ];
+  close: [{ handle: string }, Record<string, never>];
+}
+
+export type OpName = keyof OpTable;
+export type OpArgs<K extends OpName> = OpTable[K][0];
+export type OpResult<K extends OpName> = OpTable[K][1];
+export const OP_NAMES = [
+  "hello", "ping", "shutdown", "echo", "blob", "env_make", "env_reset", "env_step", "env_snapshot", "env_restore",
+  "model_new", "model_load", "model_save", "model_learn", "model_predict", "model_evaluate", "collect", "close",
+] as const satisfies readonly OpName[];
