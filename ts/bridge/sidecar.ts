@@ -260,3 +260,13 @@ export class Sidecar {
     if (this.privateDir) rmSync(this.privateDir, { recursive: true, force: true });
   }
 }
+
+/** Start a sidecar, run `fn`, and always shut the sidecar down. */
+export async function withSidecar<T>(opts: SidecarOptions, fn: (sc: Sidecar) => Promise<T>): Promise<T> {
+  const sc = await Sidecar.start(opts);
+  try {
+    return await fn(sc);
+  } finally {
+    await sc.close();
+  }
+}

@@ -1,0 +1,142 @@
+#!/usr/bin/env node
+// The `ultra` command line. Each subcommand is a thin layer over a function in ts/commands or ts/bench.
+import { writeFileSync } from "node:fs";
+import yargs, { type Argv } from "yargs";
+import { hideBin } from "yargs/helpers";
+import { UltraError } from "./bridge/errors.js";
+import type { SidecarOptions } from "./bridge/sidecar.js";
+import { benchBridge } from "./bench/bridge.js";
+import { writeResult } from "./bench/common.js";
+import { doctor } from "./commands/doctor.js";
+import { evaluate } from "./commands/evaluate.js";
+import { formatDescription, inspectModel } from "./commands/inspect.js";
+import { pretrain } from "./commands/pretrain.js";
+import { fmt, log } from "./progress.js";
+
+// Ctrl-C / SIGTERM: exit through process.exit so the sidecars' exit hook kills them and removes their sockets.
+process.on("SIGINT", () => process.exit(130));
+process.on("SIGTERM", () => process.exit(143));
+
+interface GlobalOptions {
+  device: string;
+  threads: number;
+  transport: string;
+  verbose: boolean;
+}
+const sidecarOptions = (args: object): SidecarOptions => {
+  const a = args as GlobalOptions; // yargs' global options, lost by the per-command builder types
+  return {
+    device: a.device as SidecarOptions["device"],
+    torchThreads: a.threads,
+    transport: a.transport as SidecarOptions["transport"],
+    onLog: a.verbose ? (l) => process.stderr.write(`${l}\n`) : undefined,
+  };
+};
+
+const printJson = (value: unknown, file?: string) => {
+  const text = JSON.stringify(value, null, 2);
+  if (file) writeFileSync(file, text + "\n");
+  process.stdout.write(text + "\n");
+};
+
+const cli = yargs(hideBin(process.argv))
+  .scriptName("ultra")
+  .usage("$0 <command> [options]\n\nULTRA: LLM-guided policy modulation for RL (arXiv 2505.20671) on Stable-Baselines3 PPO.")
+  .option("device", { choices: ["auto", "cpu", "cuda"], default: "auto", describe: "torch device of the sidecar" })
+  .option("threads", { type: "number", default: 1, describe: "torch threads in the sidecar (1 is fastest for MLP PPO)" })
+  .option("transport", { choices: ["ipc", "tcp"], default: "ipc", describe: "ipc socket in a private dir, or tcp on 127.0.0.1" })
+  .option("verbose", { type: "boolean", default: false, describe: "show the sidecar's log" })
+  .command(
+    "doctor",
+    "check node, python, torch, SB3, gymnasium, MuJoCo, ALE, ZeroMQ, CUDA and a live sidecar round trip",
+    (y: Argv) => y.option("json", { type: "boolean", default: false }),
+    async (a) => {
+      const r = await doctor();
+      if (a.json) printJson(r);
+      else for (const c of r.checks) process.stdout.write(`${c.ok ? "ok  " : "FAIL"} ${c.name.padEnd(20)} ${c.detail}${c.fix ? `\n     fix: ${c.fix}` : ""}\n`);
+      if (!r.ok) process.exitCode = 1;
+    },
+  )
+  .command(
+    "pretrain",
+    "train a base PPO with the env's RL-Zoo hyperparameters (configs/envs)",
+    (y: Argv) =>
+      y
+        .option("env", { type: "string", demandOption: true, describe: "HalfCheetah, Hopper, Walker2d, Reacher, Pong or a Gymnasium id" })
+        .option("steps", { type: "number", describe: "timesteps (default: the config's n_timesteps)" })
+        .option("seed", { type: "number", default: 0 })
+        .option("out", { type: "string", describe: "run directory (default runs/pretrain-ENV-sSEED)" })
+        .option("force", { type: "boolean", default: false, describe: "overwrite an existing model.zip in --out" })
+        .option("json", { type: "string", describe: "also write the result as JSON to this file" }),
+    async (a) => {
+      const r = await pretrain({ env: a.env, steps: a.steps, seed: a.seed, out: a.out, force: a.force, sidecar: sidecarOptions(a) });
+      log(`saved ${r.files.join(", ")} after ${r.steps} steps in ${fmt(r.seconds)} s (${fmt(r.fps)} steps/s)`);
+      printJson(r, a.json);
+    },
+  )
+  .command(
+    "eval",
+    "evaluate any SB3 PPO model.zip (with vec_normalize.pkl beside it) and print mean ± std return",
+    (y: Argv) =>
+      y
+        .option("model", { type: "string", demandOption: true })
+        .option("env", { type: "string", describe: "env it was trained on (read from the run dir when omitted)" })
+        .option("episodes", { type: "number", default: 10 })
+        .option("seed", { type: "number", default: 0 })
+        .option("deterministic", { type: "boolean", describe: "deterministic actions (default: the env config's eval setting)" })
+        .option("trust-model", { type: "boolean", default: false, describe: "allow vec_normalize.pkl to unpickle any class (only for files you trust)" })
+        .option("json", { type: "string", describe: "also write the result as JSON to this file" }),
+    async (a) => {
+      const r = await evaluate({ model: a.model, env: a.env, episodes: a.episodes, seed: a.seed, deterministic: a.deterministic, trustModel: a.trustModel, sidecar: sidecarOptions(a) });
+      log(`${r.env_id}: return ${fmt(r.mean)} ± ${fmt(r.std)} over ${r.episodes} episodes (${r.deterministic ? "deterministic" : "stochastic"})`);
+      printJson(r, a.json);
+    },
+  )
+  .command(
+    "inspect <model>",
+    "show a model.zip's spaces, policy architecture, hyperparameters and SB3 version (nothing unpickled)",
+    (y: Argv) => y.positional("model", { type: "string", demandOption: true }).option("json", { type: "boolean", default: false }),
+    async (a) => {
+      const d = await inspectModel(a.model as string);
+      if (a.json) printJson(d);
+      else process.stdout.write(formatDescription(d) + "\n");
+    },
+  )
+  .command("bench", "benchmarks (JSON output; also written to bench/results/)", (y: Argv) =>
+    y
+      .command(
+        "bridge",
+        "round-trip p50/p99 and MB/s for a large chunk, over ipc and tcp",
+        (b: Argv) =>
+          b
+            .option("json", { type: "string", describe: "write the result to this file too" })
+            .option("round-trips", { type: "number", default: 5000 })
+            .option("payload-mb", { type: "number", default: 10 })
+            .option("repeats", { type: "number", default: 10 }),
+        async (a) => {
+          const results = await benchBridge({ roundTrips: a.roundTrips, payloadMb: a.payloadMb, repeats: a.repeats });
+          for (const r of results)
+            log(`${r.transport}: round trip p50 ${fmt(r.p50_us)} µs, p99 ${fmt(r.p99_us)} µs (${fmt(r.p50_vs_floor)}× floor); ${r.payload_mb} MB down ${fmt(r.download_mb_s)} MB/s, up+back ${fmt(r.upload_mb_s)} MB/s`);
+          printJson(writeResult("bridge", { results }, a.json));
+        },
+      )
+      .demandCommand(1, "name a benchmark: bridge"),
+  )
+  .demandCommand(1, "name a command; see --help")
+  .strict()
+  .fail((msg, err, y) => {
+    if (err) throw err;
+    process.stderr.write(`${y.help()}\n\nerror: ${msg}\n`);
+    process.exit(2);
+  })
+  .help();
+
+try {
+  await cli.parseAsync();
+} catch (e) {
+  if (e instanceof UltraError) {
+    process.stderr.write(`error: ${e.message}\n`);
+    process.exit(1);
+  }
+  throw e;
+}

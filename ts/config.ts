@@ -1,0 +1,62 @@
+// Per-env configs (configs/envs/*.yaml): RL-Zoo hyperparameters and how to build the env. Short names resolve.
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { parse } from "yaml";
+import { z } from "zod";
+import type { EnvSpec } from "./bridge/ops.js";
+import { UltraError } from "./bridge/errors.js";
+import { CONFIGS_DIR } from "./paths.js";
+
+const Num = z.union([z.number(), z.string().regex(/^lin_[0-9.eE+-]+$/, 'a number or "lin_X" (linear decay from X)')]);
+
+export const EnvConfig = z.object({
+  name: z.string(),
+  env_id: z.string(),
+  aliases: z.array(z.string()).default([]),
+  env_kwargs: z.record(z.string(), z.unknown()).default({}),
+  wrappers: z.array(z.union([z.string(), z.record(z.string(), z.record(z.string(), z.unknown()))])).default([]),
+  frame_stack: z.number().int().positive().nullable().default(null),
+  n_envs: z.number().int().positive().default(1),
+  normalize: z.union([z.literal(false), z.record(z.string(), z.unknown())]).default(false),
+  n_timesteps: z.number().int().positive(),
+  eval: z.object({ deterministic: z.boolean().default(true) }).default({ deterministic: true }),
+  ppo: z
+    .object({ policy: z.enum(["MlpPolicy", "CnnPolicy"]), learning_rate: Num.optional(), clip_range: Num.optional() })
+    .catchall(z.unknown()),
+});
+export type EnvConfig = z.infer<typeof EnvConfig>;
+
+export function loadConfigs(dir = join(CONFIGS_DIR, "envs")): EnvConfig[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort()
+    .map((f) => {
+      const parsed = EnvConfig.safeParse(parse(readFileSync(join(dir, f), "utf8")));
+      if (!parsed.success) throw new UltraError(`configs/envs/${f} is invalid: ${z.prettifyError(parsed.error)}`);
+      return parsed.data;
+    });
+}
+
+/** "HalfCheetah", "halfcheetah", "HalfCheetah-v5" or an alias; any other Gymnasium id gets SB3 defaults. */
+export function resolveEnv(name: string, configs = loadConfigs()): EnvConfig {
+  const key = name.toLowerCase();
+  const hit = configs.find((c) => [c.name, c.env_id, ...c.aliases].some((n) => n.toLowerCase() === key));
+  if (hit) return hit;
+  if (/-v\d+$/.test(name))
+    return EnvConfig.parse({ name, env_id: name, n_timesteps: 1_000_000, ppo: { policy: "MlpPolicy" } });
+  throw new UltraError(`unknown env "${name}": use one of ${configs.map((c) => c.name).join(", ")} or a full Gymnasium id such as "CartPole-v1"`);
+}
+
+export function envSpec(cfg: EnvConfig, opts: { seed: number; training: boolean; vecNormalizePath?: string; nEnvs?: number }): EnvSpec {
+  return {
+    env_id: cfg.env_id,
+    n_envs: opts.nEnvs ?? cfg.n_envs,
+    seed: opts.seed,
+    env_kwargs: cfg.env_kwargs,
+    wrappers: cfg.wrappers,
+    frame_stack: cfg.frame_stack,
+    normalize: cfg.normalize,
+    vec_normalize_path: opts.vecNormalizePath ?? null,
+    training: opts.training,
+  };
+}

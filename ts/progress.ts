@@ -1,0 +1,40 @@
+// Progress bars with rate and ETA on stderr; in a non-TTY (CI, logs) a plain line every few seconds.
+import cliProgress from "cli-progress";
+
+export interface Progress {
+  update(value: number, extra?: Record<string, string | number>): void;
+  stop(): void;
+}
+
+export function progressBar(phase: string, total: number, unit = "steps"): Progress {
+  const bar = new cliProgress.SingleBar(
+    {
+      format: `${phase.padEnd(10)} |{bar}| {percentage}% | {value}/{total} ${unit} | {rate} ${unit}/s | ETA {eta_formatted} | {info}`,
+      stream: process.stderr,
+      noTTYOutput: true,
+      notTTYSchedule: 5000,
+      etaBuffer: 50,
+      hideCursor: true,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const t0 = Date.now();
+  bar.start(total, 0, { rate: "-", info: "" });
+  return {
+    update(value, extra = {}) {
+      const rate = value / Math.max((Date.now() - t0) / 1000, 1e-3);
+      const info = Object.entries(extra).map(([k, v]) => `${k} ${typeof v === "number" ? fmt(v) : v}`).join(" ");
+      bar.update(value, { rate: fmt(rate), info });
+    },
+    stop: () => bar.stop(),
+  };
+}
+
+export function fmt(x: number): string {
+  if (!Number.isFinite(x)) return String(x);
+  const a = Math.abs(x);
+  return a >= 1000 ? x.toFixed(0) : a >= 10 ? x.toFixed(1) : x.toFixed(2);
+}
+
+/** A readable log line on stderr. */
+export const log = (msg: string) => process.stderr.write(`[ultra] ${msg}\n`);
