@@ -54,5 +54,10 @@ def load_vec_normalize_stats(path: str, venv: VecEnv, trusted: bool = False) -> 
         raise ProtocolError("model_error", f"{p} is not a readable VecNormalize pickle: {type(e).__name__}: {e}") from None
     if not isinstance(vn, VecNormalize):
         raise ProtocolError("model_error", f"{p} holds a {type(vn).__name__}, not VecNormalize statistics")
+    saved, given = vn.observation_space.shape, venv.observation_space.shape
+    if saved != given:
+        raise ProtocolError(
+            "model_error", f"{p} holds statistics for observations of shape {saved}, the env gives {given}; use the env the model was trained on"
+        )
     vn.set_venv(venv)
     return vn

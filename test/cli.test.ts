@@ -1,0 +1,129 @@
+// The `ultra` CLI as a user runs it: real processes, real sidecar, real SB3 training.
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { beforeAll, describe, expect, it } from "vitest";
+import { ROOT } from "../ts/paths.js";
+
+const run = promisify(execFile);
+const ULTRA = join(ROOT, "bin", "ultra.js");
+
+async function ultra(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [ULTRA, ...args], { maxBuffer: 64 << 20 });
+    return { code: 0, stdout, stderr };
+  } catch (e: any) {
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe("ultra CLI", () => {
+  const dir = mkdtempSync(join(tmpdir(), "ultra-cli-"));
+  const out = join(dir, "cheetah");
+  let pretrained: any;
+
+  beforeAll(async () => {
+    const r = await ultra("pretrain", "--env", "HalfCheetah", "--steps", "1024", "--seed", "3", "--out", out);
+    expect(r.code, r.stderr).toBe(0);
+    pretrained = JSON.parse(r.stdout);
+  });
+
+  it("pretrain writes model.zip, vec_normalize.pkl, TensorBoard logs and a config record", () => {
+    expect(pretrained.steps).toBe(1024);
+    for (const f of ["model.zip", "vec_normalize.pkl", "config.json"]) expect(existsSync(join(out, f)), f).toBe(true);
+    const tb = join(out, "tb", readdirSync(join(out, "tb"))[0]);
+    expect(readdirSync(tb).some((f) => f.startsWith("events.out.tfevents"))).toBe(true);
+    const cfg = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+    expect(cfg.ppo).toMatchObject({ n_steps: 512, batch_size: 64, gamma: 0.98, seed: 3 });
+    expect(cfg.versions["stable-baselines3"]).toMatch(/^2\./);
+    expect(cfg.result.steps).toBe(1024);
+  });
+
+  it("pretrain refuses to overwrite a model without --force", async () => {
+    const r = await ultra("pretrain", "--env", "HalfCheetah", "--steps", "512", "--out", out);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("already holds a model.zip; pass --force");
+  });
+
+  it("eval loads the model with its normalisation and prints JSON", async () => {
+    const json = join(dir, "eval.json");
+    const r = await ultra("eval", "--model", join(out, "model.zip"), "--episodes", "2", "--json", json);
+    expect(r.code, r.stderr).toBe(0);
+    const res = JSON.parse(readFileSync(json, "utf8"));
+    expect(res.env_id).toBe("HalfCheetah-v5");
+    expect(res.vec_normalize).toBe(join(out, "vec_normalize.pkl"));
+    expect(res.returns).toHaveLength(2);
+    expect(res.mean).toBeCloseTo((res.returns[0] + res.returns[1]) / 2, 5);
+    expect(r.stderr).toMatch(/return -?[\d.]+ ± [\d.]+ over 2 episodes/);
+  });
+
+  it("eval finds RL-Zoo's vecnormalize.pkl in <dir>/<env>/", async () => {
+    const zoo = join(dir, "zoo");
+    await run("mkdir", ["-p", join(zoo, "HalfCheetah-v3")]);
+    await run("cp", [join(out, "model.zip"), join(zoo, "HalfCheetah-v3.zip")]);
+    await run("cp", [join(out, "vec_normalize.pkl"), join(zoo, "HalfCheetah-v3", "vecnormalize.pkl")]);
+    const r = await ultra("eval", "--model", join(zoo, "HalfCheetah-v3.zip"), "--env", "HalfCheetah", "--episodes", "1");
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).vec_normalize).toBe(join(zoo, "HalfCheetah-v3", "vecnormalize.pkl"));
+  });
+
+  it("inspect shows spaces, architecture and hyperparameters without loading the model", async () => {
+    const r = await ultra("inspect", join(out, "model.zip"), "--json");
+    expect(r.code, r.stderr).toBe(0);
+    const d = JSON.parse(r.stdout);
+    expect(d.algo).toBe("PPO");
+    expect(d.observation_space).toMatchObject({ type: "Box", shape: [17] });
+    expect(d.action_space).toMatchObject({ type: "Box", shape: [6] });
+    expect(d.policy_class).toBe("stable_baselines3.common.policies.ActorCriticPolicy");
+    expect(d.layers.find((l: any) => l.name === "mlp_extractor.policy_net.0.weight").shape).toEqual([256, 17]);
+    expect(d.hyperparameters).toMatchObject({ n_steps: 512, n_epochs: 20, gamma: 0.98 });
+    expect(d.vec_normalize).toEqual(["vec_normalize.pkl"]);
+  });
+
+  it("bad input gets a clear error and exit code 1", async () => {
+    const missing = await ultra("eval", "--model", join(dir, "nope.zip"), "--env", "Hopper");
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`model file not found: ${join(dir, "nope.zip")}`);
+    const unknown = await ultra("pretrain", "--env", "Cheetahh", "--steps", "10", "--out", join(dir, "x"));
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('unknown env "Cheetahh": use one of HalfCheetah, Hopper, Pong, Reacher, Walker2d');
+    writeFileSync(join(dir, "corrupt.zip"), "not a zip");
+    const corrupt = await ultra("inspect", join(dir, "corrupt.zip"));
+    expect(corrupt.code).toBe(1);
+    expect(corrupt.stderr).toContain("is not a zip archive");
+    const shape = await ultra("eval", "--model", join(out, "model.zip"), "--env", "Hopper", "--episodes", "1");
+    expect(shape.code).toBe(1);
+    expect(shape.stderr).toMatch(/vec_normalize\.pkl holds statistics for observations of shape \(17,\), the env gives \(11,\)/);
+    await run("cp", [join(out, "model.zip"), join(dir, "bare.zip")]); // no run dir around it to tell the env
+    const noEnv = await ultra("eval", "--model", join(dir, "bare.zip"));
+    expect(noEnv.code).toBe(1);
+    expect(noEnv.stderr).toContain("pass --env");
+  });
+
+  it("doctor reports versions and a live round trip", async () => {
+    const r = await ultra("doctor", "--json");
+    expect(r.code, r.stdout).toBe(0);
+    const d = JSON.parse(r.stdout);
+    expect(d.ok).toBe(true);
+    for (const k of ["node", "torch", "stable-baselines3", "gymnasium", "mujoco", "ale-py", "zeromq.js"]) expect(d.versions[k], k).toBeTruthy();
+    expect(d.checks.find((c: any) => c.name === "sidecar round trip").detail).toMatch(/\d+ µs median/);
+  });
+
+  it("Pong trains with CnnPolicy, Atari wrappers and 4 stacked frames, and evaluates", async () => {
+    const pong = join(dir, "pong");
+    const r = await ultra("pretrain", "--env", "Pong", "--steps", "1024", "--out", pong);
+    expect(r.code, r.stderr).toBe(0);
+    const d = JSON.parse((await ultra("inspect", join(pong, "model.zip"), "--json")).stdout);
+    expect(d.observation_space.shape).toEqual([4, 84, 84]);
+    expect(d.layers.some((l: any) => l.name.startsWith("features_extractor.cnn"))).toBe(true);
+    expect(d.hyperparameters.n_envs).toBe(8);
+    const ev = await ultra("eval", "--model", join(pong, "model.zip"), "--episodes", "1");
+    expect(ev.code, ev.stderr).toBe(0);
+    const res = JSON.parse(ev.stdout);
+    expect(res.deterministic).toBe(false);
+    expect(res.returns[0]).toBeGreaterThanOrEqual(-21);
+    expect(res.returns[0]).toBeLessThanOrEqual(21);
+  });
+});

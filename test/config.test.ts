@@ -1,0 +1,31 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { envSpec, loadConfigs, resolveEnv } from "../ts/config.js";
+
+describe("env configs", () => {
+  it("every env of the paper has a config with RL-Zoo hyperparameters", () => {
+    const names = loadConfigs().map((c) => c.name);
+    expect(names).toEqual(["HalfCheetah", "Hopper", "Pong", "Reacher", "Walker2d"]);
+    expect(resolveEnv("Hopper").ppo).toMatchObject({ gamma: 0.999, learning_rate: 9.80828e-5, n_epochs: 5 });
+  });
+
+  it("short names, ids, aliases and case all resolve", () => {
+    for (const n of ["HalfCheetah", "halfcheetah", "HalfCheetah-v5", "cheetah"]) expect(resolveEnv(n).env_id).toBe("HalfCheetah-v5");
+    expect(resolveEnv("PongNoFrameskip-v4").env_id).toBe("ALE/Pong-v5");
+    expect(resolveEnv("CartPole-v1")).toMatchObject({ env_id: "CartPole-v1", ppo: { policy: "MlpPolicy" } });
+    expect(() => resolveEnv("Cheetahh")).toThrow(/unknown env "Cheetahh"/);
+  });
+
+  it("Pong's spec carries the Atari wrappers and frame stack", () => {
+    const spec = envSpec(resolveEnv("Pong"), { seed: 1, training: true });
+    expect(spec).toMatchObject({ env_id: "ALE/Pong-v5", n_envs: 8, wrappers: ["AtariWrapper"], frame_stack: 4, normalize: false });
+  });
+
+  it("an invalid config names the file and the field", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ultra-cfg-"));
+    writeFileSync(join(dir, "bad.yaml"), "name: Bad\nenv_id: Bad-v0\nn_timesteps: 10\nppo: { policy: MlpPolicy, learning_rate: fast }\n");
+    expect(() => loadConfigs(dir)).toThrow(/bad\.yaml is invalid[\s\S]*learning_rate/);
+  });
+});
