@@ -30,7 +30,7 @@ describe("sidecar bridge", () => {
 
   it("a garbage frame gets an error and the sidecar keeps serving", async () => {
     await sc.sendRaw(Buffer.from([0xc1, 0x00, 0xff]));
-    await sc.sendRaw(pack({ v: VERSION, id: "nope", op: "ping", args: {} }));
+    await sc.sendRaw(...pack({ v: VERSION, id: "nope", op: "ping", args: {} }));
     await waitFor(() => sc.unroutedErrors.length >= 2, 5000);
     expect(sc.unroutedErrors.map((e) => (e as SidecarError).code)).toEqual(["bad_frame", "bad_frame"]);
     expect((await sc.call("ping", {})).time).toBeGreaterThan(0);

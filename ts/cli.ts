@@ -106,17 +106,21 @@ const cli = yargs(hideBin(process.argv))
     y
       .command(
         "bridge",
-        "round-trip p50/p99 and MB/s for a large chunk, over ipc and tcp",
+        "round-trip p50/p99 and MB/s for a large chunk, over ipc and tcp, beside a bare pyzmq/msgpack floor",
         (b: Argv) =>
           b
             .option("json", { type: "string", describe: "write the result to this file too" })
             .option("round-trips", { type: "number", default: 5000 })
             .option("payload-mb", { type: "number", default: 10 })
-            .option("repeats", { type: "number", default: 10 }),
+            .option("repeats", { type: "number", default: 30 }),
         async (a) => {
           const results = await benchBridge({ roundTrips: a.roundTrips, payloadMb: a.payloadMb, repeats: a.repeats });
           for (const r of results)
-            log(`${r.transport}: round trip p50 ${fmt(r.p50_us)} µs, p99 ${fmt(r.p99_us)} µs (${fmt(r.p50_vs_floor)}× floor); ${r.payload_mb} MB down ${fmt(r.download_mb_s)} MB/s, up+back ${fmt(r.upload_mb_s)} MB/s`);
+            log(
+              `${r.transport}: round trip p50 ${fmt(r.sidecar.p50_us)} µs (floor ${fmt(r.floor.p50_us)}, ${fmt(r.ratio.round_trip)}×), p99 ${fmt(r.sidecar.p99_us)} µs; ` +
+                `${r.payload_mb} MB down ${fmt(r.sidecar.download_mb_s)} MB/s (floor ${fmt(r.floor.download_mb_s)}, ${fmt(r.ratio.download)}×), ` +
+                `up+back ${fmt(r.sidecar.upload_mb_s)} MB/s (floor ${fmt(r.floor.upload_mb_s)}, ${fmt(r.ratio.upload)}×)`,
+            );
           printJson(writeResult("bridge", { results }, a.json));
         },
       )

@@ -6,7 +6,7 @@ import { PROTOCOL_JSON } from "./paths.js";
 interface ProtocolSpec {
   version: number;
   ready_line: string;
-  ndarray: { ext_type: number; dtypes: DType[] };
+  ndarray: { ext_type: number; out_of_band_flag: number; out_of_band_bytes: number; dtypes: DType[] };
   errors: Record<string, string>;
   ops: Record<string, { args: Record<string, string>; events?: string[] }>;
 }
@@ -49,34 +49,48 @@ export class NDArray<T extends TypedArray = TypedArray> {
   }
 }
 
+// Out-of-band frames of the message being packed or unpacked (pack/unpack are synchronous, so one slot is enough).
+let frames: Uint8Array[] = [];
+const { out_of_band_flag: OOB_FLAG, out_of_band_bytes: OOB_BYTES } = SPEC.ndarray;
+
 function packNDArray(a: NDArray): Buffer {
-  const code = SPEC.ndarray.dtypes.indexOf(a.dtype);
-  const header = Buffer.alloc(2 + 4 * a.shape.length);
-  header.writeUInt8(code, 0);
+  const oob = a.data.byteLength >= OOB_BYTES;
+  const header = Buffer.alloc(2 + 4 * a.shape.length + (oob ? 4 : 0));
+  header.writeUInt8(SPEC.ndarray.dtypes.indexOf(a.dtype) | (oob ? OOB_FLAG : 0), 0);
   header.writeUInt8(a.shape.length, 1);
   a.shape.forEach((d, i) => header.writeUInt32LE(d, 2 + 4 * i));
-  return Buffer.concat([header, Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength)]);
+  const bytes = new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength);
+  if (!oob) return Buffer.concat([header, bytes]);
+  frames.push(bytes); // sent as its own ZeroMQ frame, not copied into the msgpack body
+  header.writeUInt32LE(frames.length - 1, header.length - 4);
+  return header;
 }
 
 function unpackNDArray(buf: Uint8Array): NDArray {
   if (buf.length < 2) throw new Error("ndarray ext shorter than its header");
-  const dtype = SPEC.ndarray.dtypes[buf[0]];
-  if (!dtype) throw new Error(`unknown ndarray dtype code ${buf[0]}`);
+  const oob = (buf[0] & OOB_FLAG) !== 0;
+  const dtype = SPEC.ndarray.dtypes[buf[0] & ~OOB_FLAG];
+  if (!dtype) throw new Error(`unknown ndarray dtype code ${buf[0] & ~OOB_FLAG}`);
   const ndim = buf[1];
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const off = 2 + 4 * ndim;
-  if (buf.length < off) throw new Error("ndarray ext shorter than its shape");
+  const dimsEnd = 2 + 4 * ndim;
+  if (buf.length < dimsEnd + (oob ? 4 : 0)) throw new Error("ndarray ext shorter than its shape");
   const shape = Array.from({ length: ndim }, (_, i) => view.getUint32(2 + 4 * i, true));
+  let src = buf.subarray(dimsEnd);
+  if (oob) {
+    const index = view.getUint32(dimsEnd, true);
+    if (index >= frames.length) throw new Error(`ndarray names frame ${index + 1}, the message has ${frames.length + 1} frames`);
+    src = frames[index];
+  }
   const Ctor = ARRAY_TYPES[dtype];
   const n = shape.reduce((a, b) => a * b, 1);
-  if (buf.length - off !== n * Ctor.BYTES_PER_ELEMENT)
-    throw new Error(`ndarray payload of ${buf.length - off} bytes does not match shape [${shape}] ${dtype}`);
-  const start = buf.byteOffset + off;
+  if (src.length !== n * Ctor.BYTES_PER_ELEMENT)
+    throw new Error(`ndarray payload of ${src.length} bytes does not match shape [${shape}] ${dtype}`);
   // A typed array view needs an aligned offset; copy the (rare) unaligned payloads.
   const data =
-    start % Ctor.BYTES_PER_ELEMENT === 0
-      ? new Ctor(buf.buffer as ArrayBuffer, start, n)
-      : new Ctor(new Uint8Array(buf.subarray(off)).buffer as ArrayBuffer, 0, n); // a copy (Buffer.slice would be a view)
+    src.byteOffset % Ctor.BYTES_PER_ELEMENT === 0
+      ? new Ctor(src.buffer as ArrayBuffer, src.byteOffset, n)
+      : new Ctor(new Uint8Array(src).buffer as ArrayBuffer, 0, n);
   return new NDArray(dtype, shape, data);
 }
 
@@ -85,8 +99,25 @@ addExtension({ Class: NDArray, type: SPEC.ndarray.ext_type, pack: packNDArray, u
 // int64AsType "auto": 64-bit ints within ±2^53 decode as numbers (documented; missing from the .d.ts).
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true, int64AsType: "auto" as "number" });
 
-export const pack = (value: unknown): Buffer => packr.pack(value);
-export const unpack = (frame: Uint8Array): any => packr.unpack(frame);
+/** A message as ZeroMQ frames: the msgpack body, then one frame per out-of-band array. */
+export function pack(value: unknown): Uint8Array[] {
+  frames = [];
+  try {
+    const body = packr.pack(value);
+    return [Buffer.from(body), ...frames]; // copy the body: msgpackr reuses its buffer on the next pack
+  } finally {
+    frames = [];
+  }
+}
+
+export function unpack(message: Uint8Array[]): any {
+  frames = message.slice(1);
+  try {
+    return packr.unpack(message[0]);
+  } finally {
+    frames = [];
+  }
+}
 
 export interface RemoteError {
   code: string;

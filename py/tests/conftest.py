@@ -35,12 +35,12 @@ class Client:
 
     def call(self, op: str, events: list | None = None, **args):
         rid = next(self.ids)
-        self.sock.send(protocol.pack({"v": protocol.VERSION, "id": rid, "op": op, "args": args}))
+        self.sock.send_multipart(protocol.pack({"v": protocol.VERSION, "id": rid, "op": op, "args": args}))
         return self.wait(rid, events)
 
     def wait(self, rid: int | None, events: list | None = None):
         while True:
-            msg = protocol.unpack(self.sock.recv())
+            msg = protocol.unpack(self.sock.recv_multipart())
             assert msg["id"] == rid, f"reply for {msg['id']} while waiting for {rid}"
             if "event" in msg:
                 if events is not None:
@@ -50,8 +50,8 @@ class Client:
                 raise SidecarError(msg["error"])
             return msg["result"]
 
-    def send_raw(self, frame: bytes):
-        self.sock.send(frame)
+    def send_raw(self, *frames: bytes):
+        self.sock.send_multipart(list(frames))
 
 
 @pytest.fixture(scope="session")

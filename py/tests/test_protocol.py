@@ -16,8 +16,9 @@ def test_vectors_are_current_protocol():
 
 @pytest.mark.parametrize("vec", VECTORS["vectors"], ids=lambda v: v["name"])
 def test_vector_encode_and_decode(vec):
-    assert protocol.pack(vectors.from_json(vec["value"])).hex() == vec["hex"]
-    assert vectors.to_json(protocol.unpack(bytes.fromhex(vec["hex"]))) == vec["value"]
+    frames = [bytes.fromhex(vec["hex"]), *(bytes.fromhex(f) for f in vec["frames"])]
+    assert [bytes(f) for f in protocol.pack(vectors.from_json(vec["value"]))] == frames
+    assert vectors.to_json(protocol.unpack(frames)) == vectors.to_json(vectors.from_json(vec["value"]))
 
 
 def test_ndarray_round_trip_keeps_dtype_and_shape():
@@ -28,10 +29,19 @@ def test_ndarray_round_trip_keeps_dtype_and_shape():
 
 
 def test_ndarray_with_lying_shape_is_refused():
-    code, payload = msgpack.unpackb(protocol.pack(np.zeros(4, dtype=np.float32)), ext_hook=lambda c, d: (c, d))
+    code, payload = msgpack.unpackb(protocol.pack(np.zeros(4, dtype=np.float32))[0], ext_hook=lambda c, d: (c, d))
     lying = msgpack.packb(msgpack.ExtType(code, payload[:-4]))  # 12 bytes of data for a shape of 4 float32
     with pytest.raises(ValueError, match="does not match shape"):
-        protocol.unpack(lying)
+        protocol.unpack([lying])
+
+
+def test_large_arrays_go_out_of_band_without_copies():
+    a = np.arange(100_000, dtype=np.float32)
+    frames = protocol.pack({"a": a, "b": a[:10]})
+    assert len(frames) == 2 and len(frames[0]) < 200 and bytes(frames[1]) == a.tobytes()
+    assert np.array_equal(protocol.unpack(frames)["a"], a)
+    with pytest.raises(ValueError, match="names frame 1, the message has 1 frames"):
+        protocol.unpack(frames[:1])
 
 
 def test_handshake_reports_versions(sidecar):
@@ -42,7 +52,7 @@ def test_handshake_reports_versions(sidecar):
 
 
 def test_wrong_protocol_version_is_named(sidecar):
-    sidecar.send_raw(protocol.pack({"v": protocol.VERSION + 1, "id": 900, "op": "ping", "args": {}}))
+    sidecar.send_raw(*protocol.pack({"v": protocol.VERSION + 1, "id": 900, "op": "ping", "args": {}}))
     with pytest.raises(SidecarError) as e:
         sidecar.wait(900)
     assert e.value.code == "protocol_version" and f"v{protocol.VERSION + 1}" in e.value.message

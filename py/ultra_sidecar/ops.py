@@ -106,9 +106,15 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
         model = models.load_ppo(args["path"], venv, args.get("device", resolved_device))
         return {"model": h.add("model", model), "device": str(model.device), "vec_normalize": find_vec_normalize(venv) is not None}
 
+    blobs: dict[int, np.ndarray] = {}
+
     def blob(args, emit):
+        """A float32 payload of `nbytes`, made once per size so the bridge benchmark times transfer only."""
         n = int(args["nbytes"]) // 4
-        return {"data": np.arange(n, dtype=np.float32)}
+        if n not in blobs:
+            blobs.clear()
+            blobs[n] = np.arange(n, dtype=np.float32)
+        return {"data": blobs[n]}
 
     return {
         "hello": hello,

@@ -17,9 +17,11 @@ READY_LINE: str = SPEC["ready_line"]
 OPS: dict[str, dict] = SPEC["ops"]
 ERROR_CODES: frozenset[str] = frozenset(SPEC["errors"])
 ND_EXT: int = SPEC["ndarray"]["ext_type"]
+OOB_FLAG: int = SPEC["ndarray"]["out_of_band_flag"]
+OOB_BYTES: int = SPEC["ndarray"]["out_of_band_bytes"]
 DTYPES: list[np.dtype] = [np.dtype(d) for d in SPEC["ndarray"]["dtypes"]]
 _DTYPE_CODE = {d: i for i, d in enumerate(DTYPES)}
-# Frames above this size are refused before unpacking (a 1M-step trajectory chunk is far below it).
+# Messages above this size are refused before unpacking (a 1M-step trajectory chunk is far below it).
 MAX_FRAME_BYTES = 1 << 30
 
 
@@ -32,61 +34,83 @@ class ProtocolError(Exception):
         self.code = code
 
 
-def _encode_ndarray(a: np.ndarray) -> msgpack.ExtType:
+def _header(code: int, shape: tuple) -> bytes:
+    return struct.pack(f"<BB{len(shape)}I", code, len(shape), *shape)
+
+
+def _encode_ndarray(a: np.ndarray, frames: list) -> msgpack.ExtType:
     a = np.ascontiguousarray(a)
     dt = a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
     if dt not in _DTYPE_CODE:
         raise TypeError(f"dtype {a.dtype} has no wire code; cast it to one of {SPEC['ndarray']['dtypes']}")
-    header = struct.pack(f"<BB{a.ndim}I", _DTYPE_CODE[dt], a.ndim, *a.shape)
-    return msgpack.ExtType(ND_EXT, header + a.astype(dt, copy=False).tobytes())
+    a = a.astype(dt, copy=False)
+    if a.nbytes >= OOB_BYTES:  # its own frame, sent without copying
+        frames.append(memoryview(a).cast("B"))  # a byte view of the contiguous array
+        return msgpack.ExtType(ND_EXT, _header(_DTYPE_CODE[dt] | OOB_FLAG, a.shape) + struct.pack("<I", len(frames) - 2))
+    return msgpack.ExtType(ND_EXT, _header(_DTYPE_CODE[dt], a.shape) + a.tobytes())
 
 
-def _decode_ndarray(data: bytes) -> np.ndarray:
+def _decode_ndarray(data: bytes, frames: list) -> np.ndarray:
     if len(data) < 2:
         raise ValueError("ndarray ext shorter than its header")
     code, ndim = data[0], data[1]
+    oob = bool(code & OOB_FLAG)
+    code &= ~OOB_FLAG
     if code >= len(DTYPES):
         raise ValueError(f"unknown ndarray dtype code {code}")
     off = 2 + 4 * ndim
+    if len(data) < off + (4 if oob else 0):
+        raise ValueError("ndarray ext shorter than its shape")
     shape = struct.unpack_from(f"<{ndim}I", data, 2)
     dt = DTYPES[code]
-    if len(data) - off != dt.itemsize * int(np.prod(shape, dtype=np.int64)):
-        raise ValueError(f"ndarray payload of {len(data) - off} bytes does not match shape {shape} {dt}")
-    return np.frombuffer(data, dtype=dt, offset=off).reshape(shape)
+    if oob:
+        (index,) = struct.unpack_from("<I", data, off)
+        if index + 1 >= len(frames):
+            raise ValueError(f"ndarray names frame {index + 1}, the message has {len(frames)} frames")
+        buf, off = frames[index + 1], 0
+    else:
+        buf = data
+    if len(buf) - off != dt.itemsize * int(np.prod(shape, dtype=np.int64)):
+        raise ValueError(f"ndarray payload of {len(buf) - off} bytes does not match shape {shape} {dt}")
+    return np.frombuffer(buf, dtype=dt, offset=off).reshape(shape)
 
 
-def _default(obj: Any) -> Any:
-    if isinstance(obj, np.ndarray):
-        return _encode_ndarray(obj)
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, (tuple, set)):
-        return list(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot encode {type(obj).__name__} on the wire")
+def pack(obj: Any) -> list:
+    """The message as frames: the msgpack body, then one buffer per out-of-band array."""
+    frames: list = [b""]
+
+    def default(o: Any) -> Any:
+        if isinstance(o, np.ndarray):
+            return _encode_ndarray(o, frames)
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, (tuple, set)):
+            return list(o)
+        if isinstance(o, Path):
+            return str(o)
+        raise TypeError(f"cannot encode {type(o).__name__} on the wire")
+
+    frames[0] = msgpack.packb(obj, default=default, use_bin_type=True)
+    return frames
 
 
-def _ext_hook(code: int, data: bytes) -> Any:
-    if code == ND_EXT:
-        return _decode_ndarray(data)
-    raise ValueError(f"unknown msgpack ext type {code}")
+def unpack(frames: list) -> Any:
+    total = sum(len(f) for f in frames)
+    if total > MAX_FRAME_BYTES:
+        raise ValueError(f"message of {total} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
+
+    def ext_hook(code: int, data: bytes) -> Any:
+        if code == ND_EXT:
+            return _decode_ndarray(data, frames)
+        raise ValueError(f"unknown msgpack ext type {code}")
+
+    return msgpack.unpackb(frames[0], ext_hook=ext_hook, raw=False, strict_map_key=False)
 
 
-def pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, default=_default, use_bin_type=True)
-
-
-def unpack(frame: bytes) -> Any:
-    if len(frame) > MAX_FRAME_BYTES:
-        raise ValueError(f"frame of {len(frame)} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
-    return msgpack.unpackb(frame, ext_hook=_ext_hook, raw=False, strict_map_key=False)
-
-
-def parse_request(frame: bytes) -> tuple[int, str, dict]:
+def parse_request(frames: list) -> tuple[int, str, dict]:
     """Validate the request envelope; raise ProtocolError naming what is wrong."""
     try:
-        msg = unpack(frame)
+        msg = unpack(frames)
     except Exception as e:  # msgpack raises many types for garbage
         raise ProtocolError("bad_frame", f"frame is not valid msgpack ({type(e).__name__}: {e})") from None
     if not isinstance(msg, dict) or not {"v", "id", "op", "args"} <= msg.keys():
@@ -108,10 +132,10 @@ def parse_request(frame: bytes) -> tuple[int, str, dict]:
     return rid, op, args
 
 
-def request_id_of(frame: bytes) -> int | None:
+def request_id_of(frames: list) -> int | None:
     """Best effort: the id of a request that failed validation, so its error reaches the right caller."""
     try:
-        msg = unpack(frame)
+        msg = msgpack.unpackb(frames[0], ext_hook=lambda c, d: None, raw=False, strict_map_key=False)
         rid = msg.get("id") if isinstance(msg, dict) else None
         return rid if isinstance(rid, int) else None
     except Exception:

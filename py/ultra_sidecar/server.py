@@ -29,23 +29,21 @@ class Server:
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def _send(self, ident: bytes, msg: dict) -> None:
-        self.sock.send_multipart([ident, protocol.pack(msg)], copy=False)
+        self.sock.send_multipart([ident, *protocol.pack(msg)], copy=False)
 
     def _error(self, ident: bytes, rid: int | None, code: str, message: str, tb: str = "") -> None:
         self._send(ident, {"id": rid, "ok": False, "error": {"code": code, "message": message, "traceback": tb}})
 
     def serve(self) -> None:
         while True:
-            parts = self.sock.recv_multipart(copy=True)
-            ident, frames = parts[0], parts[1:]
-            if len(frames) != 1:
-                self._error(ident, None, "bad_frame", f"expected 1 frame per message, got {len(frames)}")
+            ident, *frames = self.sock.recv_multipart(copy=True)
+            if not frames:
+                self._error(ident, None, "bad_frame", "empty message")
                 continue
-            frame = frames[0]
             try:
-                rid, op, args = protocol.parse_request(frame)
+                rid, op, args = protocol.parse_request(frames)
             except ProtocolError as e:
-                self._error(ident, protocol.request_id_of(frame), e.code, str(e))
+                self._error(ident, protocol.request_id_of(frames), e.code, str(e))
                 continue
             if op == "shutdown":
                 self._send(ident, {"id": rid, "ok": True, "result": {}})

@@ -1,6 +1,6 @@
 """Shared test vectors: protocol/vectors.json holds (value, msgpack hex) pairs that the TS and Python tests
-both check. Values are JSON with two tags: {"$nd": dtype, "shape": [...], "data": [...]} for an ndarray and
-{"$bin": hex} for bytes. Regenerate with `python -m ultra_sidecar.vectors` after a protocol change."""
+both check. Values are JSON with two tags: {"$nd": dtype, "shape": [...], "data": [...]} (or "fill": x) for an ndarray and
+{"$bin": hex} for bytes. `frames` holds the out-of-band frames after the msgpack body, as hex. Regenerate with `python -m ultra_sidecar.vectors` after a protocol change."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ PATH = protocol.SPEC_PATH.parent / "vectors.json"
 
 
 def from_json(v: Any) -> Any:
+    if isinstance(v, dict) and "$nd" in v and "fill" in v:  # a large array, written compactly
+        return np.full(v["shape"], v["fill"], dtype=v["$nd"])
     if isinstance(v, dict) and "$nd" in v:
         return np.asarray(v["data"], dtype=v["$nd"]).reshape(v["shape"])
     if isinstance(v, dict) and "$bin" in v:
@@ -61,12 +63,16 @@ CASES: dict[str, Any] = {
             "state": {"$bin": "00ff10"},
         },
     },
+    "out_of_band": {"id": 5, "event": "chunk", "data": {"small": {"$nd": "uint8", "shape": [2], "data": [1, 2]}, "big": {"$nd": "float64", "shape": [64, 128], "fill": -0.5}}},
     "scalars": {"id": 4, "ok": True, "result": {"neg": -33, "u8": 200, "u16": 60000, "u32": 4000000000, "i32": -2000000000, "f": -2.25, "s": "Hüpfer ✓", "nil": None, "list": [1, "a", [True, False]]}},
 }
 
 
 def main() -> None:
-    vectors = [{"name": k, "value": v, "hex": protocol.pack(from_json(v)).hex()} for k, v in CASES.items()]
+    vectors = []
+    for name, value in CASES.items():
+        body, *extra = protocol.pack(from_json(value))
+        vectors.append({"name": name, "value": value, "hex": body.hex(), "frames": [bytes(f).hex() for f in extra]})
     PATH.write_text(json.dumps({"protocol": V, "vectors": vectors}, indent=1, ensure_ascii=False) + "\n")
     print(f"wrote {len(vectors)} vectors to {PATH}")
 

@@ -164,16 +164,16 @@ export class Sidecar {
 
   private async receiveLoop(): Promise<void> {
     try {
-      for await (const [frame] of this.dealer) this.route(frame);
+      for await (const frames of this.dealer) this.route(frames);
     } catch {
       // the socket closed: close() or kill() already settled everything
     }
   }
 
-  private route(frame: Buffer): void {
+  private route(frames: Buffer[]): void {
     let msg: Reply;
     try {
-      msg = unpack(frame);
+      msg = unpack(frames);
     } catch (e) {
       this.unroutedErrors.push(new UltraError(`unreadable frame from the sidecar: ${(e as Error).message}`));
       return;
@@ -215,8 +215,8 @@ export class Sidecar {
         }
       }, timeoutS * 1000);
       this.pending.set(id, { op, resolve, reject, onEvent: opts.onEvent, timer, timeoutS });
-      const frame = pack({ v: version, id, op, args });
-      this.sendChain = this.sendChain.then(() => this.dealer.send(frame)).catch((e) => {
+      const frames = pack({ v: version, id, op, args });
+      this.sendChain = this.sendChain.then(() => this.dealer.send(frames)).catch((e) => {
         const p = this.pending.get(id);
         if (!p) return;
         clearTimeout(p.timer);
@@ -226,9 +226,9 @@ export class Sidecar {
     });
   }
 
-  /** Send raw bytes (tests and fuzzing only). */
-  sendRaw(frame: Uint8Array): Promise<void> {
-    return (this.sendChain = this.sendChain.then(() => this.dealer.send(frame)));
+  /** Send raw frames (tests and fuzzing only). */
+  sendRaw(...frames: Uint8Array[]): Promise<void> {
+    return (this.sendChain = this.sendChain.then(() => this.dealer.send(frames)));
   }
 
   get alive(): boolean {
