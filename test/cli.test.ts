@@ -1,11 +1,12 @@
 // The `ultra` CLI as a user runs it: real processes, real sidecar, real SB3 training.
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "../ts/paths.js";
+import { processExists, waitFor } from "./helpers.js";
 
 const run = promisify(execFile);
 const ULTRA = join(ROOT, "bin", "ultra.js");
@@ -126,4 +127,20 @@ describe("ultra CLI", () => {
     expect(res.returns[0]).toBeGreaterThanOrEqual(-21);
     expect(res.returns[0]).toBeLessThanOrEqual(21);
   });
+
+  for (const signal of ["SIGINT", "SIGTERM"] as const)
+    it(`${signal} stops the CLI and its sidecar, leaving no process behind`, async () => {
+      const cli = spawn(process.execPath, [ULTRA, "pretrain", "--env", "HalfCheetah", "--steps", "1000000", "--out", join(dir, `sig-${signal}`)], { stdio: ["ignore", "ignore", "pipe"] });
+      let stderr = "";
+      cli.stderr!.on("data", (d) => (stderr += d));
+      await waitFor(() => stderr.includes("PPO MlpPolicy"), 60_000); // the sidecar is up and training
+      const children = readFileSync(`/proc/${cli.pid}/task/${cli.pid}/children`, "utf8").trim().split(/\s+/).map(Number);
+      expect(children.length).toBe(1);
+      const exited = new Promise<number | null>((r) => cli.once("exit", (code) => r(code)));
+      const t0 = Date.now();
+      cli.kill(signal);
+      expect(await exited).toBe(signal === "SIGINT" ? 130 : 143);
+      expect(await waitFor(() => !processExists(children[0]), 5000)).toBe(true);
+      expect(Date.now() - t0).toBeLessThan(5000);
+    });
 });

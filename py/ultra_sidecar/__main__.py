@@ -1,7 +1,8 @@
 """Start the sidecar: `python -m ultra_sidecar --endpoint ipc:///private/dir/sock`.
 
 It prints `ULTRA_READY <endpoint>` once bound, then serves until `shutdown`. It exits when its parent goes
-away: the parent holds our stdin open, so EOF on stdin means the parent died (also on SIGKILL).
+away: the parent holds our stdin open, so EOF on stdin means the parent died (also on SIGKILL); during a
+long op, PR_SET_PDEATHSIG does the same.
 """
 
 from __future__ import annotations
@@ -9,10 +10,8 @@ from __future__ import annotations
 import argparse
 import ctypes
 import logging
-import os
 import signal
 import sys
-import threading
 
 
 def _die_with_parent() -> None:
@@ -20,13 +19,6 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
     except (OSError, AttributeError):
         pass
-
-    def watch_stdin() -> None:
-        while sys.stdin.buffer.read(65536):
-            pass
-        os._exit(0)
-
-    threading.Thread(target=watch_stdin, daemon=True, name="parent-watch").start()
 
 
 def main() -> None:
@@ -51,8 +43,7 @@ def main() -> None:
     server = Server(args.endpoint, make_handlers(args.device))
     print(f"{protocol.READY_LINE} {server.endpoint}", flush=True)
     sys.stdout = sys.stderr  # library prints must not mix with the ready line
-    server.serve()
-    os._exit(0)  # the stdin watcher thread is blocked in read(); skip interpreter teardown
+    server.serve(parent_fd=None if args.no_parent_watch else sys.stdin.fileno())
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 from typing import Any, Callable
 
@@ -29,13 +30,27 @@ class Server:
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def _send(self, ident: bytes, msg: dict) -> None:
-        self.sock.send_multipart([ident, *protocol.pack(msg)], copy=False)
+        frames = protocol.pack(msg)
+        # zero-copy pays off only for large buffers; for a lone small body, copying is faster
+        self.sock.send_multipart([ident, *frames], copy=len(frames) == 1)
 
     def _error(self, ident: bytes, rid: int | None, code: str, message: str, tb: str = "") -> None:
         self._send(ident, {"id": rid, "ok": False, "error": {"code": code, "message": message, "traceback": tb}})
 
-    def serve(self) -> None:
+    def serve(self, parent_fd: int | None = None) -> None:
+        """Serve until `shutdown`, or until `parent_fd` (our stdin, the parent's pipe) reaches EOF: the parent
+        is gone. Polled here rather than in a thread, which would cost every round trip ~20 µs of GIL traffic."""
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        if parent_fd is not None:
+            poller.register(parent_fd, zmq.POLLIN)
         while True:
+            ready = dict(poller.poll())
+            if parent_fd in ready and not os.read(parent_fd, 65536):
+                log.info("parent closed our stdin; exiting")
+                break
+            if self.sock not in ready:
+                continue
             ident, *frames = self.sock.recv_multipart(copy=True)
             if not frames:
                 self._error(ident, None, "bad_frame", "empty message")
