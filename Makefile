@@ -1,9 +1,14 @@
-# ULTRA: `make setup` once, then `make test`, `make pretrain ENV=HalfCheetah`, `make bench`.
+# ULTRA: `make setup` once, then `make train ENV=HalfCheetah PROFILE=quick`, `make test`, `make bench`.
 ENV ?= HalfCheetah
+VARIANT ?= RA
 SEED ?= 0
+SEEDS ?=
+PROFILE ?= paper
+BASE ?=
+ADVISER ?=
 STEPS ?=
 DEVICE ?= auto
-OUT ?= runs/pretrain-$(ENV)-s$(SEED)
+OUT ?=
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -40,10 +45,12 @@ test-py: setup
 	$(PY) -m pytest -q
 
 pretrain: setup
-	npx ultra pretrain --env $(ENV) --seed $(SEED) --device $(DEVICE) --out $(OUT) $(if $(STEPS),--steps $(STEPS))
+	npx ultra pretrain --env $(ENV) --seed $(SEED) --device $(DEVICE) $(if $(OUT),--out $(OUT)) $(if $(STEPS),--steps $(STEPS))
 
 train: setup
-	@echo "make train (identify + improve + evaluate + report) lands with the ULTRA issue; use make pretrain ENV=$(ENV) for now" >&2; exit 2
+	npx ultra train --env $(ENV) --variant $(VARIANT) --profile $(PROFILE) --device $(DEVICE) \
+	  $(if $(SEEDS),--seeds $(SEEDS),--seed $(SEED)) $(if $(BASE),--base $(BASE)) $(if $(ADVISER),--adviser $(ADVISER)) \
+	  $(if $(OUT),--out $(OUT)) $(if $(RESUME),--resume)
 
 doctor: setup
 	npx ultra doctor

@@ -89,7 +89,7 @@ describe("ultra CLI", () => {
     expect(missing.stderr).toContain(`model file not found: ${join(dir, "nope.zip")}`);
     const unknown = await ultra("pretrain", "--env", "Cheetahh", "--steps", "10", "--out", join(dir, "x"));
     expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toContain('unknown env "Cheetahh": use one of HalfCheetah, Hopper, Pong, Reacher, Walker2d');
+    expect(unknown.stderr).toContain('unknown env "Cheetahh": use one of HalfCheetah, Hopper, Pong, Reacher, SparseHalfCheetah');
     writeFileSync(join(dir, "corrupt.zip"), "not a zip");
     const corrupt = await ultra("inspect", join(dir, "corrupt.zip"));
     expect(corrupt.code).toBe(1);

@@ -7,7 +7,7 @@ import { envSpec, loadConfigs, resolveEnv } from "../ts/config.js";
 describe("env configs", () => {
   it("every env of the paper has a config with RL-Zoo hyperparameters", () => {
     const names = loadConfigs().map((c) => c.name);
-    expect(names).toEqual(["HalfCheetah", "Hopper", "Pong", "Reacher", "Walker2d"]);
+    expect(names).toEqual(["HalfCheetah", "Hopper", "Pong", "Reacher", "SparseHalfCheetah", "SparseHopper", "SparseWalker2d", "Walker2d"]);
     expect(resolveEnv("Hopper").ppo).toMatchObject({ gamma: 0.999, learning_rate: 9.80828e-5, n_epochs: 5 });
   });
 
@@ -16,6 +16,12 @@ describe("env configs", () => {
     expect(resolveEnv("PongNoFrameskip-v4").env_id).toBe("ALE/Pong-v5");
     expect(resolveEnv("CartPole-v1")).toMatchObject({ env_id: "CartPole-v1", ppo: { policy: "MlpPolicy" } });
     expect(() => resolveEnv("Cheetahh")).toThrow(/unknown env "Cheetahh"/);
+  });
+
+  it("sparse variants extend their dense twin", () => {
+    const sparse = resolveEnv("SparseHopper");
+    expect(sparse.env_id).toBe("ultra/SparseHopper-v5");
+    expect(sparse.ppo).toEqual(resolveEnv("Hopper").ppo);
   });
 
   it("Pong's spec carries the Atari wrappers and frame stack", () => {

@@ -11,6 +11,9 @@ import { doctor } from "./commands/doctor.js";
 import { evaluate } from "./commands/evaluate.js";
 import { formatDescription, inspectModel } from "./commands/inspect.js";
 import { pretrain } from "./commands/pretrain.js";
+import { parseSeeds, phaseCommand, train } from "./commands/train.js";
+import { PHASES } from "./ultra/rundir.js";
+import { VARIANTS, type Variant } from "./ultra/settings.js";
 import { fmt, log } from "./progress.js";
 
 // Ctrl-C / SIGTERM: exit through process.exit so the sidecars' exit hook kills them and removes their sockets.
@@ -73,6 +76,43 @@ const cli = yargs(hideBin(process.argv))
       log(`saved ${r.files.join(", ")} after ${r.steps} steps in ${fmt(r.seconds)} s (${fmt(r.fps)} steps/s)`);
       printJson(r, a.json);
     },
+  )
+  .command(
+    "train",
+    "ULTRA end to end: base policy → identify → improve (with baselines) → evaluate → report",
+    (y: Argv) =>
+      y
+        .option("env", { type: "string", demandOption: true, describe: "HalfCheetah, Hopper, Walker2d, Reacher, Pong, Sparse*, or a Gymnasium id" })
+        .option("variant", { choices: VARIANTS, describe: "A: suggested actions, R: adviser rewards, RA: both (default: configs/ultra.yaml)" })
+        .option("seed", { type: "number", default: 0 })
+        .option("seeds", { type: "string", describe: "several seeds, e.g. 0,1,2,3,4 or 0-4: one run each and a report over them" })
+        .option("base", { type: "string", describe: "start from your own SB3 PPO model.zip instead of pretraining one" })
+        .option("adviser", { type: "string", describe: "who names critical states: rollout" })
+        .option("profile", { type: "string", default: "paper", describe: "quick | paper (configs/ultra.yaml)" })
+        .option("out", { type: "string", describe: "run directory (default runs/ENV-VARIANT-PROFILE-sSEED)" })
+        .option("resume", { type: "boolean", default: false, describe: "continue an interrupted run from its last finished phase / checkpoint" }),
+    async (a) => {
+      const r = await train({
+        env: a.env, seeds: a.seeds ? parseSeeds(a.seeds) : [a.seed], profile: a.profile, variant: a.variant as Variant | undefined,
+        adviser: a.adviser, base: a.base, out: a.out, resume: a.resume, sidecar: sidecarOptions(a),
+      });
+      log(`report: ${r.report}`);
+      printJson(r);
+    },
+  )
+  .command(
+    PHASES.map((phase) => ({
+      command: phase,
+      describe: `run the ${phase} phase of an existing run directory again (later phases are redone by train --resume)`,
+      builder: (y: Argv) =>
+        y
+          .option("run", { type: "string", demandOption: true, describe: "the run directory" })
+          .option("base", { type: "string", describe: "base phase only: your own SB3 PPO model.zip" }),
+      handler: async (a: { run: string; base?: string }) => {
+        await phaseCommand(phase, a.run, { sidecar: sidecarOptions(a), base: a.base });
+        log(`${phase}: done (${a.run})`);
+      },
+    })),
   )
   .command(
     "eval",

@@ -6,6 +6,7 @@ import { z } from "zod";
 import type { EnvSpec } from "./bridge/ops.js";
 import { UltraError } from "./bridge/errors.js";
 import { CONFIGS_DIR } from "./paths.js";
+import { merge } from "./ultra/settings.js";
 
 const Num = z.union([z.number(), z.string().regex(/^lin_[0-9.eE+-]+$/, 'a number or "lin_X" (linear decay from X)')]);
 
@@ -23,18 +24,23 @@ export const EnvConfig = z.object({
   ppo: z
     .object({ policy: z.enum(["MlpPolicy", "CnnPolicy"]), learning_rate: Num.optional(), clip_range: Num.optional() })
     .catchall(z.unknown()),
+  /** Per-env overrides of configs/ultra.yaml (e.g. RICE's reset probability for this env). */
+  ultra: z.record(z.string(), z.unknown()).default({}),
 });
 export type EnvConfig = z.infer<typeof EnvConfig>;
 
+/** All env configs; `extends: Name` starts from another config (the sparse variants reuse their dense twin). */
 export function loadConfigs(dir = join(CONFIGS_DIR, "envs")): EnvConfig[] {
-  return readdirSync(dir)
-    .filter((f) => f.endsWith(".yaml"))
-    .sort()
-    .map((f) => {
-      const parsed = EnvConfig.safeParse(parse(readFileSync(join(dir, f), "utf8")));
-      if (!parsed.success) throw new UltraError(`configs/envs/${f} is invalid: ${z.prettifyError(parsed.error)}`);
-      return parsed.data;
-    });
+  const files = readdirSync(dir).filter((f) => f.endsWith(".yaml")).sort();
+  const raw = new Map(files.map((f) => [f, parse(readFileSync(join(dir, f), "utf8")) as Record<string, unknown>]));
+  const byName = new Map([...raw.values()].map((d) => [d.name, d]));
+  return files.map((f) => {
+    const { extends: parent, ...doc } = raw.get(f)!;
+    if (parent !== undefined && !byName.has(parent)) throw new UltraError(`configs/envs/${f} extends unknown config "${parent}"`);
+    const parsed = EnvConfig.safeParse(parent === undefined ? doc : merge(byName.get(parent)!, doc));
+    if (!parsed.success) throw new UltraError(`configs/envs/${f} is invalid: ${z.prettifyError(parsed.error)}`);
+    return parsed.data;
+  });
 }
 
 /** "HalfCheetah", "halfcheetah", "HalfCheetah-v5" or an alias; any other Gymnasium id gets SB3 defaults. */

@@ -21,9 +21,10 @@ FIELDS = ("obs", "raw_obs", "actions", "rewards", "values", "log_probs")
 
 
 def _chunks(episode: int, env_index: int, steps: dict, snaps: list, snap_steps: list, size: int, ret: float):
-    """Split one finished episode into chunks of at most `size` steps."""
+    """Split one finished episode into chunks of at most `size` steps. raw_obs is sent only when it differs
+    from obs (under VecNormalize): on Atari it would double the largest array."""
     n = len(steps["rewards"])
-    arrays = {k: np.asarray(v) for k, v in steps.items()}
+    arrays = {k: np.asarray(v) for k, v in steps.items() if v}
     arrays["rewards"] = arrays["rewards"].astype(np.float32)
     dones = np.zeros(n, dtype=bool)
     dones[-1] = True
@@ -56,7 +57,7 @@ def collect(model: PPO, venv: VecEnv, episodes: int, deterministic: bool, snapsh
     obs = venv.reset()
     finished, total_steps, summary, last_emit = 0, 0, [], time.perf_counter()
     while finished < episodes:
-        raw = vn.get_original_obs() if vn is not None else obs
+        raw = vn.get_original_obs() if vn is not None else None
         for i in range(n):
             t = len(bufs[i][0]["rewards"])
             if snapshot_every and t % snapshot_every == 0:
@@ -73,8 +74,9 @@ def collect(model: PPO, venv: VecEnv, episodes: int, deterministic: bool, snapsh
         values, log_probs = values.cpu().numpy().reshape(-1), log_probs.cpu().numpy().reshape(-1)
         for i in range(n):
             steps = bufs[i][0]
-            for key, val in zip(FIELDS, (obs[i], raw[i], env_actions[i], rewards[i], values[i], log_probs[i])):
-                steps[key].append(val)
+            for key, val in zip(FIELDS, (obs[i], None if raw is None else raw[i], env_actions[i], rewards[i], values[i], log_probs[i])):
+                if val is not None:
+                    steps[key].append(val)
             if dones[i]:
                 ep = infos[i].get("episode")
                 ret = float(ep["r"]) if ep else float(np.sum(steps["rewards"]))

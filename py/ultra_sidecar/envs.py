@@ -11,6 +11,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack, VecNormalize, VecTransposeImage
 
+from . import sparse
 from .protocol import ProtocolError
 from .safe_load import load_vec_normalize_stats
 
@@ -20,6 +21,7 @@ try:  # ALE registers its ids on import; Pong needs it, MuJoCo does not
     gym.register_envs(ale_py)
 except ImportError:  # pragma: no cover - ale-py is a declared dependency
     pass
+sparse.register()
 
 # Short names from RL-Zoo configs; any other value is a dotted path "module.Class".
 KNOWN_WRAPPERS = {"AtariWrapper": "stable_baselines3.common.atari_wrappers.AtariWrapper"}

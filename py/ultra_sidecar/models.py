@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -14,6 +16,7 @@ from stable_baselines3.common.utils import ConstantSchedule, LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
 from .envs import find_vec_normalize
+from .modulation import ModulatedPPO, ModulationTable
 from .protocol import ProtocolError
 from .zipinfo import check_ppo, space_shape
 
@@ -39,7 +42,7 @@ def policy_kwargs(raw: dict | None) -> dict:
     return kwargs
 
 
-def new_ppo(venv: VecEnv, ppo: dict) -> PPO:
+def new_ppo(venv: VecEnv, ppo: dict) -> ModulatedPPO:
     """ppo: policy, seed, device, tensorboard_log and PPO constructor hyperparameters."""
     hp = dict(ppo)
     policy = hp.pop("policy", "MlpPolicy")
@@ -48,12 +51,22 @@ def new_ppo(venv: VecEnv, ppo: dict) -> PPO:
             hp[key] = schedule(hp[key])
     hp["policy_kwargs"] = policy_kwargs(hp.get("policy_kwargs"))
     try:
-        return PPO(policy, venv, verbose=0, **hp)
+        return ModulatedPPO(policy, venv, verbose=0, **hp)
     except TypeError as e:
         raise ProtocolError("bad_args", f"bad PPO hyperparameter: {e}") from None
 
 
-def load_ppo(path: str, venv: VecEnv, device: str) -> PPO:
+def _saved_clip_range(data: dict) -> float:
+    """The clip range a model was trained with, from the readable repr SB3 writes beside the pickle
+    (e.g. "ConstantSchedule(val=0.1)"; a linear schedule gives its start value)."""
+    text = json.dumps(data.get("clip_range"))
+    m = re.search(r"(?:val|start|initial_value)=([0-9.eE+-]+)", text)
+    return float(m.group(1)) if m else 0.2  # SB3's default
+
+
+def load_ppo(path: str, venv: VecEnv, device: str, train: dict | None = None) -> ModulatedPPO:
+    """train: {learning_rate, clip_range?, seed?, tensorboard_log?} to continue training the loaded model;
+    without it the model is for inference (learning rate 0)."""
     info = check_ppo(path)
     env_shape = list(venv.observation_space.shape or [])
     model_shape = space_shape(info["data"], "observation_space")
@@ -72,10 +85,19 @@ def load_ppo(path: str, venv: VecEnv, device: str) -> PPO:
         "lr_schedule": ConstantSchedule(0.0),
         "clip_range": ConstantSchedule(0.0),
     }
+    extra = {}
+    if train:
+        lr = float(train["learning_rate"])
+        clip = float(train["clip_range"]) if train.get("clip_range") is not None else _saved_clip_range(info["data"])
+        custom.update(learning_rate=lr, lr_schedule=ConstantSchedule(lr), clip_range=ConstantSchedule(clip))
+        extra = {k: train[k] for k in ("tensorboard_log",) if train.get(k)}
     try:
-        return PPO.load(path, env=venv, device=device, custom_objects=custom)
+        model = ModulatedPPO.load(path, env=venv, device=device, custom_objects=custom, **extra)
     except Exception as e:
         raise ProtocolError("model_error", f"cannot load {path}: {type(e).__name__}: {e}") from None
+    if train and train.get("seed") is not None:
+        model.set_random_seed(int(train["seed"]))
+    return model
 
 
 def save_ppo(model: PPO, path: str) -> list[str]:
@@ -120,14 +142,20 @@ class ProgressCallback(BaseCallback):
             "ep_rew_mean": float(np.mean([e["r"] for e in eps])) if eps else None,
             "ep_len_mean": float(np.mean([e["l"] for e in eps])) if eps else None,
             "episodes": self.model._episode_num,
+            "modulation": self.model.modulation_stats,
         }
 
 
-def learn(model: PPO, steps: int, emit: Emit, tb_log_name: str = "PPO") -> dict:
+def learn(model: ModulatedPPO, steps: int, emit: Emit, tb_log_name: str = "PPO", modulation: dict | None = None) -> dict:
+    """modulation: the wire map of a ModulationTable, in force for this call only (None: plain PPO)."""
     cb = ProgressCallback(emit, steps)
     t0 = time.perf_counter()
-    model.learn(total_timesteps=steps, callback=cb, reset_num_timesteps=False, tb_log_name=tb_log_name)
-    final = cb.stats(time.perf_counter())
+    model.modulation = None if modulation is None else ModulationTable(modulation, model.get_env())
+    try:
+        model.learn(total_timesteps=steps, callback=cb, reset_num_timesteps=False, tb_log_name=tb_log_name)
+        final = cb.stats(time.perf_counter())
+    finally:
+        model.modulation = None
     emit("progress", final)
     return {**final, "seconds": time.perf_counter() - t0}
 

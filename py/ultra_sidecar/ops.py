@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import collect, models, protocol, snapshot
+from . import collect, counterfactual, models, plots, protocol, snapshot
 from .envs import describe_space, find_vec_normalize, make_env
 from .protocol import ProtocolError
 
@@ -103,7 +103,7 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
 
     def model_load(args, emit):
         venv = env_of(args)
-        model = models.load_ppo(args["path"], venv, args.get("device", resolved_device))
+        model = models.load_ppo(args["path"], venv, args.get("device", resolved_device), args.get("train"))
         return {"model": h.add("model", model), "device": str(model.device), "vec_normalize": find_vec_normalize(venv) is not None}
 
     blobs: dict[int, np.ndarray] = {}
@@ -129,7 +129,9 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
         "model_new": model_new,
         "model_load": model_load,
         "model_save": lambda args, emit: {"files": models.save_ppo(model_of(args), args["path"])},
-        "model_learn": lambda args, emit: models.learn(model_of(args), int(args["steps"]), emit, args.get("tb_log_name", "PPO")),
+        "model_learn": lambda args, emit: models.learn(
+            model_of(args), int(args["steps"]), emit, args.get("tb_log_name", "PPO"), args.get("modulation")
+        ),
         "model_predict": lambda args, emit: models.predict(model_of(args), args["obs"], bool(args.get("deterministic", True))),
         "model_evaluate": lambda args, emit: collect.evaluate(
             model_of(args), env_of(args), int(args["episodes"]), bool(args.get("deterministic", True)), emit
@@ -143,6 +145,12 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
             int(args.get("chunk_steps", 1024)),
             emit,
         ),
+        "counterfactual": lambda args, emit: {
+            "returns": counterfactual.rollout_returns(
+                model_of(args), env_of(args), args["snapshot"], args["candidates"], int(args["horizon"]), float(args["gamma"])
+            )
+        },
+        "plot_curves": lambda args, emit: {"path": plots.plot_curves(args["curves"], args["path"], args["title"])},
         "close": lambda args, emit: h.close(args["handle"]) or {},
     }
 

@@ -25,6 +25,8 @@ WRAPPER_STATE = {
     "TimeLimit": ("_elapsed_steps",),
     "Monitor": ("rewards", "needs_reset"),
     "OrderEnforcing": ("_has_reset",),
+    # its checks of the first two steps compare with data from a reset this env never had
+    "PassiveEnvChecker": ("checked_reset", "checked_step", "checked_data_reuse"),
     "EpisodicLifeEnv": ("lives", "was_real_done"),
 }
 
@@ -131,6 +133,8 @@ def restore(venv: VecEnv, index: int, snap: dict) -> np.ndarray:
             v.buf_obs[None][index] = vec["obs"]
             obs = np.copy(vec["obs"])
         elif isinstance(v, VecNormalize):
+            if getattr(v, "old_obs", None) is None or len(v.old_obs) != v.num_envs:  # never reset, or stats from another env count
+                v.old_obs = np.zeros((v.num_envs, *np.shape(vec["norm_old_obs"])), dtype=np.float32)
             v.old_obs[index] = vec["norm_old_obs"]
             v.returns[index] = vec["norm_return"]
             obs = v.normalize_obs(np.asarray(vec["norm_old_obs"])[None])[0]

@@ -35,6 +35,22 @@ export interface HelloResult {
   torch_threads: number;
 }
 
+/** Hyperparameters for continuing to train a loaded model (a loaded model otherwise has lr 0). */
+export interface TrainOverrides {
+  learning_rate: number;
+  clip_range?: number;
+  seed?: number;
+  tensorboard_log?: string;
+}
+
+/** Counters of the modulation applied during a learn call. */
+export interface ModulationStats {
+  matched_steps: number;
+  overridden_actions: number;
+  reward_added_steps: number;
+  critical_resets: number;
+}
+
 export interface LearnProgress {
   steps: number;
   total: number;
@@ -43,6 +59,7 @@ export interface LearnProgress {
   ep_rew_mean: number | null;
   ep_len_mean: number | null;
   episodes: number;
+  modulation?: ModulationStats | null;
 }
 
 /** One streamed piece of a finished episode. Snapshots are opaque maps for env_restore. */
@@ -54,7 +71,8 @@ export interface TrajectoryChunk {
   final: boolean;
   return: number | null;
   obs: NDArray;
-  raw_obs: NDArray;
+  /** un-normalised observations; absent when the env has no VecNormalize (then they equal obs) */
+  raw_obs?: NDArray;
   actions: NDArray;
   rewards: NDArray<Float32Array>;
   values: NDArray<Float32Array>;
@@ -85,9 +103,12 @@ interface OpTable {
   env_snapshot: [{ env: string; index: number }, { snapshot: Snapshot }];
   env_restore: [{ env: string; index: number; snapshot: Snapshot }, { obs: NDArray }];
   model_new: [{ env: string; ppo: Record<string, unknown> }, { model: string; device: string; num_params: number }];
-  model_load: [{ path: string; env: string; device?: string }, { model: string; device: string; vec_normalize: boolean }];
+  model_load: [
+    { path: string; env: string; device?: string; train?: TrainOverrides },
+    { model: string; device: string; vec_normalize: boolean },
+  ];
   model_save: [{ model: string; path: string }, { files: string[] }];
-  model_learn: [{ model: string; steps: number; tb_log_name?: string }, LearnProgress & { seconds: number }];
+  model_learn: [{ model: string; steps: number; tb_log_name?: string; modulation?: unknown }, LearnProgress & { seconds: number }];
   model_predict: [{ model: string; obs: NDArray; deterministic?: boolean }, { actions: NDArray; values: NDArray<Float32Array> }];
   model_evaluate: [
     { model: string; env: string; episodes: number; deterministic?: boolean },
@@ -97,6 +118,11 @@ interface OpTable {
     { model: string; env: string; episodes: number; deterministic?: boolean; snapshot_every?: number; chunk_steps?: number },
     { episodes: EpisodeSummary[]; steps: number },
   ];
+  counterfactual: [
+    { model: string; env: string; snapshot: Snapshot; candidates: NDArray; horizon: number; gamma: number },
+    { returns: NDArray<Float64Array> },
+  ];
+  plot_curves: [{ curves: Record<string, unknown>; path: string; title: string }, { path: string }];
   close: [{ handle: string }, Record<string, never>];
 }
 
@@ -105,5 +131,6 @@ export type OpArgs<K extends OpName> = OpTable[K][0];
 export type OpResult<K extends OpName> = OpTable[K][1];
 export const OP_NAMES = [
   "hello", "ping", "shutdown", "echo", "blob", "env_make", "env_reset", "env_step", "env_snapshot", "env_restore",
-  "model_new", "model_load", "model_save", "model_learn", "model_predict", "model_evaluate", "collect", "close",
+  "model_new", "model_load", "model_save", "model_learn", "model_predict", "model_evaluate", "collect", "counterfactual",
+  "plot_curves", "close",
 ] as const satisfies readonly OpName[];

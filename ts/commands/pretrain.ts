@@ -2,10 +2,10 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { UltraError } from "../bridge/errors.js";
-import type { LearnProgress } from "../bridge/ops.js";
-import { withSidecar, type Sidecar, type SidecarOptions } from "../bridge/sidecar.js";
+import { withSidecar, type SidecarOptions } from "../bridge/sidecar.js";
 import { envSpec, resolveEnv } from "../config.js";
-import { log, progressBar } from "../progress.js";
+import { learn } from "../learn.js";
+import { log } from "../progress.js";
 import { runInfo } from "../runinfo.js";
 
 export interface PretrainOptions {
@@ -25,19 +25,6 @@ export interface PretrainResult {
   seconds: number;
   fps: number;
   ep_rew_mean: number | null;
-}
-
-/** model_learn with a progress bar (steps/s, ETA, recent episode return). */
-export async function learn(sc: Sidecar, model: string, steps: number, phase: string, tbLogName = "PPO") {
-  const bar = progressBar(phase, steps);
-  const show = (p: LearnProgress) => bar.update(p.steps, p.ep_rew_mean == null ? {} : { "ep_rew_mean": p.ep_rew_mean });
-  try {
-    const res = await sc.call("model_learn", { model, steps, tb_log_name: tbLogName }, { onEvent: (_, p) => show(p) });
-    show(res);
-    return res;
-  } finally {
-    bar.stop();
-  }
 }
 
 export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {

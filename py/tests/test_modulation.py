@@ -1,0 +1,179 @@
+"""ULTRA's improvement phase: ModulatedPPO against SB3's PPO, and each variant on real HalfCheetah rollouts."""
+
+import numpy as np
+import pytest
+import torch
+from stable_baselines3 import PPO
+
+from conftest import HALF_CHEETAH, TINY_PPO, SidecarError
+from ultra_sidecar.envs import find_vec_normalize, make_env
+from ultra_sidecar.models import load_ppo, new_ppo, save_ppo
+from ultra_sidecar.modulation import ModulatedPPO, ModulationTable
+from ultra_sidecar.protocol import ProtocolError
+from ultra_sidecar.snapshot import snapshot
+
+N_STEPS = 128
+SMALL_PPO = {"policy": "MlpPolicy", "n_steps": N_STEPS, "batch_size": 64, "n_epochs": 2, "seed": 0, "device": "cpu", "policy_kwargs": {"net_arch": [16, 16]}}
+HALF = np.full(6, 0.5, dtype=np.float32)  # the suggested action: no Gaussian sample hits it exactly
+
+
+def _env(**spec):
+    """Two HalfCheetahs under frozen, non-trivial VecNormalize statistics: matching must normalise, and two
+    envs made alike normalise alike."""
+    venv = make_env({**HALF_CHEETAH, "n_envs": 2, "training": False, **spec})
+    vn, rng = find_vec_normalize(venv), np.random.default_rng(0)
+    vn.obs_rms.mean, vn.obs_rms.var = rng.normal(size=17), rng.uniform(0.25, 4.0, size=17)
+    return venv
+
+
+def _trajectory(venv, actions):
+    """Raw observations (steps + 1, envs, 17) and the rewards PPO sees when `venv` takes `actions` from reset."""
+    vn = find_vec_normalize(venv)
+    venv.reset()
+    raw, rewards = [vn.get_original_obs()], []
+    for a in actions:
+        rewards.append(venv.step(a)[1])
+        raw.append(vn.get_original_obs())
+    return np.array(raw), np.array(rewards)
+
+
+def _table(variant, states, **kw):
+    return {"variant": variant, "radius": 1e-3, "reset_prob": 0.0, "reward_scale": 0.5, "seed": 0, "states": states, **kw}
+
+
+def _one_rollout(model, table=None):
+    """One rollout with train() disabled: the buffer holds what was stored, under the policy that stored it."""
+    model.modulation = table
+    model.train = lambda: None
+    model.learn(N_STEPS * model.n_envs)
+    return model.rollout_buffer
+
+
+def test_without_a_table_it_is_sb3_ppo_bit_for_bit():
+    def train(cls, table=None):
+        venv = make_env(HALF_CHEETAH)  # VecNormalize in training mode, as in real runs
+        hp = {k: v for k, v in SMALL_PPO.items() if k != "policy"}
+        model = cls("MlpPolicy", venv, **{**hp, "n_steps": 256})
+        if table is not None:
+            model.modulation = ModulationTable(table, venv)
+        model.learn(1024)
+        return list(model.policy.parameters())
+
+    native = train(PPO)
+    for params in (train(ModulatedPPO), train(ModulatedPPO, _table("RA", [], reset_prob=1.0))):
+        assert all(torch.equal(a, b) for a, b in zip(native, params, strict=True))
+
+
+def test_a_saved_model_is_plain_ppo(tmp_path):
+    venv = _env()
+    model = new_ppo(venv, SMALL_PPO)
+    assert isinstance(model, ModulatedPPO)
+    model.modulation = ModulationTable(_table("A", [{"obs": np.zeros(17), "action": HALF}]), venv)
+    path = save_ppo(model, str(tmp_path / "model.zip"))[0]
+    plain = PPO.load(path, device="cpu")
+    assert "modulation" not in plain.__dict__
+    assert all(torch.equal(a, b) for a, b in zip(model.policy.parameters(), plain.policy.parameters(), strict=True))
+    loaded = load_ppo(path, venv, "cpu")
+    assert isinstance(loaded, ModulatedPPO) and loaded.modulation is None
+
+
+@pytest.mark.parametrize("variant", ["A", "RA"])
+def test_actions_are_overridden_exactly_at_critical_states(variant):
+    k = 6  # the table names sub-env 0's first k states along the suggested action's trajectory
+    raw, rewards = _trajectory(_env(), [np.stack([HALF, HALF])] * k)
+    bonus = np.arange(1.0, k + 1)
+    model = new_ppo(_env(), SMALL_PPO)
+    table = ModulationTable(_table(variant, [{"obs": raw[t, 0], "action": HALF, "reward": bonus[t]} for t in range(k)]), model.get_env())
+    buf = _one_rollout(model, table)
+
+    # Sub-env 0 followed the suggestion for k steps, reaching one more state on that path that no entry names.
+    vn = find_vec_normalize(model.get_env())
+    assert np.array_equal(buf.observations[: k + 1, 0], vn.normalize_obs(raw[: k + 1, 0]))
+    critical = np.zeros((N_STEPS, 2), dtype=bool)
+    critical[:k, 0] = True
+    assert np.array_equal((buf.actions == HALF).all(-1), critical)
+    # Every stored log-prob is its stored action's under the rollout's policy, overridden ones included.
+    with torch.no_grad():
+        _, log_probs, _ = model.policy.evaluate_actions(torch.as_tensor(buf.observations.reshape(-1, 17)), torch.as_tensor(buf.actions.reshape(-1, 6)))
+    np.testing.assert_allclose(buf.log_probs.reshape(-1), log_probs.numpy(), rtol=0, atol=1e-5)
+    added = 0.5 * bonus if variant == "RA" else 0.0
+    np.testing.assert_allclose(buf.rewards[:k, 0], rewards[:, 0] + added, rtol=0, atol=1e-5)
+    expected = {"matched_steps": k, "overridden_actions": k, "reward_added_steps": k if variant == "RA" else 0, "critical_resets": 0}
+    assert model.modulation_stats == expected
+
+
+def test_variant_r_adds_reward_only_at_critical_states():
+    plain = _one_rollout(new_ppo(_env(), SMALL_PPO))
+    raw, _ = _trajectory(_env(), np.clip(plain.actions, -1.0, 1.0))  # the states that rollout visited
+    picks, bonus = [(3, 0), (40, 1), (41, 0), (100, 1)], [1.0, -2.0, 3.0, 4.0]
+    states = [{"obs": raw[t, i], "action": HALF, "reward": r} for (t, i), r in zip(picks, bonus)]
+    model = new_ppo(_env(), SMALL_PPO)
+    buf = _one_rollout(model, ModulationTable(_table("R", states), model.get_env()))
+
+    added = np.zeros_like(plain.rewards)
+    for (t, i), r in zip(picks, bonus):
+        added[t, i] = 0.5 * r
+    np.testing.assert_allclose(buf.rewards - plain.rewards, added, rtol=0, atol=1e-5)
+    assert np.array_equal(buf.actions, plain.actions)  # same seed, and R leaves actions alone
+    assert model.modulation_stats == {"matched_steps": 4, "overridden_actions": 0, "reward_added_steps": 4, "critical_resets": 0}
+
+
+def test_reset_variant_restarts_ended_episodes_at_critical_states():
+    short = {"env_kwargs": {"max_episode_steps": 40}}
+    src = _env(**short)
+    src.reset()
+    for _ in range(30):
+        src.step(np.stack([HALF, HALF]))
+    raw = find_vec_normalize(src).get_original_obs()[0]
+    states = [
+        {"obs": raw, "action": HALF, "reward": 1.0, "snapshot": snapshot(src, 0)},  # 10 steps before its time limit
+        {"obs": raw + 1.0, "action": HALF, "reward": 1.0, "snapshot": None},  # never a start: no snapshot
+    ]
+    model = new_ppo(_env(**short), SMALL_PPO)
+    buf = _one_rollout(model, ModulationTable(_table("reset", states, reset_prob=1.0), model.get_env()))
+
+    starts = buf.episode_starts.astype(bool)
+    starts[0] = False  # the first episodes start from env.reset()
+    # Episodes end at step 40, then every 10 steps: restarts at 40, 50, ..., 120 in both sub-envs.
+    assert starts.sum(0).tolist() == [9, 9]
+    restored = find_vec_normalize(model.get_env()).normalize_obs(raw[None])[0]
+    assert (buf.observations[starts] == restored).all()
+    assert not (buf.actions[starts] == HALF).all(-1).any()
+    assert model.modulation_stats == {"matched_steps": 18, "overridden_actions": 0, "reward_added_steps": 0, "critical_resets": 18}
+
+
+CHEETAH_STATE = {"obs": np.zeros(17), "action": HALF, "reward": 0.0, "snapshot": None}
+
+
+@pytest.mark.parametrize(
+    "env_id, change, field",
+    [
+        ("HalfCheetah-v5", {"variant": "B"}, "modulation.variant"),
+        ("HalfCheetah-v5", {"radius": -0.1}, "modulation.radius"),
+        ("HalfCheetah-v5", {"reset_prob": 1.5}, "modulation.reset_prob"),
+        ("HalfCheetah-v5", {"seed": None}, "modulation.seed"),
+        ("HalfCheetah-v5", {"states": [{**CHEETAH_STATE, "obs": np.zeros(5)}]}, r"modulation.states\[0\].obs has shape \(5,\)"),
+        ("HalfCheetah-v5", {"states": [CHEETAH_STATE, {**CHEETAH_STATE, "action": np.full(6, 1.5)}]}, r"states\[1\].action lies outside"),
+        ("HalfCheetah-v5", {"states": [{**CHEETAH_STATE, "action": np.zeros(3)}]}, r"states\[0\].action has shape \(3,\)"),
+        ("CartPole-v1", {"states": [{"obs": np.zeros(4), "action": 2}]}, r"states\[0\].action must be an int in \[0, 2\)"),
+    ],
+)
+def test_bad_tables_name_the_field(env_id, change, field):
+    venv = make_env({"env_id": env_id})
+    with pytest.raises(ProtocolError, match=field) as e:
+        ModulationTable({**_table("A", [CHEETAH_STATE]), **change}, venv)
+    assert e.value.code == "bad_args"
+
+
+def test_model_learn_applies_a_table_for_that_call_only(sidecar):
+    env = sidecar.call("env_make", spec=HALF_CHEETAH)["env"]
+    model = sidecar.call("model_new", env=env, ppo={**TINY_PPO, "n_steps": 64})["model"]
+    everywhere = _table("A", [{"obs": np.zeros(17), "action": HALF, "reward": 0.0, "snapshot": None}], radius=1e9)
+    events = []
+    res = sidecar.call("model_learn", events, model=model, steps=128, modulation=everywhere)
+    assert res["modulation"] == {"matched_steps": 128, "overridden_actions": 128, "reward_added_steps": 0, "critical_resets": 0}
+    assert events and all("modulation" in e["data"] for e in events)
+    assert sidecar.call("model_learn", model=model, steps=64)["modulation"] is None
+    with pytest.raises(SidecarError, match="modulation.variant") as e:
+        sidecar.call("model_learn", model=model, steps=64, modulation={**everywhere, "variant": "X"})
+    assert e.value.code == "bad_args"

@@ -1,0 +1,252 @@
+"""ULTRA's improvement phase: PPO whose rollouts are modulated at critical states (arXiv 2505.20671).
+
+The identification phase names critical states; a ModulationTable holds them with a suggested action, a reward
+and a snapshot. At a critical state the rollout takes the suggested action (variants A, RA) and/or adds the
+entry's reward (R, RA); ended episodes may restart from a critical state's snapshot (every variant; "reset" does
+only that, as the RICE baseline does).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import PPO
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.utils import obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv
+
+from .envs import find_vec_normalize
+from .protocol import ProtocolError
+from .snapshot import restore
+
+VARIANTS = ("A", "R", "RA", "reset")
+FIELDS = ("variant", "radius", "reset_prob", "reward_scale", "seed", "states")
+
+
+def _bad(where: str, message: str) -> ProtocolError:
+    return ProtocolError("bad_args", f"modulation.{where} {message}")
+
+
+def _number(value, where: str, low: float = -np.inf, high: float = np.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not low <= value <= high:
+        raise _bad(where, f"must be a number in [{low}, {high}], got {value!r}")
+    return float(value)
+
+
+def _action(space: spaces.Space, value, where: str) -> np.ndarray:
+    """The entry's action as the policy emits it; out-of-space actions are refused, never clipped."""
+    a = np.asarray(value)
+    if isinstance(space, spaces.Discrete):
+        if a.shape != () or not np.issubdtype(a.dtype, np.integer) or not 0 <= a < space.n:
+            raise _bad(where, f"must be an int in [0, {space.n}), got {value!r}")
+    elif isinstance(space, spaces.Box):
+        if a.shape != space.shape:
+            raise _bad(where, f"has shape {a.shape}, the action space has shape {space.shape}")
+        if not np.issubdtype(a.dtype, np.number) or not np.all((a >= space.low) & (a <= space.high)):
+            raise _bad(where, f"lies outside the action space's bounds [{space.low.min()}, {space.high.max()}]")
+    else:
+        raise ProtocolError("unsupported", f"modulation supports Box and Discrete action spaces, not {type(space).__name__}")
+    return a.astype(space.dtype)
+
+
+class ModulationTable:
+    """Critical states (from model_learn's `modulation` map) and the nearest-entry lookup of ModulatedPPO.
+
+    Distances are RMS distances in the agent's normalised observation space: VecNormalize's normalisation
+    when the env has one, else /255 for images, else none. `reward_scale * reward` is added to the reward PPO
+    sees, i.e. in units of the normalised reward when the env normalises rewards."""
+
+    def __init__(self, wire: dict, venv: VecEnv):
+        missing = [k for k in FIELDS if k not in wire] if isinstance(wire, dict) else list(FIELDS)
+        if missing:
+            raise _bad(missing[0], f"is missing; a modulation table is a map with {', '.join(FIELDS)}")
+        if wire["variant"] not in VARIANTS:
+            raise _bad("variant", f"must be one of {', '.join(VARIANTS)}, got {wire['variant']!r}")
+        if not isinstance(wire["seed"], int) or isinstance(wire["seed"], bool):
+            raise _bad("seed", f"must be an int, got {wire['seed']!r}")
+        if not isinstance(wire["states"], list):
+            raise _bad("states", "must be a list of maps")
+        self.variant = wire["variant"]
+        self.radius = _number(wire["radius"], "radius", 0.0)
+        self.reset_prob = _number(wire["reset_prob"], "reset_prob", 0.0, 1.0)
+        self.reward_scale = _number(wire["reward_scale"], "reward_scale")
+        self.rng = np.random.default_rng(wire["seed"])  # reset draws only; the global RNGs stay SB3's
+
+        obs_space, act_space = venv.observation_space, venv.action_space
+        self.vec_normalize = find_vec_normalize(venv)
+        if self.vec_normalize is not None and self.vec_normalize.observation_space.shape != obs_space.shape:
+            raise ProtocolError("unsupported", "modulation needs VecNormalize to be the outermost observation wrapper")
+        # Agent-facing observations are VecNormalize'd already; images are scaled as the policy scales them.
+        self.scale_images = self.vec_normalize is None and is_image_space(obs_space)
+        obs, actions, has_action, rewards, self.snapshots = [], [], [], [], []
+        for i, s in enumerate(wire["states"]):
+            where = f"states[{i}]"
+            if not isinstance(s, dict) or "obs" not in s:
+                raise _bad(where, "must be a map with obs (and action, reward, snapshot)")
+            o = np.asarray(s["obs"])
+            if o.shape != obs_space.shape or not np.issubdtype(o.dtype, np.number):
+                raise _bad(f"{where}.obs", f"has shape {o.shape} ({o.dtype}), the env's observations have shape {obs_space.shape}")
+            if s.get("snapshot") is not None and not isinstance(s["snapshot"], dict):
+                raise _bad(f"{where}.snapshot", "must be a map from env_snapshot, or None")
+            obs.append(o)
+            has_action.append(s.get("action") is not None)
+            actions.append(_action(act_space, s["action"], f"{where}.action") if has_action[-1] else np.zeros(act_space.shape, act_space.dtype))
+            rewards.append(_number(s.get("reward", 0.0), f"{where}.reward"))
+            self.snapshots.append(s.get("snapshot"))
+        self.obs = np.array(obs).reshape(len(obs), *obs_space.shape)  # raw, normalised afresh by refresh()
+        self.actions = np.array(actions).reshape(len(obs), *act_space.shape)
+        self.has_action, self.rewards = np.array(has_action, dtype=bool), np.array(rewards, dtype=np.float64)
+        self.snapshot_ids = np.array([i for i, s in enumerate(self.snapshots) if s is not None], dtype=np.int64)
+        self.overrides_actions, self.adds_reward = self.variant in ("A", "RA"), self.variant in ("R", "RA")
+        self.stats = dict.fromkeys(("matched_steps", "overridden_actions", "reward_added_steps", "critical_resets"), 0)
+
+    def __len__(self) -> int:
+        return len(self.obs)
+
+    def _rows(self, obs: np.ndarray) -> np.ndarray:
+        x = obs.reshape(len(obs), -1).astype(np.float64)
+        return x / 255.0 if self.scale_images else x
+
+    def refresh(self) -> None:
+        """Normalise the entries with the current VecNormalize statistics, which drift during training."""
+        vn = self.vec_normalize
+        self.keys = self._rows(vn.normalize_obs(self.obs) if vn is not None else self.obs)
+        self.key_norms = (self.keys**2).sum(1)
+
+    def match(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each sub-env's (agent-facing) observation: its nearest entry, and whether that is within radius."""
+        x = self._rows(obs)
+        # |x - k|^2 expanded: no (envs, entries, obs size) array, and a matmul even for Atari frames.
+        # float64 keeps an exact match within ~1e-7 of distance 0.
+        d2 = (x**2).sum(1)[:, None] + self.key_norms[None, :] - 2.0 * x @ self.keys.T
+        nearest = d2.argmin(1)
+        rms = np.sqrt(np.maximum(d2[np.arange(len(x)), nearest], 0.0) / x.shape[1])
+        return nearest, rms <= self.radius
+
+    def draw_start(self) -> dict | None:
+        """With probability reset_prob, a uniformly drawn entry's snapshot for the next episode to start from."""
+        if not self.snapshot_ids.size or self.rng.random() >= self.reset_prob:
+            return None
+        return self.snapshots[self.snapshot_ids[self.rng.integers(self.snapshot_ids.size)]]
+
+
+class ModulatedPPO(PPO):
+    """PPO whose rollouts follow `modulation`; with None (or an empty table) it is SB3's PPO draw for draw.
+    The table is not saved: a saved ModulatedPPO is an ordinary PPO model.zip."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.modulation: ModulationTable | None = None
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "modulation"]
+
+    @property
+    def modulation_stats(self) -> dict | None:
+        return None if self.modulation is None else dict(self.modulation.stats)
+
+    def collect_rollouts(self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer, n_rollout_steps: int) -> bool:
+        """SB3 2.9's OnPolicyAlgorithm.collect_rollouts, plus the modulation hooks marked ULTRA."""
+        assert self._last_obs is not None, "No previous observation was provided"
+        self.policy.set_training_mode(False)
+
+        n_steps = 0
+        rollout_buffer.reset()
+        if self.use_sde:
+            self.policy.reset_noise(env.num_envs)
+
+        # ULTRA: an empty table modulates nothing; skipping it keeps the rollout SB3's, draw for draw.
+        table = self.modulation if self.modulation is not None and len(self.modulation) else None
+        if table is not None:
+            table.refresh()
+
+        callback.on_rollout_start()
+
+        while n_steps < n_rollout_steps:
+            if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
+                self.policy.reset_noise(env.num_envs)
+
+            with th.no_grad():
+                obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
+                actions, values, log_probs = self.policy(obs_tensor)
+            actions = actions.cpu().numpy()
+
+            # ULTRA: at a critical state take the entry's action, stored with its log-prob under the current
+            # policy, so PPO's ratio for it starts at 1 like any other sampled action's.
+            if table is not None:
+                nearest, critical = table.match(self._last_obs)  # type: ignore[arg-type]
+                table.stats["matched_steps"] += int(critical.sum())
+                override = critical & table.has_action[nearest] & table.overrides_actions
+                if override.any():
+                    suggested = table.actions[nearest[override]]
+                    actions[override] = self.policy.scale_action(suggested) if self.policy.squash_output else suggested
+                    with th.no_grad():
+                        _, override_log_probs, _ = self.policy.evaluate_actions(obs_tensor, th.as_tensor(actions, device=self.device))
+                    log_probs = th.where(th.as_tensor(override, device=self.device), override_log_probs, log_probs)
+                    table.stats["overridden_actions"] += int(override.sum())
+
+            clipped_actions = actions
+            if isinstance(self.action_space, spaces.Box):
+                if self.policy.squash_output:
+                    clipped_actions = self.policy.unscale_action(clipped_actions)
+                else:
+                    clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
+
+            new_obs, rewards, dones, infos = env.step(clipped_actions)
+
+            if table is not None:
+                # ULTRA: the entry's reward, on top of the (possibly normalised) reward PPO sees.
+                if table.adds_reward and critical.any():
+                    rewards[critical] += table.reward_scale * table.rewards[nearest[critical]]
+                    table.stats["reward_added_steps"] += int(critical.sum())
+                # ULTRA: an ended episode may restart from a critical state; it enters the buffer as an episode start.
+                for i in np.flatnonzero(dones):
+                    snap = table.draw_start()
+                    if snap is not None:
+                        new_obs[i] = restore(env, int(i), snap)
+                        table.stats["critical_resets"] += 1
+
+            self.num_timesteps += env.num_envs
+
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+
+            self._update_info_buffer(infos, dones)
+            n_steps += 1
+
+            if isinstance(self.action_space, spaces.Discrete):
+                actions = actions.reshape(-1, 1)
+
+            # Handle timeout by bootstrapping with value function (SB3 issue #633)
+            for idx, done in enumerate(dones):
+                if done and infos[idx].get("terminal_observation") is not None and infos[idx].get("TimeLimit.truncated", False):
+                    terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
+                    with th.no_grad():
+                        terminal_value = self.policy.predict_values(terminal_obs)[0]  # type: ignore[arg-type]
+                    rewards[idx] += self.gamma * terminal_value
+
+            rollout_buffer.add(
+                self._last_obs,  # type: ignore[arg-type]
+                actions,
+                rewards,
+                self._last_episode_starts,  # type: ignore[arg-type]
+                values,
+                log_probs,
+            )
+            self._last_obs = new_obs  # type: ignore[assignment]
+            self._last_episode_starts = dones
+
+        with th.no_grad():
+            values = self.policy.predict_values(obs_as_tensor(new_obs, self.device))  # type: ignore[arg-type]
+
+        rollout_buffer.compute_returns_and_advantage(last_values=values, dones=dones)
+
+        callback.update_locals(locals())
+
+        callback.on_rollout_end()
+
+        return True

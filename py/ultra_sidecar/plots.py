@@ -1,0 +1,33 @@
+"""Learning curves for the report (matplotlib, no display)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_curves(curves: dict, path: str, title: str) -> str:
+    """curves: {arm: [{"timesteps", "ep_rew_mean"} | per-seed lists thereof]}. Mean with a ±std band over seeds."""
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for arm, runs in curves.items():
+        runs = [r for r in (runs if runs and isinstance(runs[0], list) else [runs]) if r]
+        if not runs:
+            continue
+        grid = np.linspace(0, min(r[-1]["timesteps"] for r in runs), 50)
+        ys = np.array([np.interp(grid, [p["timesteps"] for p in r], [p["ep_rew_mean"] for p in r]) for r in runs])
+        mean = ys.mean(axis=0)
+        (line,) = ax.plot(grid, mean, label=arm)
+        if len(runs) > 1:
+            ax.fill_between(grid, mean - ys.std(axis=0), mean + ys.std(axis=0), alpha=0.2, color=line.get_color())
+    ax.set_xlabel("refinement timesteps")
+    ax.set_ylabel("episode return (training, mean of last 100)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

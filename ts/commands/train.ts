@@ -1,0 +1,129 @@
+// `ultra train` = base → identify → improve → evaluate → report in one run directory, resumable per phase;
+// also each phase on its own (`ultra identify --run DIR`, ...).
+import { accessSync, constants, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { UltraError } from "../bridge/errors.js";
+import { withSidecar, type Sidecar, type SidecarOptions } from "../bridge/sidecar.js";
+import { resolveEnv } from "../config.js";
+import { log } from "../progress.js";
+import { runInfo } from "../runinfo.js";
+import type { RunContext } from "../ultra/context.js";
+import { base } from "../ultra/phases/base.js";
+import { evaluate, type EvalFile } from "../ultra/phases/evaluate.js";
+import { identify } from "../ultra/phases/identify.js";
+import { improve } from "../ultra/phases/improve.js";
+import { report, seedReport } from "../ultra/phases/report.js";
+import { PHASES, RunDir, type Phase, type RunRecord } from "../ultra/rundir.js";
+import { resolveSettings, Settings, type Variant } from "../ultra/settings.js";
+
+export interface TrainOptions {
+  env: string;
+  seeds: number[];
+  profile: string;
+  variant?: Variant;
+  adviser?: string;
+  base?: string;
+  out?: string;
+  resume?: boolean;
+  sidecar?: SidecarOptions;
+}
+
+function checkWritable(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new UltraError(`run directory ${dir} is not writable; choose another --out`);
+  }
+}
+
+/** Open an existing run dir for `env` (or any env), with a clear error when it belongs to another env. */
+export function openRun(dir: string, env?: string): { run: RunDir; record: RunRecord } {
+  const run = new RunDir(dir);
+  if (!run.exists("run.json")) throw new UltraError(`${run.root} is not a run directory (no run.json); start one with \`ultra train\``);
+  const record = run.record;
+  if (env && resolveEnv(env).env_id !== record.env_id)
+    throw new UltraError(`${run.root} is a run of ${record.env_id}, not ${resolveEnv(env).env_id}; use another --out or the matching --env`);
+  return { run, record };
+}
+
+function contextFor(run: RunDir, record: RunRecord, sc: Sidecar): RunContext {
+  const parsed = Settings.safeParse(record.settings);
+  if (!parsed.success) throw new UltraError(`${run.path("run.json")} has invalid settings; it may come from another version: start a new run`);
+  return { run, cfg: resolveEnv(record.env), settings: parsed.data, seed: record.seed, sc };
+}
+
+const PHASE_FNS: Record<Phase, (ctx: RunContext, opts: { base?: string }) => Promise<unknown>> = {
+  base: (ctx, o) => base(ctx, o.base),
+  identify: (ctx) => identify(ctx),
+  improve: (ctx) => improve(ctx),
+  evaluate: (ctx) => evaluate(ctx),
+  report: (ctx) => report(ctx.run, ctx.sc),
+};
+
+/** Run one phase and record it as done. Re-running a phase invalidates the phases after it. */
+export async function runPhase(ctx: RunContext, phase: Phase, opts: { base?: string } = {}): Promise<void> {
+  if (ctx.run.done(phase)) ctx.run.invalidateFrom(phase);
+  const t0 = Date.now();
+  const result = await PHASE_FNS[phase](ctx, opts);
+  ctx.run.markDone(phase, (Date.now() - t0) / 1000, phase === "report" ? {} : { result });
+}
+
+async function trainSeed(o: TrainOptions, seed: number, dir: string, sc: Sidecar): Promise<RunDir> {
+  const cfg = resolveEnv(o.env);
+  checkWritable(dir);
+  const run = new RunDir(dir);
+  if (run.exists("run.json")) {
+    if (!o.resume) throw new UltraError(`${run.root} already holds a run; pass --resume to continue it, or choose another --out`);
+    openRun(dir, o.env);
+  } else {
+    const settings = resolveSettings({ profile: o.profile, envOverrides: cfg.ultra, flags: { variant: o.variant, adviser: o.adviser } });
+    run.record = { env: cfg.name, env_id: cfg.env_id, seed, profile: o.profile, settings, created: new Date().toISOString(), ...(runInfo(sc.info) as { git_commit: string | null; versions: Record<string, unknown> }), phases: {} };
+  }
+  const ctx = contextFor(run, run.record, sc);
+  for (const phase of PHASES) {
+    if (run.done(phase)) {
+      log(`${phase}: done earlier, skipping`);
+      continue;
+    }
+    log(`── ${phase} ──`);
+    await runPhase(ctx, phase, { base: o.base });
+  }
+  return run;
+}
+
+export async function train(o: TrainOptions): Promise<{ runs: string[]; report: string }> {
+  const cfg = resolveEnv(o.env);
+  const root = resolve(o.out ?? join("runs", `${cfg.name}-${o.variant ?? "RA"}-${o.profile}${o.seeds.length === 1 ? `-s${o.seeds[0]}` : ""}`));
+  return withSidecar(o.sidecar ?? {}, async (sc) => {
+    const runs: RunDir[] = [];
+    for (const seed of o.seeds) {
+      const dir = o.seeds.length === 1 ? root : join(root, `seed-${seed}`);
+      log(`run ${cfg.env_id} seed ${seed} → ${dir}`);
+      runs.push(await trainSeed(o, seed, dir, sc));
+    }
+    if (runs.length === 1) return { runs: [runs[0].root], report: runs[0].path("report.md") };
+    const top = new RunDir(root);
+    const evals = runs.map((r) => r.readJson<EvalFile>("eval.json"));
+    top.write("report.md", seedReport(cfg.env_id, o.seeds, evals));
+    return { runs: runs.map((r) => r.root), report: top.path("report.md") };
+  });
+}
+
+/** `ultra identify|improve|evaluate|report --run DIR`: one phase of an existing run. */
+export async function phaseCommand(phase: Phase, dir: string, opts: { sidecar?: SidecarOptions; base?: string }): Promise<void> {
+  const { run, record } = openRun(dir);
+  const before = PHASES.slice(0, PHASES.indexOf(phase)).filter((p) => !run.done(p));
+  if (before.length) throw new UltraError(`${phase} needs ${before.join(", ")} first: run \`ultra ${before[0]} --run ${run.root}\` or \`ultra train --resume\``);
+  await withSidecar(opts.sidecar ?? {}, (sc) => runPhase(contextFor(run, record, sc), phase, opts));
+}
+
+export const parseSeeds = (s: string): number[] => {
+  const seeds = s.split(",").flatMap((part) => {
+    const m = part.trim().match(/^(\d+)(?:-(\d+))?$/);
+    if (!m) throw new UltraError(`bad seeds "${s}": use e.g. 0,1,2 or 0-4`);
+    const [a, b] = [Number(m[1]), Number(m[2] ?? m[1])];
+    return Array.from({ length: b - a + 1 }, (_, i) => a + i);
+  });
+  return [...new Set(seeds)];
+};

@@ -1,0 +1,38 @@
+// The adviser interface of the identification phase: one episode in, its critical states out.
+import type { SpaceInfo } from "../../bridge/ops.js";
+import type { Sidecar } from "../../bridge/sidecar.js";
+import type { EnvConfig } from "../../config.js";
+import type { Episode } from "../episodes.js";
+import type { Settings } from "../settings.js";
+
+/** One critical state as an adviser names it (unvalidated until identify checks it). */
+export interface CriticalStateAdvice {
+  step: number;
+  reason: string;
+  action: number[] | number | null;
+  reward: number;
+}
+
+export interface AdviceContext {
+  sc: Sidecar;
+  /** the base policy, loaded in the sidecar */
+  model: string;
+  /** an env with one sub-env per counterfactual candidate (frozen normalisation) */
+  counterfactualEnv: string;
+  actionSpace: SpaceInfo;
+  cfg: EnvConfig;
+  settings: Settings;
+  seed: number;
+}
+
+export interface AdviceResult {
+  /** what was asked and what came back, verbatim, for identify/episode-NNN.json */
+  request: unknown;
+  reply: unknown;
+  advice: unknown[];
+}
+
+export interface Adviser {
+  readonly name: string;
+  advise(episode: Episode, ctx: AdviceContext): Promise<AdviceResult>;
+}

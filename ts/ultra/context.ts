@@ -1,0 +1,33 @@
+// What every phase works with: the run dir, the env config, the resolved settings, a live sidecar.
+import { existsSync } from "node:fs";
+import type { EnvSpec } from "../bridge/ops.js";
+import type { Sidecar } from "../bridge/sidecar.js";
+import { envSpec, type EnvConfig } from "../config.js";
+import type { RunDir } from "./rundir.js";
+import type { Settings } from "./settings.js";
+
+export interface RunContext {
+  run: RunDir;
+  cfg: EnvConfig;
+  settings: Settings;
+  seed: number;
+  sc: Sidecar;
+}
+
+/** An env for a saved model: its own normalisation statistics (frozen unless training). */
+export function specFor(ctx: RunContext, modelDir: string, opts: { training: boolean; nEnvs?: number; seedOffset?: number }): EnvSpec {
+  const stats = ctx.run.path(modelDir, "vec_normalize.pkl");
+  const hasStats = existsSync(stats);
+  return {
+    ...envSpec(ctx.cfg, { seed: ctx.seed + (opts.seedOffset ?? 0), training: opts.training, nEnvs: opts.nEnvs, vecNormalizePath: hasStats ? stats : undefined }),
+    normalize: false, // statistics come from the file; none means the model was trained without
+  };
+}
+
+/** Load a saved model (dir/model.zip) into the sidecar with an env built for it. */
+export async function loadModel(ctx: RunContext, modelDir: string, opts: { training: boolean; nEnvs?: number; seedOffset?: number; learningRate?: number; tensorboardLog?: string }) {
+  const { env, action_space, n_envs } = await ctx.sc.call("env_make", { spec: specFor(ctx, modelDir, opts) });
+  const train = opts.learningRate === undefined ? undefined : { learning_rate: opts.learningRate, seed: ctx.seed, tensorboard_log: opts.tensorboardLog };
+  const { model } = await ctx.sc.call("model_load", { path: ctx.run.path(modelDir, "model.zip"), env, ...(train ? { train } : {}) });
+  return { env, model, actionSpace: action_space, nEnvs: n_envs };
+}

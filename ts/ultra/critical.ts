@@ -1,0 +1,86 @@
+// Critical states: validating what an adviser proposes, and the critical_states.json record.
+import { z } from "zod";
+import type { SpaceInfo } from "../bridge/ops.js";
+import type { Episode } from "./episodes.js";
+
+export const CriticalState = z.object({
+  episode: z.number().int().nonnegative(),
+  step: z.number().int().nonnegative(),
+  action: z.union([z.array(z.number()), z.number().int(), z.null()]),
+  reward: z.number(),
+  reason: z.string(),
+  adviser: z.string(),
+});
+export type CriticalState = z.infer<typeof CriticalState>;
+
+export const AdviceCounts = z.object({
+  proposed: z.number().int(),
+  valid: z.number().int(),
+  clipped: z.number().int(),
+  rejected: z.number().int(),
+  rejections: z.record(z.string(), z.number().int()),
+});
+export type AdviceCounts = z.infer<typeof AdviceCounts>;
+
+export const CriticalStatesFile = z.object({
+  env_id: z.string(),
+  adviser: z.string(),
+  counts: AdviceCounts,
+  states: z.array(CriticalState),
+});
+export type CriticalStatesFile = z.infer<typeof CriticalStatesFile>;
+
+export const emptyCounts = (): AdviceCounts => ({ proposed: 0, valid: 0, clipped: 0, rejected: 0, rejections: {} });
+
+const Advice = z.object({
+  step: z.number().int(),
+  reason: z.string().default(""),
+  action: z.union([z.array(z.number()), z.number(), z.null()]).default(null),
+  reward: z.number().refine(Number.isFinite, "reward must be finite").default(0),
+});
+
+/** Check each proposal against the episode and the action space. Out-of-range continuous actions are
+ * clipped and counted; anything else wrong is rejected and counted by reason. */
+export function validateAdvice(raw: unknown[], ep: Episode, space: SpaceInfo, adviser: string, counts: AdviceCounts): CriticalState[] {
+  const out: CriticalState[] = [];
+  const reject = (why: string) => {
+    counts.rejected++;
+    counts.rejections[why] = (counts.rejections[why] ?? 0) + 1;
+  };
+  for (const item of raw) {
+    counts.proposed++;
+    const p = Advice.safeParse(item);
+    if (!p.success) {
+      reject("not a {step, reason, action, reward} object");
+      continue;
+    }
+    const a = p.data;
+    if (a.step < 0 || a.step >= ep.length) {
+      reject("step does not exist in the episode");
+      continue;
+    }
+    if (out.some((s) => s.step === a.step)) {
+      reject("step named twice");
+      continue;
+    }
+    let action = a.action;
+    if (action !== null && space.type === "Discrete") {
+      if (typeof action !== "number" || !Number.isInteger(action) || action < 0 || action >= space.n!) {
+        reject(`action not in 0..${space.n! - 1}`);
+        continue;
+      }
+    } else if (action !== null) {
+      const dim = space.shape[0];
+      if (!Array.isArray(action) || action.length !== dim || !action.every(Number.isFinite)) {
+        reject(`action is not ${dim} finite numbers`);
+        continue;
+      }
+      const clipped = action.map((x, i) => Math.min(space.high![i], Math.max(space.low![i], x)));
+      if (clipped.some((x, i) => x !== (action as number[])[i])) counts.clipped++;
+      action = clipped;
+    }
+    counts.valid++;
+    out.push({ episode: ep.episode, step: a.step, action, reward: a.reward, reason: a.reason, adviser });
+  }
+  return out;
+}

@@ -1,0 +1,83 @@
+// Phase 5, report: report.md (per-arm returns, adviser counts, the critical states of each episode) and
+// curves.png (learning curves of every arm, drawn by matplotlib in the sidecar).
+import type { Sidecar } from "../../bridge/sidecar.js";
+import { fmt } from "../../progress.js";
+import { CriticalStatesFile } from "../critical.js";
+import type { RunDir, RunRecord } from "../rundir.js";
+import { ci95, mean, std } from "../stats.js";
+import type { EvalFile } from "./evaluate.js";
+import { armDir, type Arm } from "./improve.js";
+
+const ARM_NAMES: Record<string, string> = {
+  base: "base policy (no refinement)",
+  continue_ppo: "continue PPO (same budget)",
+  rice_reset: "RICE-style reset to critical states, no adviser actions",
+  random_critical: "random critical states (same count)",
+};
+const armName = (arm: string) => ARM_NAMES[arm] ?? `ULTRA-${arm.replace("ultra_", "")} (${arm})`;
+
+function curves(run: RunDir, armsList: string[]): Record<string, unknown> {
+  return Object.fromEntries(armsList.filter((a) => a !== "base").map((a) => [a, run.exists(`${armDir(a as Arm)}/progress.json`) ? run.readJson<{ curve: unknown[] }>(`${armDir(a as Arm)}/progress.json`).curve : []]));
+}
+
+export async function report(run: RunDir, sc: Sidecar): Promise<string> {
+  const rec: RunRecord = run.record;
+  const ev = run.readJson<EvalFile>("eval.json");
+  const crit = CriticalStatesFile.parse(run.readJson("critical_states.json"));
+  const arms = Object.keys(ev.arms);
+  const base = ev.arms.base.mean;
+  await sc.call("plot_curves", { curves: curves(run, arms), path: run.path("curves.png"), title: `${rec.env_id}, seed ${rec.seed}: refinement curves` });
+  const c = crit.counts;
+  const lines = [
+    `# ULTRA report — ${rec.env_id}, seed ${rec.seed}`,
+    "",
+    `Variant ${String((rec.settings as { variant: string }).variant)}, adviser \`${crit.adviser}\`, profile \`${rec.profile}\`, git ${rec.git_commit?.slice(0, 8) ?? "?"}.`,
+    `Evaluation: ${ev.episodes} episodes per arm, ${ev.deterministic ? "deterministic" : "stochastic"} policy.`,
+    "",
+    "## Returns",
+    "",
+    "| arm | mean ± std | vs base | episodes |",
+    "|---|---|---|---|",
+    ...arms.map((a) => `| ${armName(a)} | ${fmt(ev.arms[a].mean)} ± ${fmt(ev.arms[a].std)} | ${a === "base" ? "–" : `${ev.arms[a].mean - base >= 0 ? "+" : ""}${fmt(ev.arms[a].mean - base)}`} | ${ev.arms[a].returns.length} |`),
+    "",
+    "![learning curves](curves.png)",
+    "",
+    "## Adviser",
+    "",
+    "| adviser | proposed | valid | clipped | rejected | accepted |",
+    "|---|---|---|---|---|---|",
+    `| ${crit.adviser} | ${c.proposed} | ${c.valid} | ${c.clipped} | ${c.rejected} | ${crit.states.length} |`,
+    ...Object.entries(c.rejections).map(([why, n]) => `\nRejected ${n}×: ${why}.`),
+    "",
+    "## Critical states",
+    "",
+    "| episode | step | action | reward | reason |",
+    "|---|---|---|---|---|",
+    ...crit.states.map((s) => `| ${s.episode} | ${s.step} | ${s.action === null ? "–" : Array.isArray(s.action) ? `[${s.action.map((x) => x.toFixed(2)).join(", ")}]` : s.action} | ${s.reward.toFixed(3)} | ${s.reason.replace(/\|/g, "/")} |`),
+    "",
+  ];
+  run.write("report.md", lines.join("\n"));
+  return run.path("report.md");
+}
+
+/** Across seeds: each arm's per-seed mean return → mean ± std and a 95% CI. */
+export function seedTable(evals: EvalFile[]): { arm: string; means: number[]; mean: number; std: number; ci95: number }[] {
+  return Object.keys(evals[0].arms).map((arm) => {
+    const means = evals.map((e) => e.arms[arm].mean);
+    return { arm, means, mean: mean(means), std: std(means), ci95: ci95(means) };
+  });
+}
+
+export function seedReport(envId: string, seeds: number[], evals: EvalFile[]): string {
+  const rows = seedTable(evals);
+  return [
+    `# ULTRA report — ${envId}, seeds ${seeds.join(", ")}`,
+    "",
+    "Each seed's run has its own report (seed-N/report.md) with curves and critical states.",
+    "",
+    "| arm | mean ± std over seeds | 95% CI | per seed |",
+    "|---|---|---|---|",
+    ...rows.map((r) => `| ${armName(r.arm)} | ${fmt(r.mean)} ± ${fmt(r.std)} | ${Number.isNaN(r.ci95) ? "–" : `[${fmt(r.mean - r.ci95)}, ${fmt(r.mean + r.ci95)}]`} | ${r.means.map(fmt).join(", ")} |`),
+    "",
+  ].join("\n");
+}

@@ -1,0 +1,59 @@
+// ULTRA settings (configs/ultra.yaml): defaults < profile < the env's `ultra:` block < command-line flags.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse } from "yaml";
+import { z } from "zod";
+import { UltraError } from "../bridge/errors.js";
+import { CONFIGS_DIR } from "../paths.js";
+
+export const VARIANTS = ["A", "R", "RA"] as const;
+export type Variant = (typeof VARIANTS)[number];
+export const BASELINES = ["continue_ppo", "rice_reset", "random_critical"] as const;
+export type Baseline = (typeof BASELINES)[number];
+
+export const Settings = z.object({
+  variant: z.enum(VARIANTS),
+  adviser: z.string(),
+  base: z.object({ hyperparameters: z.enum(["sb3", "zoo"]), steps: z.number().int().positive() }),
+  identify: z.object({
+    episodes: z.number().int().positive(),
+    max_critical_states: z.number().int().positive(),
+    min_separation: z.number().int().nonnegative(),
+    deterministic: z.boolean(),
+  }),
+  rollout_adviser: z.object({ candidates: z.number().int().min(2), horizon: z.number().int().positive(), gamma: z.number().gt(0).lte(1) }),
+  modulation: z.object({ radius: z.number().nonnegative(), reset_prob: z.number().min(0).max(1), reward_scale: z.number() }),
+  improve: z.object({
+    steps: z.number().int().positive(),
+    learning_rate: z.number().positive(),
+    n_envs: z.number().int().positive(),
+    checkpoint_every: z.number().int().positive(),
+  }),
+  evaluate: z.object({ episodes: z.number().int().positive() }),
+  baselines: z.array(z.enum(BASELINES)),
+});
+export type Settings = z.infer<typeof Settings>;
+
+type Tree = Record<string, unknown>;
+const isTree = (x: unknown): x is Tree => typeof x === "object" && x !== null && !Array.isArray(x);
+
+/** Deep merge: objects merge key by key, anything else replaces. */
+export function merge(base: Tree, ...overrides: (Tree | undefined)[]): Tree {
+  const out: Tree = { ...base };
+  for (const o of overrides)
+    for (const [k, v] of Object.entries(o ?? {})) {
+      if (v === undefined) continue;
+      out[k] = isTree(v) && isTree(out[k]) ? merge(out[k] as Tree, v) : v;
+    }
+  return out;
+}
+
+export function resolveSettings(opts: { profile: string; envOverrides?: Tree; flags?: Tree; file?: string }): Settings {
+  const file = opts.file ?? join(CONFIGS_DIR, "ultra.yaml");
+  const doc = parse(readFileSync(file, "utf8")) as { defaults: Tree; profiles: Record<string, Tree> };
+  if (!(opts.profile in doc.profiles))
+    throw new UltraError(`unknown profile "${opts.profile}": use one of ${Object.keys(doc.profiles).join(", ")} (configs/ultra.yaml)`);
+  const parsed = Settings.safeParse(merge(doc.defaults, doc.profiles[opts.profile], opts.envOverrides, opts.flags));
+  if (!parsed.success) throw new UltraError(`invalid ULTRA settings: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
+}
