@@ -19,14 +19,20 @@ export function progressBar(phase: string, total: number, unit = "steps"): Progr
     cliProgress.Presets.shades_classic,
   );
   const t0 = Date.now();
+  let last = { value: 0, info: "" };
   bar.start(total, 0, { rate: "-", info: "" });
   return {
     update(value, extra = {}) {
       const rate = value / Math.max((Date.now() - t0) / 1000, 1e-3);
       const info = Object.entries(extra).map(([k, v]) => `${k} ${typeof v === "number" ? fmt(v) : v}`).join(" ");
+      last = { value, info };
       bar.update(value, { rate: fmt(rate), info });
     },
-    stop: () => bar.stop(),
+    stop() {
+      bar.stop();
+      // without a terminal the bar prints every few seconds only: end with the final state
+      if (!process.stderr.isTTY) log(`${phase}: ${last.value}/${total} ${unit} in ${fmt((Date.now() - t0) / 1000)} s ${last.info}`.trimEnd());
+    },
   };
 }
 

@@ -19,8 +19,9 @@ from .snapshot import restore
 def rollout_returns(
     model: PPO, venv: VecEnv, snap: dict, candidates: np.ndarray, horizon: int, gamma: float, deterministic: bool = True
 ) -> np.ndarray:
-    """Discounted return over `horizon` steps of: candidate action i, then the policy. A row of NaN-free floats,
-    one per candidate; sub-env i runs candidate i (the VecEnv must have exactly len(candidates) sub-envs)."""
+    """Estimated return of: candidate action i, then the policy for `horizon` − 1 steps, then the critic's
+    V(s_H) for what would follow (so sparse rewards beyond the horizon still count). Rewards are the ones the
+    model learned from (normalised under VecNormalize), in the critic's units. Sub-env i runs candidate i."""
     n = venv.num_envs
     if len(candidates) != n:
         raise ProtocolError("bad_args", f"{len(candidates)} candidate actions for an env with {n} sub-envs; make the env with n_envs = candidates")
@@ -38,11 +39,12 @@ def rollout_returns(
                 actions = model.policy._predict(obs_t, deterministic=deterministic).cpu().numpy()
         env_actions = np.clip(actions, venv.action_space.low, venv.action_space.high) if box else actions
         obs, rewards, dones, _ = venv.step(env_actions)
-        if vn is not None:
-            rewards = vn.get_original_reward()
         returns += discount * rewards * alive
         alive &= ~dones
         discount *= gamma
         if not alive.any():
-            break
-    return returns
+            return returns
+    with torch.no_grad():
+        obs_t, _ = model.policy.obs_to_tensor(obs)
+        values = model.policy.predict_values(obs_t).cpu().numpy().reshape(-1)
+    return returns + discount * values * alive

@@ -81,7 +81,6 @@ def make_env(spec: dict) -> VecEnv:
     if spec.get("vec_normalize_path"):
         venv = load_vec_normalize_stats(spec["vec_normalize_path"], venv, bool(spec.get("trust_model")))
         venv.training = training
-        venv.norm_reward = venv.norm_reward and training
     elif spec.get("normalize"):
         kwargs = spec["normalize"] if isinstance(spec["normalize"], dict) else {}
         venv = VecNormalize(venv, **kwargs)

@@ -53,16 +53,22 @@ function contextFor(run: RunDir, record: RunRecord, sc: Sidecar): RunContext {
   return { run, cfg: resolveEnv(record.env), settings: parsed.data, seed: record.seed, sc };
 }
 
-const PHASE_FNS: Record<Phase, (ctx: RunContext, opts: { base?: string }) => Promise<unknown>> = {
+interface PhaseOptions {
+  base?: string;
+  /** re-running a phase on request: start over rather than resume from checkpoints */
+  fresh?: boolean;
+}
+
+const PHASE_FNS: Record<Phase, (ctx: RunContext, opts: PhaseOptions) => Promise<unknown>> = {
   base: (ctx, o) => base(ctx, o.base),
   identify: (ctx) => identify(ctx),
-  improve: (ctx) => improve(ctx),
+  improve: (ctx, o) => improve(ctx, o.fresh),
   evaluate: (ctx) => evaluate(ctx),
   report: (ctx) => report(ctx.run, ctx.sc),
 };
 
 /** Run one phase and record it as done. Re-running a phase invalidates the phases after it. */
-export async function runPhase(ctx: RunContext, phase: Phase, opts: { base?: string } = {}): Promise<void> {
+export async function runPhase(ctx: RunContext, phase: Phase, opts: PhaseOptions = {}): Promise<void> {
   if (ctx.run.done(phase)) ctx.run.invalidateFrom(phase);
   const t0 = Date.now();
   const result = await PHASE_FNS[phase](ctx, opts);
@@ -115,7 +121,7 @@ export async function phaseCommand(phase: Phase, dir: string, opts: { sidecar?: 
   const { run, record } = openRun(dir);
   const before = PHASES.slice(0, PHASES.indexOf(phase)).filter((p) => !run.done(p));
   if (before.length) throw new UltraError(`${phase} needs ${before.join(", ")} first: run \`ultra ${before[0]} --run ${run.root}\` or \`ultra train --resume\``);
-  await withSidecar(opts.sidecar ?? {}, (sc) => runPhase(contextFor(run, record, sc), phase, opts));
+  await withSidecar(opts.sidecar ?? {}, (sc) => runPhase(contextFor(run, record, sc), phase, { ...opts, fresh: true }));
 }
 
 export const parseSeeds = (s: string): number[] => {

@@ -36,12 +36,13 @@ function concat(parts: NDArray[]): NDArray {
 export function assemble(chunks: TrajectoryChunk[]): Episode {
   const last = chunks[chunks.length - 1];
   const field = (k: keyof TrajectoryChunk) => concat(chunks.map((c) => c[k] as NDArray));
+  const obs = field("obs");
   return {
     episode: last.episode,
     length: last.length,
     return: last.return ?? 0,
-    obs: field("obs"),
-    raw_obs: chunks[0].raw_obs ? field("raw_obs") : field("obs"), // absent when the env is not normalised
+    obs,
+    raw_obs: chunks[0].raw_obs ? field("raw_obs") : obs, // absent when the env is not normalised
     actions: field("actions"),
     rewards: field("rewards") as NDArray<Float32Array>,
     values: field("values") as NDArray<Float32Array>,

@@ -26,11 +26,9 @@ function rowOf(a: NDArray, i: number): NDArray {
   return new NDArray(a.dtype, a.shape.slice(1), row.slice() as typeof row);
 }
 
-export function storeStates(states: CriticalState[], episodes: Map<number, Episode>, store: StateStore): void {
-  for (const c of states) {
-    const ep = episodes.get(c.episode)!;
-    store[stateKey(c.episode, c.step)] = { obs: rowOf(ep.raw_obs, c.step), snapshot: ep.snapshots[c.step] };
-  }
+/** Keep the observation and snapshot of each named state of `ep`. */
+export function storeStates(states: CriticalState[], ep: Episode, store: StateStore): void {
+  for (const c of states) store[stateKey(c.episode, c.step)] = { obs: rowOf(ep.raw_obs, c.step), snapshot: ep.snapshots[c.step] };
 }
 
 export function modulationTable(states: CriticalState[], store: StateStore, variant: TableVariant, s: Settings, seed: number): ModulationTable {
@@ -47,11 +45,10 @@ export function modulationTable(states: CriticalState[], store: StateStore, vari
   };
 }
 
-/** The random-critical-states baseline: as many states as the adviser named, at random steps. */
-export function randomStates(count: number, episodes: Episode[], seed: number): CriticalState[] {
-  const random = rng(mixSeed(seed, 0xc0ffee));
-  return Array.from({ length: count }, () => {
-    const ep = episodes[Math.floor(random() * episodes.length)];
-    return { episode: ep.episode, step: Math.floor(random() * ep.length), action: null, reward: 0, reason: "random", adviser: "random" };
-  });
+/** The random-critical-states baseline: `count` distinct random steps of `ep`. */
+export function randomStates(count: number, ep: Episode, seed: number): CriticalState[] {
+  const random = rng(mixSeed(seed, ep.episode, 0xc0ffee));
+  const steps = new Set<number>();
+  while (steps.size < Math.min(count, ep.length)) steps.add(Math.floor(random() * ep.length));
+  return [...steps].map((step) => ({ episode: ep.episode, step, action: null, reward: 0, reason: "random", adviser: "random" }));
 }

@@ -3,6 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { Packr } from "msgpackr";
+import { z } from "zod";
 import { UltraError } from "../bridge/errors.js";
 import { pack, unpack } from "../protocol.js";
 
@@ -60,6 +61,13 @@ export class RunDir {
     } catch (e) {
       throw new UltraError(`${file} is corrupt (${(e as Error).message}); delete it and re-run its phase`);
     }
+  }
+
+  /** Read a JSON file and check it against `schema`; a mismatch names the file and the field. */
+  readChecked<T>(rel: string, schema: z.ZodType<T>): T {
+    const parsed = schema.safeParse(this.readJson(rel));
+    if (!parsed.success) throw new UltraError(`${this.path(rel)} is corrupt: ${z.prettifyError(parsed.error)}; delete it and re-run its phase`);
+    return parsed.data;
   }
 
   writeMessage(rel: string, value: unknown): string {

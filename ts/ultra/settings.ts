@@ -20,6 +20,7 @@ export const Settings = z.object({
     max_critical_states: z.number().int().positive(),
     min_separation: z.number().int().nonnegative(),
     deterministic: z.boolean(),
+    prompt_chars: z.number().int().positive(),
   }),
   rollout_adviser: z.object({ candidates: z.number().int().min(2), horizon: z.number().int().positive(), gamma: z.number().gt(0).lte(1) }),
   modulation: z.object({ radius: z.number().nonnegative(), reset_prob: z.number().min(0).max(1), reward_scale: z.number() }),

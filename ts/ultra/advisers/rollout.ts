@@ -1,22 +1,12 @@
 // The `rollout` adviser: a non-LLM reference. Critical states are where the value estimate drops most;
 // the suggested action is the first action that does best in short counterfactual rollouts from the
 // state's snapshot (the policy takes over after it); the reward is how much better it did, normalised.
+import { largestDrops } from "../../identify/drops.js";
 import { NDArray } from "../../protocol.js";
+import type { Prompt } from "../../identify/prompts.js";
 import type { Episode } from "../episodes.js";
 import { mixSeed, rng } from "../rng.js";
 import type { AdviceContext, AdviceResult, Adviser, CriticalStateAdvice } from "./types.js";
-
-/** Steps with the largest one-step drop of V(s), at least `minSeparation` apart, most severe first. */
-export function valueDrops(values: Float32Array, k: number, minSeparation: number): { step: number; drop: number }[] {
-  const drops = Array.from({ length: values.length - 1 }, (_, t) => ({ step: t, drop: values[t] - values[t + 1] }));
-  drops.sort((a, b) => b.drop - a.drop || a.step - b.step);
-  const picked: { step: number; drop: number }[] = [];
-  for (const d of drops) {
-    if (picked.length === k || d.drop <= 0) break;
-    if (picked.every((p) => Math.abs(p.step - d.step) >= minSeparation)) picked.push(d);
-  }
-  return picked;
-}
 
 /** Candidate first actions: the policy's own (index 0), then uniform samples (Box) or every action (Discrete). */
 export function candidates(ep: Episode, step: number, ctx: AdviceContext): NDArray {
@@ -41,13 +31,13 @@ export function candidates(ep: Episode, step: number, ctx: AdviceContext): NDArr
 export class RolloutAdviser implements Adviser {
   readonly name = "rollout";
 
-  async advise(ep: Episode, ctx: AdviceContext): Promise<AdviceResult> {
+  async advise(ep: Episode, _prompt: Prompt, ctx: AdviceContext): Promise<AdviceResult> {
     const { max_critical_states, min_separation } = ctx.settings.identify;
     const { horizon, gamma } = ctx.settings.rollout_adviser;
     const request = { episode: ep.episode, length: ep.length, horizon, gamma, states: [] as unknown[] };
     const reply: unknown[] = [];
     const advice: CriticalStateAdvice[] = [];
-    for (const { step, drop } of valueDrops(ep.values.data, max_critical_states, min_separation)) {
+    for (const { step, drop } of largestDrops(ep.values.data, { k: max_critical_states, minSeparation: min_separation })) {
       const cands = candidates(ep, step, ctx);
       const { returns } = await ctx.sc.call("counterfactual", {
         model: ctx.model, env: ctx.counterfactualEnv, snapshot: ep.snapshots[step], candidates: cands, horizon, gamma,

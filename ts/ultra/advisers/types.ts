@@ -2,6 +2,7 @@
 import type { SpaceInfo } from "../../bridge/ops.js";
 import type { Sidecar } from "../../bridge/sidecar.js";
 import type { EnvConfig } from "../../config.js";
+import type { Prompt } from "../../identify/prompts.js";
 import type { Episode } from "../episodes.js";
 import type { Settings } from "../settings.js";
 
@@ -34,5 +35,6 @@ export interface AdviceResult {
 
 export interface Adviser {
   readonly name: string;
-  advise(episode: Episode, ctx: AdviceContext): Promise<AdviceResult>;
+  /** `prompt`: the episode rendered from prompts/ (LLM advisers send it; the rollout adviser does not need it). */
+  advise(episode: Episode, prompt: Prompt, ctx: AdviceContext): Promise<AdviceResult>;
 }

@@ -1,48 +1,59 @@
 // Phase 2, identification: roll out the base policy with snapshots, ask the adviser for each episode's
 // critical states (with a suggested action and a reward), validate and count what it proposes.
 import { makeAdviser } from "../advisers/index.js";
-import { emptyCounts, validateAdvice, type CriticalStatesFile } from "../critical.js";
+import { emptyCounts, validateAdvice, type CriticalState, type CriticalStatesFile } from "../critical.js";
 import { collectEpisodes } from "../episodes.js";
+import { interpreterFor } from "../../envs/index.js";
+import { actionSpaceText, renderPrompt } from "../../identify/prompts.js";
+import { summarizeEpisode } from "../../identify/summarize.js";
 import { randomStates, storeStates, type StateStore } from "../modulation.js";
 import { progressBar, log } from "../../progress.js";
 import { loadModel, specFor, type RunContext } from "../context.js";
 
 export const episodeFile = (i: number) => `trajectories/episode-${String(i).padStart(3, "0")}.msgpack`;
+const identifyFile = (i: number, ext: string) => `identify/episode-${String(i).padStart(3, "0")}.${ext}`;
 
 export async function identify(ctx: RunContext): Promise<Record<string, unknown>> {
   const { run, settings, sc, cfg } = ctx;
   const adviser = makeAdviser(settings.adviser);
-  const { env, model, actionSpace } = await loadModel(ctx, "base", { training: false, seedOffset: 1000 });
-  const n = settings.identify.episodes;
-  const bar = progressBar("collect", n, "episodes");
-  const episodes = await collectEpisodes(sc, { model, env, episodes: n, deterministic: settings.identify.deterministic }, bar);
-  bar.stop();
-  for (const { snapshots: _, ...ep } of episodes) run.writeMessage(episodeFile(ep.episode), ep);
-  log(`identify: ${episodes.length} episodes, returns ${episodes.map((e) => e.return.toFixed(1)).join(", ")}`);
-
+  const interp = interpreterFor(cfg.name);
+  // One sub-env: episodes come one at a time, so only one episode's per-step snapshots are held (Atari's are large).
+  const { env, model, actionSpace } = await loadModel(ctx, "base", { training: false, nEnvs: 1, seedOffset: 1000 });
   const candidates = actionSpace.type === "Discrete" ? actionSpace.n! : settings.rollout_adviser.candidates;
   const { env: counterfactualEnv } = await sc.call("env_make", { spec: specFor(ctx, "base", { training: false, nEnvs: candidates }) });
   const counts = emptyCounts();
-  const states: CriticalStatesFile["states"] = [];
-  const advise = progressBar(`advise (${adviser.name})`, episodes.length, "episodes");
-  for (const ep of episodes) {
-    const res = await adviser.advise(ep, { sc, model, counterfactualEnv, actionSpace, cfg, settings, seed: ctx.seed });
+  const states: CriticalState[] = [];
+  const random: CriticalState[] = [];
+  const store: StateStore = {};
+  const returns: number[] = [];
+  const bar = progressBar(`identify (${adviser.name})`, settings.identify.episodes, "episodes");
+  for (let i = 0; i < settings.identify.episodes; i++) {
+    const [collected] = await collectEpisodes(sc, { model, env, episodes: 1, deterministic: settings.identify.deterministic });
+    const ep = { ...collected, episode: i };
+    const { snapshots: _, raw_obs, ...stored } = ep;
+    run.writeMessage(episodeFile(i), raw_obs === ep.obs ? stored : { ...stored, raw_obs }); // no copy of obs twice
+    returns.push(ep.return);
+    // The episode in words, as an LLM adviser reads it (kept for every adviser, so runs can be compared).
+    const { text } = summarizeEpisode(ep, interp, { maxChars: settings.identify.prompt_chars, minSeparation: settings.identify.min_separation });
+    const prompt = renderPrompt(cfg.name, { episode: text, maxCriticalStates: settings.identify.max_critical_states, actionSpace: actionSpaceText(actionSpace) });
+    run.write(identifyFile(i, "prompt.md"), `# system\n\n${prompt.system}\n\n# user\n\n${prompt.user}\n`);
+    const res = await adviser.advise(ep, prompt, { sc, model, counterfactualEnv, actionSpace, cfg, settings, seed: ctx.seed });
     const accepted = validateAdvice(res.advice, ep, actionSpace, adviser.name, counts);
+    run.writeJson(identifyFile(i, "json"), { adviser: adviser.name, request: res.request, reply: res.reply, accepted });
+    // The random-critical baseline gets as many states from the same episode, at random steps.
+    const picked = randomStates(accepted.length, ep, ctx.seed);
+    storeStates([...accepted, ...picked], ep, store);
     states.push(...accepted);
-    run.writeJson(`identify/episode-${String(ep.episode).padStart(3, "0")}.json`, { adviser: adviser.name, request: res.request, reply: res.reply, accepted });
-    advise.update(ep.episode + 1, { critical: states.length });
+    random.push(...picked);
+    bar.update(i + 1, { critical: states.length });
   }
-  advise.stop();
+  bar.stop();
   for (const h of [counterfactualEnv, model, env]) await sc.call("close", { handle: h });
   const file: CriticalStatesFile = { env_id: cfg.env_id, adviser: adviser.name, counts, states };
   run.writeJson("critical_states.json", file);
-  // Keep observations and snapshots only where a table may need them: the critical states and, for the
-  // random-critical baseline, as many random ones (per-step snapshots of every episode would be huge on Atari).
-  const random = randomStates(Math.max(states.length, 1), episodes, ctx.seed);
   run.writeJson("identify/random_states.json", random);
-  const store: StateStore = {};
-  storeStates([...states, ...random], new Map(episodes.map((e) => [e.episode, e])), store);
   run.writeMessage("identify/states.msgpack", store);
+  log(`identify: returns of the base policy ${returns.map((r) => r.toFixed(1)).join(", ")}`);
   log(`identify: ${states.length} critical states accepted (${counts.proposed} proposed, ${counts.clipped} clipped, ${counts.rejected} rejected)`);
-  return { episodes: episodes.length, critical_states: states.length, counts };
+  return { episodes: returns.length, critical_states: states.length, counts };
 }

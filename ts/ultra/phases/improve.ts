@@ -25,14 +25,24 @@ interface ArmProgress {
 }
 
 function tableFor(ctx: RunContext, arm: Arm, store: StateStore) {
-  const critical = CriticalStatesFile.parse(ctx.run.readJson("critical_states.json")).states;
   const variant: TableVariant | null = arm.startsWith("ultra_") ? (ctx.settings.variant as TableVariant) : arm === "continue_ppo" ? null : "reset";
   if (variant === null) return null;
-  const states = arm === "random_critical" ? CriticalState.array().parse(ctx.run.readJson("identify/random_states.json")) : critical;
+  const states =
+    arm === "random_critical"
+      ? ctx.run.readChecked("identify/random_states.json", CriticalState.array())
+      : ctx.run.readChecked("critical_states.json", CriticalStatesFile).states;
   return modulationTable(states, store, variant, ctx.settings, ctx.seed);
 }
 
-export async function improve(ctx: RunContext): Promise<Record<string, unknown>> {
+/** Counters summed over an arm's learn calls. */
+function totalModulation(calls: unknown[]): Record<string, number> | null {
+  const stats = calls.filter((c): c is Record<string, number> => c !== null && typeof c === "object");
+  if (!stats.length) return null;
+  return Object.fromEntries(Object.keys(stats[0]).map((k) => [k, stats.reduce((n, s) => n + s[k], 0)]));
+}
+
+/** `fresh`: start every arm from the base policy again (re-running the phase); otherwise resume checkpoints. */
+export async function improve(ctx: RunContext, fresh = false): Promise<Record<string, unknown>> {
   const { run, settings, sc } = ctx;
   const store = run.readMessage<StateStore>("identify/states.msgpack");
   const summary: Record<string, unknown> = {};
@@ -40,10 +50,10 @@ export async function improve(ctx: RunContext): Promise<Record<string, unknown>>
     const dir = armDir(arm);
     mkdirSync(run.path(dir), { recursive: true });
     const progressFile = `${dir}/progress.json`;
-    const progress: ArmProgress = run.exists(progressFile) ? run.readJson(progressFile) : { steps_done: 0, curve: [], modulation: [] };
+    const progress: ArmProgress = run.exists(progressFile) && !fresh ? run.readJson(progressFile) : { steps_done: 0, curve: [], modulation: [] };
     const total = settings.improve.steps;
     if (progress.steps_done >= total) {
-      summary[arm] = progress;
+      summary[arm] = { steps: progress.steps_done, modulation: totalModulation(progress.modulation) };
       continue;
     }
     // A fresh arm starts from the base policy; a resumed one from its last checkpoint.
@@ -66,7 +76,7 @@ export async function improve(ctx: RunContext): Promise<Record<string, unknown>>
       run.writeJson(progressFile, progress);
     }
     for (const h of [model, env]) await sc.call("close", { handle: h });
-    summary[arm] = { steps: progress.steps_done, modulation: progress.modulation.at(-1) };
+    summary[arm] = { steps: progress.steps_done, modulation: totalModulation(progress.modulation) };
   }
   return summary;
 }

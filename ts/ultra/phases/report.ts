@@ -23,7 +23,7 @@ function curves(run: RunDir, armsList: string[]): Record<string, unknown> {
 export async function report(run: RunDir, sc: Sidecar): Promise<string> {
   const rec: RunRecord = run.record;
   const ev = run.readJson<EvalFile>("eval.json");
-  const crit = CriticalStatesFile.parse(run.readJson("critical_states.json"));
+  const crit = run.readChecked("critical_states.json", CriticalStatesFile);
   const arms = Object.keys(ev.arms);
   const base = ev.arms.base.mean;
   await sc.call("plot_curves", { curves: curves(run, arms), path: run.path("curves.png"), title: `${rec.env_id}, seed ${rec.seed}: refinement curves` });

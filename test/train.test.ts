@@ -1,0 +1,141 @@
+// `ultra train` end to end on the smoke profile: real sidecar, real SB3, real envs, the rollout adviser.
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { beforeAll, describe, expect, it } from "vitest";
+import { ROOT } from "../ts/paths.js";
+
+const run = promisify(execFile);
+async function ultra(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [join(ROOT, "bin", "ultra.js"), ...args], { maxBuffer: 64 << 20 });
+    return { code: 0, stdout, stderr };
+  } catch (e: any) {
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+const json = (file: string) => JSON.parse(readFileSync(file, "utf8"));
+
+describe("ultra train", () => {
+  const root = mkdtempSync(join(tmpdir(), "ultra-train-"));
+  const out = join(root, "cheetah");
+
+  beforeAll(async () => {
+    const r = await ultra("train", "--env", "HalfCheetah", "--profile", "smoke", "--seed", "1", "--out", out);
+    expect(r.code, r.stderr).toBe(0);
+  });
+
+  it("leaves a complete run directory", () => {
+    const rec = json(join(out, "run.json"));
+    expect(Object.keys(rec.phases)).toEqual(["base", "identify", "improve", "evaluate", "report"]);
+    expect(rec).toMatchObject({ env_id: "HalfCheetah-v5", seed: 1, profile: "smoke", settings: { variant: "RA", adviser: "rollout" } });
+    expect(rec.versions["stable-baselines3"]).toBeTruthy();
+    const ev = json(join(out, "eval.json"));
+    expect(Object.keys(ev.arms)).toEqual(["base", "ultra_RA", "continue_ppo", "rice_reset", "random_critical"]);
+    for (const a of Object.values<any>(ev.arms)) expect(a.returns).toHaveLength(2);
+    expect(readFileSync(join(out, "curves.png")).subarray(1, 4).toString()).toBe("PNG");
+    for (const f of ["base/model.zip", "refined/model.zip", "baselines/rice_reset/model.zip", "trajectories/episode-000.msgpack", "identify/episode-001.prompt.md"])
+      expect(() => readFileSync(join(out, f)), f).not.toThrow();
+  });
+
+  it("records each critical state with its reason and shows them in the report", () => {
+    const crit = json(join(out, "critical_states.json"));
+    expect(crit.states.length).toBeGreaterThan(0);
+    for (const s of crit.states) {
+      expect(s).toMatchObject({ adviser: "rollout" });
+      expect(s.action).toHaveLength(6);
+      expect(s.reason).toMatch(/value estimate drops/);
+      const reply = json(join(out, "identify", `episode-${String(s.episode).padStart(3, "0")}.json`));
+      expect(reply.accepted.map((a: any) => a.step)).toContain(s.step);
+    }
+    const report = readFileSync(join(out, "report.md"), "utf8");
+    expect(report).toContain("| base policy (no refinement) |");
+    expect(report).toContain(`| rollout | ${crit.counts.proposed} | ${crit.counts.valid} |`);
+    expect(report).toContain(`| ${crit.states[0].episode} | ${crit.states[0].step} |`);
+  });
+
+  it("each arm's modulation does what it should", () => {
+    const stats = (dir: string) => json(join(out, dir, "progress.json")).modulation;
+    expect(stats("baselines/continue_ppo").every((m: unknown) => m === null)).toBe(true);
+    for (const m of stats("baselines/rice_reset")) expect(m).toMatchObject({ overridden_actions: 0, reward_added_steps: 0 });
+    for (const m of stats("refined")) {
+      expect(m.overridden_actions).toBe(m.matched_steps); // RA: every critical state gets its action...
+      expect(m.reward_added_steps).toBe(m.matched_steps); // ...and its reward
+    }
+  });
+
+  it("--resume skips finished phases and changes nothing", async () => {
+    const before = readFileSync(join(out, "eval.json"), "utf8");
+    const r = await ultra("train", "--env", "HalfCheetah", "--profile", "smoke", "--seed", "1", "--out", out, "--resume");
+    expect(r.code, r.stderr).toBe(0);
+    for (const p of ["base", "identify", "improve", "evaluate", "report"]) expect(r.stderr).toContain(`${p}: done earlier, skipping`);
+    expect(readFileSync(join(out, "eval.json"), "utf8")).toBe(before);
+  });
+
+  it("refuses to overwrite a run, and a run directory of another env", async () => {
+    const again = await ultra("train", "--env", "HalfCheetah", "--profile", "smoke", "--out", out);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("already holds a run; pass --resume");
+    const other = await ultra("train", "--env", "Hopper", "--profile", "smoke", "--out", out, "--resume");
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain("is a run of HalfCheetah-v5, not Hopper-v5");
+  });
+
+  it("an interrupted improve resumes each arm from its checkpoint", async () => {
+    const rec = json(join(out, "run.json"));
+    for (const p of ["improve", "evaluate", "report"]) delete rec.phases[p];
+    writeFileSync(join(out, "run.json"), JSON.stringify(rec));
+    const progress = json(join(out, "refined", "progress.json"));
+    writeFileSync(join(out, "refined", "progress.json"), JSON.stringify({ ...progress, steps_done: 1024 })); // as if stopped mid-arm
+    const r = await ultra("train", "--env", "HalfCheetah", "--out", out, "--resume", "--profile", "smoke");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("improve ultra_RA: 1024 steps from its checkpoint at 1024");
+    expect(r.stderr).not.toContain("improve continue_ppo:"); // finished arms are not redone
+    expect(json(join(out, "refined", "progress.json")).steps_done).toBeGreaterThanOrEqual(2048);
+  });
+
+  it("a corrupt critical_states.json is a clear error; base and identify survive, and --resume finishes", async () => {
+    const file = join(out, "critical_states.json");
+    const good = readFileSync(file, "utf8");
+    writeFileSync(file, good.replace(/"step":/g, '"stepp":'));
+    const bad = await ultra("improve", "--run", out);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/critical_states\.json is corrupt: .*step/s);
+    writeFileSync(file, "{ not json");
+    const worse = await ultra("train", "--env", "HalfCheetah", "--out", out, "--resume", "--profile", "smoke");
+    expect(worse.code).toBe(1);
+    expect(worse.stderr).toContain("critical_states.json is corrupt");
+    const rec = json(join(out, "run.json"));
+    expect(Object.keys(rec.phases)).toEqual(expect.arrayContaining(["base", "identify"]));
+    expect(rec.phases.report).toBeUndefined();
+    const before = readFileSync(join(out, "base", "model.zip"));
+    writeFileSync(file, good);
+    const r = await ultra("train", "--env", "HalfCheetah", "--out", out, "--resume", "--profile", "smoke");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("identify: done earlier, skipping");
+    expect(readFileSync(join(out, "base", "model.zip")).equals(before)).toBe(true);
+    expect(Object.keys(json(join(out, "run.json")).phases)).toHaveLength(5);
+  });
+
+  it("a phase needs the phases before it", async () => {
+    const rec = json(join(out, "run.json"));
+    delete rec.phases.identify;
+    writeFileSync(join(out, "run.json"), JSON.stringify(rec));
+    const r = await ultra("improve", "--run", out);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("improve needs identify first");
+  });
+
+  it("Pong goes through the same path", async () => {
+    const pong = join(root, "pong");
+    const r = await ultra("train", "--env", "Pong", "--profile", "smoke", "--out", pong);
+    expect(r.code, r.stderr).toBe(0);
+    const ev = json(join(pong, "eval.json"));
+    expect(ev.deterministic).toBe(false);
+    for (const a of Object.values<any>(ev.arms)) for (const x of a.returns) expect(Math.abs(x)).toBeLessThanOrEqual(21);
+    const crit = json(join(pong, "critical_states.json"));
+    for (const s of crit.states) expect(Number.isInteger(s.action) && s.action >= 0 && s.action < 6).toBe(true);
+  });
+});

@@ -1,0 +1,93 @@
+// The adviser's prompt for one episode, rendered from prompts/: shared parts (role, reply format, reasoning
+// steps, worked cases) around the env's own description (goal, reward terms, termination, actions).
+// Templates are Markdown with {{name}} placeholders; an unknown placeholder or a missing variable is an
+// error that names it, never a silent "".
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { UltraError } from "../bridge/errors.js";
+import type { SpaceInfo } from "../bridge/ops.js";
+import { interpreterFor } from "../envs/index.js";
+import { ROOT } from "../paths.js";
+
+export const PROMPTS_DIR = join(ROOT, "prompts");
+
+export interface PromptVars {
+  /** the episode as text (summarizeEpisode) */
+  episode: string;
+  maxCriticalStates: number;
+  /** how to write an action, e.g. actionSpaceText(space) */
+  actionSpace: string;
+}
+
+export interface Prompt {
+  system: string;
+  user: string;
+}
+
+const REQUIRED = ["episode", "maxCriticalStates", "actionSpace"] as const;
+
+/** Env templates by interpreter name; any other env gets generic.md. */
+const ENV_TEMPLATES: Record<string, string> = {
+  HalfCheetah: "halfcheetah.md",
+  Hopper: "hopper.md",
+  Walker2d: "walker2d.md",
+  Reacher: "reacher.md",
+  Pong: "pong.md",
+  SparseHalfCheetah: "sparse-halfcheetah.md",
+  SparseHopper: "sparse-hopper.md",
+  SparseWalker2d: "sparse-walker2d.md",
+};
+
+export const envTemplate = (configName: string) => ENV_TEMPLATES[interpreterFor(configName).name] ?? "generic.md";
+
+/** Replace each {{name}} with vars[name], in one pass (inserted text is never scanned for placeholders). */
+export function renderTemplate(text: string, vars: Record<string, string>, source: string): string {
+  let found = 0;
+  const out = text.replace(/\{\{([^{}]*)\}\}/g, (_, raw: string) => {
+    found++;
+    const name = raw.trim();
+    if (!Object.hasOwn(vars, name))
+      throw new UltraError(`${source}: unknown placeholder {{${name}}} (known: ${Object.keys(vars).sort().join(", ")})`);
+    return vars[name];
+  });
+  if (text.split("{{").length - 1 !== found) throw new UltraError(`${source}: a "{{" that does not open a {{name}} placeholder`);
+  return out;
+}
+
+export function renderPrompt(configName: string, vars: PromptVars, opts: { dir?: string } = {}): Prompt {
+  for (const k of REQUIRED)
+    if (vars?.[k] === undefined || vars[k] === null) throw new UltraError(`prompt variable "${k}" is missing`);
+  if (typeof vars.episode !== "string" || typeof vars.actionSpace !== "string")
+    throw new UltraError('prompt variables "episode" and "actionSpace" must be strings');
+  if (!Number.isInteger(vars.maxCriticalStates) || vars.maxCriticalStates < 1)
+    throw new UltraError(`prompt variable "maxCriticalStates" must be a positive integer, got ${vars.maxCriticalStates}`);
+  const dir = opts.dir ?? PROMPTS_DIR;
+  const interp = interpreterFor(configName);
+  const base: Record<string, string> = {
+    envName: interp.name,
+    actionSemantics: interp.actionSemantics,
+    episode: vars.episode,
+    maxCriticalStates: String(vars.maxCriticalStates),
+    actionSpace: vars.actionSpace,
+  };
+  const render = (file: string, extra: Record<string, string> = {}) =>
+    renderTemplate(readFileSync(join(dir, file), "utf8").trimEnd(), { ...base, ...extra }, `prompts/${file}`);
+  const system = `${render("shared/system.md")}\n\n${render("shared/output.md")}`;
+  const user = render("shared/user.md", {
+    task: render(envTemplate(configName)),
+    reasoning: render("shared/reasoning.md"),
+    cases: render("shared/cases.md"),
+  });
+  return { system, user };
+}
+
+/** How to write an action of this space, for the actionSpace variable. */
+export function actionSpaceText(space: SpaceInfo): string {
+  if (space.type === "Discrete") return `an integer from 0 to ${space.n! - 1}`;
+  const dim = space.shape.reduce((a, b) => a * b, 1);
+  const { low, high } = space;
+  if (low && high && low.every((x) => x === low[0]) && high.every((x) => x === high[0]))
+    return `a JSON list of ${dim} numbers, each in [${low[0]}, ${high[0]}]`;
+  if (low && high) return `a JSON list of ${dim} numbers, number i in [low[i], high[i]] with low = [${low.join(", ")}] and high = [${high.join(", ")}]`;
+  return `a JSON list of ${dim} numbers`;
+}
