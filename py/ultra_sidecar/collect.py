@@ -17,7 +17,13 @@ from .models import PROGRESS_INTERVAL_S
 from .snapshot import snapshot
 
 Emit = Callable[[str, dict], None]
-FIELDS = ("obs", "raw_obs", "actions", "rewards", "values", "log_probs")
+FIELDS = ("obs", "raw_obs", "ram", "actions", "rewards", "values", "log_probs")
+
+
+def _ram(venv: VecEnv, i: int) -> np.ndarray | None:
+    """ALE's 128-byte RAM (paddles, ball, score) for the state interpreter; None for other envs."""
+    u = venv.unwrapped.envs[i].unwrapped if hasattr(venv.unwrapped, "envs") else None
+    return u.ale.getRAM().copy() if u is not None and hasattr(u, "ale") else None
 
 
 def _chunks(episode: int, env_index: int, steps: dict, snaps: list, snap_steps: list, size: int, ret: float):
@@ -58,6 +64,7 @@ def collect(model: PPO, venv: VecEnv, episodes: int, deterministic: bool, snapsh
     finished, total_steps, summary, last_emit = 0, 0, [], time.perf_counter()
     while finished < episodes:
         raw = vn.get_original_obs() if vn is not None else None
+        rams = [_ram(venv, i) for i in range(n)]  # before the step, like obs
         for i in range(n):
             t = len(bufs[i][0]["rewards"])
             if snapshot_every and t % snapshot_every == 0:
@@ -74,7 +81,8 @@ def collect(model: PPO, venv: VecEnv, episodes: int, deterministic: bool, snapsh
         values, log_probs = values.cpu().numpy().reshape(-1), log_probs.cpu().numpy().reshape(-1)
         for i in range(n):
             steps = bufs[i][0]
-            for key, val in zip(FIELDS, (obs[i], None if raw is None else raw[i], env_actions[i], rewards[i], values[i], log_probs[i])):
+            state = (obs[i], None if raw is None else raw[i], rams[i], env_actions[i], rewards[i], values[i], log_probs[i])
+            for key, val in zip(FIELDS, state):
                 if val is not None:
                     steps[key].append(val)
             if dones[i]:

@@ -73,6 +73,8 @@ export interface TrajectoryChunk {
   obs: NDArray;
   /** un-normalised observations; absent when the env has no VecNormalize (then they equal obs) */
   raw_obs?: NDArray;
+  /** ALE RAM (128 bytes) per step, on Atari only */
+  ram?: NDArray<Uint8Array>;
   actions: NDArray;
   rewards: NDArray<Float32Array>;
   values: NDArray<Float32Array>;

@@ -11,6 +11,8 @@ export interface Episode {
   obs: NDArray;
   /** un-normalised observations (what the interpreter and the modulation table use); = obs without VecNormalize */
   raw_obs: NDArray;
+  /** ALE RAM per step (Atari), read by the Pong interpreter */
+  ram?: NDArray;
   actions: NDArray;
   rewards: NDArray<Float32Array>;
   values: NDArray<Float32Array>;
@@ -43,6 +45,7 @@ export function assemble(chunks: TrajectoryChunk[]): Episode {
     return: last.return ?? 0,
     obs,
     raw_obs: chunks[0].raw_obs ? field("raw_obs") : obs, // absent when the env is not normalised
+    ...(chunks[0].ram ? { ram: field("ram") } : {}),
     actions: field("actions"),
     rewards: field("rewards") as NDArray<Float32Array>,
     values: field("values") as NDArray<Float32Array>,
