@@ -128,6 +128,26 @@ describe("ultra train", () => {
     expect(r.stderr).toContain("improve needs identify first");
   });
 
+  it("--seeds with --base: one run per seed from the user's model, and a report with a 95% CI", async () => {
+    const multi = join(root, "seeds");
+    const r = await ultra("train", "--env", "HalfCheetah", "--profile", "smoke", "--seeds", "0,1", "--base", join(out, "base", "model.zip"), "--out", multi);
+    expect(r.code, r.stderr).toBe(0);
+    for (const seed of [0, 1]) {
+      const rec = json(join(multi, `seed-${seed}`, "run.json"));
+      expect(rec.seed).toBe(seed);
+      expect(rec.phases.base.result.source).toBe(join(out, "base", "model.zip"));
+      expect(readFileSync(join(multi, `seed-${seed}`, "base", "model.zip")).equals(readFileSync(join(out, "base", "model.zip")))).toBe(true);
+    }
+    const report = readFileSync(join(multi, "report.md"), "utf8");
+    const evals = [0, 1].map((seed) => json(join(multi, `seed-${seed}`, "eval.json")).arms.ultra_RA.mean);
+    const mean = (evals[0] + evals[1]) / 2;
+    const half = (12.706 * Math.abs(evals[0] - evals[1])) / 2; // t(0.975, 1) · s / √2, with s = |a − b| / √2
+    expect(report).toMatch(/\| ULTRA-RA \(ultra_RA\) \| [-\d.]+ ± [\d.]+ \| \[[-\d.]+, [-\d.]+\] \|/);
+    const ci = report.match(/ULTRA-RA \(ultra_RA\) \| [^|]+ \| \[([-\d.]+), ([-\d.]+)\]/)!;
+    expect(Number(ci[1])).toBeCloseTo(mean - half, 0);
+    expect(Number(ci[2])).toBeCloseTo(mean + half, 0);
+  });
+
   it("Pong goes through the same path", async () => {
     const pong = join(root, "pong");
     const r = await ultra("train", "--env", "Pong", "--profile", "smoke", "--out", pong);

@@ -8,15 +8,24 @@ export interface CurvePoint {
   ep_rew_mean: number;
 }
 
-export async function learn(sc: Sidecar, model: string, steps: number, phase: string, extra: { tb_log_name?: string; modulation?: unknown } = {}) {
-  const bar = progressBar(phase, steps);
+/** `of`: when this call is one segment of a longer job, the job's steps done before it and its total. */
+export async function learn(
+  sc: Sidecar,
+  model: string,
+  steps: number,
+  phase: string,
+  extra: { tb_log_name?: string; modulation?: unknown; of?: { done: number; total: number } } = {},
+) {
+  const done = extra.of?.done ?? 0;
+  const bar = progressBar(phase, extra.of?.total ?? steps, "steps", done);
   const curve: CurvePoint[] = [];
   const show = (p: LearnProgress) => {
     if (p.ep_rew_mean != null && curve.at(-1)?.timesteps !== p.timesteps) curve.push({ timesteps: p.timesteps, ep_rew_mean: p.ep_rew_mean });
-    bar.update(p.steps, p.ep_rew_mean == null ? {} : { ep_rew_mean: p.ep_rew_mean });
+    bar.update(done + p.steps, p.ep_rew_mean == null ? {} : { ep_rew_mean: p.ep_rew_mean });
   };
   try {
-    const res = await sc.call("model_learn", { model, steps, tb_log_name: extra.tb_log_name ?? "PPO", ...(extra.modulation ? { modulation: extra.modulation } : {}) }, { onEvent: (_, p) => show(p) });
+    const args = { model, steps, tb_log_name: extra.tb_log_name ?? "PPO", ...(extra.modulation ? { modulation: extra.modulation } : {}) };
+    const res = await sc.call("model_learn", args, { onEvent: (_, p) => show(p) });
     show(res);
     return { ...res, curve };
   } finally {

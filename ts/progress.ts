@@ -6,7 +6,8 @@ export interface Progress {
   stop(): void;
 }
 
-export function progressBar(phase: string, total: number, unit = "steps"): Progress {
+/** `start`: work already done before this bar (a resumed or segmented job); the rate counts only new work. */
+export function progressBar(phase: string, total: number, unit = "steps", start = 0): Progress {
   const bar = new cliProgress.SingleBar(
     {
       format: `${phase.padEnd(10)} |{bar}| {percentage}% | {value}/{total} ${unit} | {rate} ${unit}/s | ETA {eta_formatted} | {info}`,
@@ -19,11 +20,11 @@ export function progressBar(phase: string, total: number, unit = "steps"): Progr
     cliProgress.Presets.shades_classic,
   );
   const t0 = Date.now();
-  let last = { value: 0, info: "" };
-  bar.start(total, 0, { rate: "-", info: "" });
+  let last = { value: start, info: "" };
+  bar.start(total, start, { rate: "-", info: "" });
   return {
     update(value, extra = {}) {
-      const rate = value / Math.max((Date.now() - t0) / 1000, 1e-3);
+      const rate = (value - start) / Math.max((Date.now() - t0) / 1000, 1e-3);
       const info = Object.entries(extra).map(([k, v]) => `${k} ${typeof v === "number" ? fmt(v) : v}`).join(" ");
       last = { value, info };
       bar.update(value, { rate: fmt(rate), info });

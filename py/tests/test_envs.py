@@ -75,3 +75,15 @@ def test_unknown_env_id_names_it():
     with pytest.raises(ProtocolError, match="unknown environment id 'HalfCheeta-v5'") as e:
         make_env({"env_id": "HalfCheeta-v5"})
     assert e.value.code == "env_error"
+
+
+def test_sparse_variants_pay_x_only_past_the_threshold():
+    venv = make_env({"env_id": "ultra/SparseHalfCheetah-v5", "seed": 0})
+    venv.reset()
+    data = venv.envs[0].unwrapped.data
+    for x, paid in ((1.0, False), (4.9, False), (6.0, True), (7.5, True)):
+        data.qpos[0] = x  # place the torso; the next step integrates from there
+        _, r, _, infos = venv.step(np.zeros((1, 6)))
+        assert infos[0]["x_position"] == pytest.approx(x, abs=0.05)
+        assert r[0] == (pytest.approx(infos[0]["x_position"], rel=1e-5) if paid else 0.0)
+        assert infos[0]["dense_reward"] != 0.0

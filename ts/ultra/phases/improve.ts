@@ -68,7 +68,7 @@ export async function improve(ctx: RunContext, fresh = false): Promise<Record<st
     const table = tableFor(ctx, arm, store);
     while (progress.steps_done < total) {
       const steps = Math.min(settings.improve.checkpoint_every, total - progress.steps_done);
-      const res = await learn(sc, model, steps, arm, { tb_log_name: arm, modulation: table });
+      const res = await learn(sc, model, steps, arm, { tb_log_name: arm, modulation: table, of: { done: progress.steps_done, total } });
       progress.curve.push(...res.curve.map((p) => ({ ...p, timesteps: p.timesteps - res.timesteps + progress.steps_done + res.steps })));
       progress.steps_done += res.steps;
       progress.modulation.push(res.modulation ?? null);
