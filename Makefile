@@ -17,7 +17,12 @@ TORCH ?= torch==2.13.0
 
 .PHONY: setup test test-ts test-py pretrain train doctor bench clean
 
-setup: node_modules/.installed $(VENV)/.installed
+setup: node_modules/.installed $(VENV)/.installed dist/.built
+
+# Rebuild the CLI whenever a TS source changed (npm ci builds it once; a pull may change it).
+dist/.built: node_modules/.installed tsconfig.json $(shell find ts -name '*.ts')
+	npm run --silent build
+	touch $@
 
 node_modules/.installed: package.json package-lock.json
 	npm ci
@@ -32,7 +37,6 @@ $(VENV)/.installed: pyproject.toml
 
 # Both runners always run; the target fails if either failed.
 test: setup
-	@npm run --silent build
 	@status=0; \
 	npx vitest run || status=1; \
 	$(PY) -m pytest -q || status=1; \

@@ -40,6 +40,15 @@ describe("ultra train", () => {
       expect(() => readFileSync(join(out, f)), f).not.toThrow();
   });
 
+  it("the same seed gives bit-identical critical states and returns", async () => {
+    const again = join(root, "again");
+    const r = await ultra("train", "--env", "HalfCheetah", "--profile", "smoke", "--seed", "1", "--out", again);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(join(again, "critical_states.json"), "utf8")).toBe(readFileSync(join(out, "critical_states.json"), "utf8"));
+    const returns = (dir: string) => Object.values<any>(json(join(dir, "eval.json")).arms).map((a) => a.returns);
+    expect(returns(again)).toEqual(returns(out));
+  });
+
   it("records each critical state with its reason and shows them in the report", () => {
     const crit = json(join(out, "critical_states.json"));
     expect(crit.states.length).toBeGreaterThan(0);
@@ -52,7 +61,8 @@ describe("ultra train", () => {
     }
     const report = readFileSync(join(out, "report.md"), "utf8");
     expect(report).toContain("| base policy (no refinement) |");
-    expect(report).toContain(`| rollout | ${crit.counts.proposed} | ${crit.counts.valid} |`);
+    expect(report).toContain(`| rollout | ${crit.counts.proposed} | ${crit.counts.valid} | ${crit.counts.clipped} | ${crit.counts.rejected} | ${crit.counts.unverified} | ${crit.states.length} |`);
+    for (const s of crit.states) expect(s.gain).toBeGreaterThan(0); // verified: every kept action beat the policy's own
     expect(report).toContain(`| ${crit.states[0].episode} | ${crit.states[0].step} |`);
   });
 
@@ -157,5 +167,5 @@ describe("ultra train", () => {
     for (const a of Object.values<any>(ev.arms)) for (const x of a.returns) expect(Math.abs(x)).toBeLessThanOrEqual(21);
     const crit = json(join(pong, "critical_states.json"));
     for (const s of crit.states) expect(Number.isInteger(s.action) && s.action >= 0 && s.action < 6).toBe(true);
-  });
+  }, 600_000); // CNN training and full Pong episodes on a 2-core CPU
 });

@@ -88,13 +88,14 @@ const cli = yargs(hideBin(process.argv))
         .option("seeds", { type: "string", describe: "several seeds, e.g. 0,1,2,3,4 or 0-4: one run each and a report over them" })
         .option("base", { type: "string", describe: "start from your own SB3 PPO model.zip instead of pretraining one" })
         .option("adviser", { type: "string", describe: "who names critical states: rollout" })
+        .option("verify", { choices: ["on", "off"], describe: "test each suggested action in rollouts from its state before using it (default on)" })
         .option("profile", { type: "string", default: "paper", describe: "quick | paper (configs/ultra.yaml)" })
         .option("out", { type: "string", describe: "run directory (default runs/ENV-VARIANT-PROFILE-sSEED)" })
         .option("resume", { type: "boolean", default: false, describe: "continue an interrupted run from its last finished phase / checkpoint" }),
     async (a) => {
       const r = await train({
         env: a.env, seeds: a.seeds ? parseSeeds(a.seeds) : [a.seed], profile: a.profile, variant: a.variant as Variant | undefined,
-        adviser: a.adviser, base: a.base, out: a.out, resume: a.resume, sidecar: sidecarOptions(a),
+        adviser: a.adviser, verify: a.verify === undefined ? undefined : a.verify === "on", base: a.base, out: a.out, resume: a.resume, sidecar: sidecarOptions(a),
       });
       log(`report: ${r.report}`);
       printJson(r);

@@ -64,9 +64,10 @@ def _saved_clip_range(data: dict) -> float:
     return float(m.group(1)) if m else 0.2  # SB3's default
 
 
-def load_ppo(path: str, venv: VecEnv, device: str, train: dict | None = None) -> ModulatedPPO:
-    """train: {learning_rate, clip_range?, seed?, tensorboard_log?} to continue training the loaded model;
-    without it the model is for inference (learning rate 0)."""
+def load_ppo(path: str, venv: VecEnv, device: str, train: dict | None = None, seed: int | None = None) -> ModulatedPPO:
+    """train: {learning_rate, clip_range?, tensorboard_log?} to continue training the loaded model; without it
+    the model is for inference (learning rate 0). seed: seeds torch, numpy and the env, so that rollouts
+    (sampled actions included) replay exactly."""
     info = check_ppo(path)
     env_shape = list(venv.observation_space.shape or [])
     model_shape = space_shape(info["data"], "observation_space")
@@ -95,8 +96,8 @@ def load_ppo(path: str, venv: VecEnv, device: str, train: dict | None = None) ->
         model = ModulatedPPO.load(path, env=venv, device=device, custom_objects=custom, **extra)
     except Exception as e:
         raise ProtocolError("model_error", f"cannot load {path}: {type(e).__name__}: {e}") from None
-    if train and train.get("seed") is not None:
-        model.set_random_seed(int(train["seed"]))
+    if seed is not None:
+        model.set_random_seed(int(seed))
     return model
 
 

@@ -103,7 +103,7 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
 
     def model_load(args, emit):
         venv = env_of(args)
-        model = models.load_ppo(args["path"], venv, args.get("device", resolved_device), args.get("train"))
+        model = models.load_ppo(args["path"], venv, args.get("device", resolved_device), args.get("train"), args.get("seed"))
         return {"model": h.add("model", model), "device": str(model.device), "vec_normalize": find_vec_normalize(venv) is not None}
 
     blobs: dict[int, np.ndarray] = {}
@@ -147,7 +147,13 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
         ),
         "counterfactual": lambda args, emit: {
             "returns": counterfactual.rollout_returns(
-                model_of(args), env_of(args), args["snapshot"], args["candidates"], int(args["horizon"]), float(args["gamma"])
+                model_of(args),
+                env_of(args),
+                args["snapshot"],
+                args["candidates"],
+                int(args["horizon"]),
+                float(args["gamma"]),
+                bool(args.get("deterministic", True)),
             )
         },
         "plot_curves": lambda args, emit: {"path": plots.plot_curves(args["curves"], args["path"], args["title"])},

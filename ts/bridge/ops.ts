@@ -39,7 +39,6 @@ export interface HelloResult {
 export interface TrainOverrides {
   learning_rate: number;
   clip_range?: number;
-  seed?: number;
   tensorboard_log?: string;
 }
 
@@ -106,7 +105,7 @@ interface OpTable {
   env_restore: [{ env: string; index: number; snapshot: Snapshot }, { obs: NDArray }];
   model_new: [{ env: string; ppo: Record<string, unknown> }, { model: string; device: string; num_params: number }];
   model_load: [
-    { path: string; env: string; device?: string; train?: TrainOverrides },
+    { path: string; env: string; device?: string; train?: TrainOverrides; seed?: number },
     { model: string; device: string; vec_normalize: boolean },
   ];
   model_save: [{ model: string; path: string }, { files: string[] }];
@@ -121,7 +120,7 @@ interface OpTable {
     { episodes: EpisodeSummary[]; steps: number },
   ];
   counterfactual: [
-    { model: string; env: string; snapshot: Snapshot; candidates: NDArray; horizon: number; gamma: number },
+    { model: string; env: string; snapshot: Snapshot; candidates: NDArray; horizon: number; gamma: number; deterministic?: boolean },
     { returns: NDArray<Float64Array> },
   ];
   plot_curves: [{ curves: Record<string, unknown>; path: string; title: string }, { path: string }];

@@ -22,6 +22,7 @@ export interface TrainOptions {
   profile: string;
   variant?: Variant;
   adviser?: string;
+  verify?: boolean;
   base?: string;
   out?: string;
   resume?: boolean;
@@ -83,7 +84,7 @@ async function trainSeed(o: TrainOptions, seed: number, dir: string, sc: Sidecar
     if (!o.resume) throw new UltraError(`${run.root} already holds a run; pass --resume to continue it, or choose another --out`);
     openRun(dir, o.env);
   } else {
-    const settings = resolveSettings({ profile: o.profile, envOverrides: cfg.ultra, flags: { variant: o.variant, adviser: o.adviser } });
+    const settings = resolveSettings({ profile: o.profile, envOverrides: cfg.ultra, flags: { variant: o.variant, adviser: o.adviser, verify: o.verify } });
     run.record = { env: cfg.name, env_id: cfg.env_id, seed, profile: o.profile, settings, created: new Date().toISOString(), ...(runInfo(sc.info) as { git_commit: string | null; versions: Record<string, unknown> }), phases: {} };
   }
   const ctx = contextFor(run, run.record, sc);

@@ -27,7 +27,9 @@ export function specFor(ctx: RunContext, modelDir: string, opts: { training: boo
 /** Load a saved model (dir/model.zip) into the sidecar with an env built for it. */
 export async function loadModel(ctx: RunContext, modelDir: string, opts: { training: boolean; nEnvs?: number; seedOffset?: number; learningRate?: number; tensorboardLog?: string }) {
   const { env, action_space, n_envs } = await ctx.sc.call("env_make", { spec: specFor(ctx, modelDir, opts) });
-  const train = opts.learningRate === undefined ? undefined : { learning_rate: opts.learningRate, seed: ctx.seed, tensorboard_log: opts.tensorboardLog };
-  const { model } = await ctx.sc.call("model_load", { path: ctx.run.path(modelDir, "model.zip"), env, ...(train ? { train } : {}) });
+  const train = opts.learningRate === undefined ? undefined : { learning_rate: opts.learningRate, tensorboard_log: opts.tensorboardLog };
+  // seeded on every load: sampled actions, and so every phase, replay exactly for the same run seed
+  const seed = ctx.seed + (opts.seedOffset ?? 0);
+  const { model } = await ctx.sc.call("model_load", { path: ctx.run.path(modelDir, "model.zip"), env, seed, ...(train ? { train } : {}) });
   return { env, model, actionSpace: action_space, nEnvs: n_envs };
 }

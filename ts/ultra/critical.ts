@@ -10,6 +10,8 @@ export const CriticalState = z.object({
   reward: z.number(),
   reason: z.string(),
   adviser: z.string(),
+  /** verified advice: estimated return of the suggested action minus the policy's own, from the snapshot */
+  gain: z.number().optional(),
 });
 export type CriticalState = z.infer<typeof CriticalState>;
 
@@ -19,6 +21,8 @@ export const AdviceCounts = z.object({
   clipped: z.number().int(),
   rejected: z.number().int(),
   rejections: z.record(z.string(), z.number().int()),
+  /** valid suggestions whose action did not beat the policy's own in verification rollouts */
+  unverified: z.number().int().default(0),
 });
 export type AdviceCounts = z.infer<typeof AdviceCounts>;
 
@@ -30,7 +34,7 @@ export const CriticalStatesFile = z.object({
 });
 export type CriticalStatesFile = z.infer<typeof CriticalStatesFile>;
 
-export const emptyCounts = (): AdviceCounts => ({ proposed: 0, valid: 0, clipped: 0, rejected: 0, rejections: {} });
+export const emptyCounts = (): AdviceCounts => ({ proposed: 0, valid: 0, clipped: 0, rejected: 0, rejections: {}, unverified: 0 });
 
 const Advice = z.object({
   step: z.number().int(),

@@ -14,6 +14,8 @@ export type Baseline = (typeof BASELINES)[number];
 export const Settings = z.object({
   variant: z.enum(VARIANTS),
   adviser: z.string(),
+  /** verified advice: keep a suggested action only if it beats the policy's own in rollouts from its state */
+  verify: z.boolean(),
   base: z.object({ hyperparameters: z.enum(["sb3", "zoo"]), steps: z.number().int().positive() }),
   identify: z.object({
     episodes: z.number().int().positive(),

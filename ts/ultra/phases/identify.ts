@@ -7,6 +7,7 @@ import { interpreterFor } from "../../envs/index.js";
 import { actionSpaceText, renderPrompt } from "../../identify/prompts.js";
 import { summarizeEpisode } from "../../identify/summarize.js";
 import { randomStates, storeStates, type StateStore } from "../modulation.js";
+import { verifyAdvice } from "../verify.js";
 import { progressBar, log } from "../../progress.js";
 import { loadModel, specFor, type RunContext } from "../context.js";
 
@@ -37,8 +38,10 @@ export async function identify(ctx: RunContext): Promise<Record<string, unknown>
     const { text } = summarizeEpisode(ep, interp, { maxChars: settings.identify.prompt_chars, minSeparation: settings.identify.min_separation });
     const prompt = renderPrompt(cfg.name, { episode: text, maxCriticalStates: settings.identify.max_critical_states, actionSpace: actionSpaceText(actionSpace) });
     run.write(identifyFile(i, "prompt.md"), `# system\n\n${prompt.system}\n\n# user\n\n${prompt.user}\n`);
-    const res = await adviser.advise(ep, prompt, { sc, model, counterfactualEnv, actionSpace, cfg, settings, seed: ctx.seed });
-    const accepted = validateAdvice(res.advice, ep, actionSpace, adviser.name, counts);
+    const adviceCtx = { sc, model, counterfactualEnv, actionSpace, cfg, settings, seed: ctx.seed };
+    const res = await adviser.advise(ep, prompt, adviceCtx);
+    const valid = validateAdvice(res.advice, ep, actionSpace, adviser.name, counts);
+    const accepted = settings.verify ? await verifyAdvice(valid, ep, adviceCtx, candidates, counts) : valid;
     run.writeJson(identifyFile(i, "json"), { adviser: adviser.name, request: res.request, reply: res.reply, accepted });
     // The random-critical baseline gets as many states from the same episode, at random steps.
     const picked = randomStates(accepted.length, ep, ctx.seed);
@@ -54,6 +57,6 @@ export async function identify(ctx: RunContext): Promise<Record<string, unknown>
   run.writeJson("identify/random_states.json", random);
   run.writeMessage("identify/states.msgpack", store);
   log(`identify: returns of the base policy ${returns.map((r) => r.toFixed(1)).join(", ")}`);
-  log(`identify: ${states.length} critical states accepted (${counts.proposed} proposed, ${counts.clipped} clipped, ${counts.rejected} rejected)`);
+  log(`identify: ${states.length} critical states accepted (${counts.proposed} proposed, ${counts.clipped} clipped, ${counts.rejected} rejected, ${counts.unverified} failed verification)`);
   return { episodes: returns.length, critical_states: states.length, counts };
 }

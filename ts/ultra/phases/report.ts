@@ -28,6 +28,7 @@ export async function report(run: RunDir, sc: Sidecar): Promise<string> {
   const base = ev.arms.base.mean;
   await sc.call("plot_curves", { curves: curves(run, arms), path: run.path("curves.png"), title: `${rec.env_id}, seed ${rec.seed}: refinement curves` });
   const c = crit.counts;
+  const gains = crit.states.flatMap((s) => (s.gain === undefined ? [] : [s.gain]));
   const lines = [
     `# ULTRA report — ${rec.env_id}, seed ${rec.seed}`,
     "",
@@ -44,9 +45,11 @@ export async function report(run: RunDir, sc: Sidecar): Promise<string> {
     "",
     "## Adviser",
     "",
-    "| adviser | proposed | valid | clipped | rejected | accepted |",
-    "|---|---|---|---|---|---|",
-    `| ${crit.adviser} | ${c.proposed} | ${c.valid} | ${c.clipped} | ${c.rejected} | ${crit.states.length} |`,
+    "| adviser | proposed | valid | clipped | rejected | failed verification | accepted | mean return gain of accepted |",
+    "|---|---|---|---|---|---|---|---|",
+    `| ${crit.adviser} | ${c.proposed} | ${c.valid} | ${c.clipped} | ${c.rejected} | ${c.unverified} | ${crit.states.length} | ${gains.length ? fmt(mean(gains)) : "–"} |`,
+    "",
+    "Verified advice: each suggested action was tried from its state's snapshot against the policy's own action (short rollouts, the policy after it); only actions that did better were kept. The gain is in the critic's units (normalised reward).",
     ...Object.entries(c.rejections).map(([why, n]) => `\nRejected ${n}×: ${why}.`),
     "",
     "## Critical states",
