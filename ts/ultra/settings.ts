@@ -24,6 +24,14 @@ export const Settings = z.object({
     deterministic: z.boolean(),
     prompt_chars: z.number().int().positive(),
   }),
+  llm: z.object({
+    max_tokens: z.number().int().positive(),
+    temperature: z.number().min(0),
+    timeout_s: z.number().positive(),
+    max_retries: z.number().int().nonnegative(),
+    concurrency: z.number().int().positive(),
+    structured: z.enum(["auto", "json_schema", "json_object"]),
+  }),
   rollout_adviser: z.object({ candidates: z.number().int().min(2), horizon: z.number().int().positive(), gamma: z.number().gt(0).lte(1) }),
   modulation: z.object({ radius: z.number().nonnegative(), reset_prob: z.number().min(0).max(1), reward_scale: z.number() }),
   improve: z.object({

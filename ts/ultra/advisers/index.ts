@@ -1,9 +1,30 @@
-// Advisers by name: `rollout` now; the LLM advisers (local, openai:MODEL, replay:RUN) plug in here.
+// Advisers by spec: `rollout` (non-LLM reference), `openai:MODEL` (any OpenAI-compatible endpoint),
+// `replay:RUN_DIR` (an earlier run's replies, no LLM needed). LLM replies are cached in the run directory,
+// so a re-run with the same seed replays them.
 import { UltraError } from "../../bridge/errors.js";
+import { cacheDir, cachedClient, replayClient } from "../llm/cache.js";
+import { llmSlots } from "../llm/limit.js";
+import { openaiClient } from "../llm/openai.js";
+import type { LlmClient } from "../llm/types.js";
+import type { Settings } from "../settings.js";
+import { LlmAdviser } from "./llm.js";
 import { RolloutAdviser } from "./rollout.js";
 import type { Adviser } from "./types.js";
 
-export function makeAdviser(spec: string): Adviser {
+const SPECS = "rollout, openai:MODEL, replay:RUN_DIR";
+
+async function llmClient(kind: string, arg: string, s: Settings): Promise<LlmClient> {
+  if (kind === "openai" && arg) return openaiClient(arg, { timeoutS: s.llm.timeout_s, maxRetries: s.llm.max_retries, structured: s.llm.structured });
+  if (kind === "replay" && arg) return replayClient(arg);
+  throw new UltraError(`unknown adviser "${kind}${arg ? `:${arg}` : ""}": use one of ${SPECS}`);
+}
+
+/** `runRoot`: the run directory whose identify/cache/ keeps every LLM reply. */
+export async function makeAdviser(spec: string, s: Settings, runRoot: string): Promise<Adviser> {
   if (spec === "rollout") return new RolloutAdviser();
-  throw new UltraError(`unknown adviser "${spec}": available: rollout`);
+  const colon = spec.indexOf(":"); // split at the first colon only: Ollama model names contain colons
+  const [kind, arg] = colon < 0 ? [spec, ""] : [spec.slice(0, colon), spec.slice(colon + 1)];
+  llmSlots.limit = s.llm.concurrency;
+  const client = cachedClient(await llmClient(kind, arg, s), cacheDir(runRoot));
+  return new LlmAdviser(client, { maxTokens: s.llm.max_tokens, temperature: s.llm.temperature });
 }

@@ -35,6 +35,10 @@ export interface AdviceResult {
 
 export interface Adviser {
   readonly name: string;
+  /** an LLM's context window in tokens: episode texts are summarised to fit it */
+  readonly contextTokens?: number;
+  /** tokens, cost and reply failures so far, for run.json and the report */
+  usage?(): Record<string, number>;
   /** `prompt`: the episode rendered from prompts/ (LLM advisers send it; the rollout adviser does not need it). */
   advise(episode: Episode, prompt: Prompt, ctx: AdviceContext): Promise<AdviceResult>;
 }

@@ -16,7 +16,9 @@ const identifyFile = (i: number, ext: string) => `identify/episode-${String(i).p
 
 export async function identify(ctx: RunContext): Promise<Record<string, unknown>> {
   const { run, settings, sc, cfg } = ctx;
-  const adviser = makeAdviser(settings.adviser);
+  const adviser = await makeAdviser(settings.adviser, settings, run.root);
+  // an LLM's context (~3 characters a token, a quarter kept for the instructions and the reply) bounds the episode text
+  const promptChars = Math.min(settings.identify.prompt_chars, adviser.contextTokens ? Math.floor(adviser.contextTokens * 3 * 0.75) : Infinity);
   const interp = interpreterFor(cfg.name);
   // One sub-env: episodes come one at a time, so only one episode's per-step snapshots are held (Atari's are large).
   const { env, model, actionSpace } = await loadModel(ctx, "base", { training: false, nEnvs: 1, seedOffset: 1000 });
@@ -35,7 +37,7 @@ export async function identify(ctx: RunContext): Promise<Record<string, unknown>
     run.writeMessage(episodeFile(i), raw_obs === ep.obs ? stored : { ...stored, raw_obs }); // no copy of obs twice
     returns.push(ep.return);
     // The episode in words, as an LLM adviser reads it (kept for every adviser, so runs can be compared).
-    const { text } = summarizeEpisode(ep, interp, { maxChars: settings.identify.prompt_chars, minSeparation: settings.identify.min_separation });
+    const { text } = summarizeEpisode(ep, interp, { maxChars: promptChars, minSeparation: settings.identify.min_separation });
     const prompt = renderPrompt(cfg.name, { episode: text, maxCriticalStates: settings.identify.max_critical_states, actionSpace: actionSpaceText(actionSpace) });
     run.write(identifyFile(i, "prompt.md"), `# system\n\n${prompt.system}\n\n# user\n\n${prompt.user}\n`);
     const adviceCtx = { sc, model, counterfactualEnv, actionSpace, cfg, settings, seed: ctx.seed };
@@ -58,5 +60,5 @@ export async function identify(ctx: RunContext): Promise<Record<string, unknown>
   run.writeMessage("identify/states.msgpack", store);
   log(`identify: returns of the base policy ${returns.map((r) => r.toFixed(1)).join(", ")}`);
   log(`identify: ${states.length} critical states accepted (${counts.proposed} proposed, ${counts.clipped} clipped, ${counts.rejected} rejected, ${counts.unverified} failed verification)`);
-  return { episodes: returns.length, critical_states: states.length, counts };
+  return { episodes: returns.length, critical_states: states.length, counts, ...(adviser.usage ? { usage: adviser.usage() } : {}) };
 }

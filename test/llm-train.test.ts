@@ -1,0 +1,86 @@
+// An LLM adviser through `ultra train`: a stand-in OpenAI-compatible server on 127.0.0.1 answers, then the
+// run is replayed from its cache with no server at all, and must give the same critical states and returns.
+import { execFile } from "node:child_process";
+import { createServer } from "node:http";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { ROOT } from "../ts/paths.js";
+
+const run = promisify(execFile);
+async function ultra(env: Record<string, string>, ...args: string[]) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [join(ROOT, "bin", "ultra.js"), ...args], { maxBuffer: 64 << 20, env: { ...process.env, ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (e: any) {
+    return { code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string };
+  }
+}
+const json = (file: string) => JSON.parse(readFileSync(file, "utf8"));
+
+/** Answers every chat completion with two good states and two bad ones (a step past the episode, a short action). */
+function standIn() {
+  const reply = {
+    critical_states: [
+      { step: 12, reason: "the torso pitches up", action: [0.9, -0.9, 0.5, -0.5, 0.3, -0.3], reward: 0.5 },
+      { step: 40, reason: "back foot slips", action: [-0.4, 0.4, 0.2, 0.1, -0.2, 1.7], reward: 0.2 },
+      { step: 5000, reason: "invented", action: [0, 0, 0, 0, 0, 0], reward: 1 },
+      { step: 60, reason: "short", action: [0.1], reward: 0.1 },
+    ],
+  };
+  let requests = 0;
+  const server = createServer((req, res) => {
+    requests++;
+    req.resume().on("end", () => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({
+        id: `c${requests}`, object: "chat.completion", created: 0, model: "stand-in",
+        choices: [{ index: 0, finish_reason: "stop", message: { role: "assistant", content: JSON.stringify(reply) } }],
+        usage: { prompt_tokens: 1000, completion_tokens: 100, total_tokens: 1100 },
+      }));
+    });
+  });
+  return new Promise<{ url: string; requests: () => number; close: () => Promise<void> }>((resolve) =>
+    server.listen(0, "127.0.0.1", () =>
+      resolve({
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
+        requests: () => requests,
+        close: () => new Promise((r) => server.close(() => r())),
+      }),
+    ),
+  );
+}
+
+describe("LLM adviser through ultra train", () => {
+  it("validates and counts what the LLM proposes, and replays bit-identically without it", async () => {
+    const root = mkdtempSync(join(tmpdir(), "ultra-llm-"));
+    const server = await standIn();
+    const live = join(root, "live");
+    const r = await ultra({ OPENAI_BASE_URL: server.url }, "train", "--env", "HalfCheetah", "--profile", "smoke", "--adviser", "openai:stand-in", "--out", live);
+    await server.close();
+    expect(r.code, r.stderr).toBe(0);
+    expect(server.requests()).toBe(2); // one per episode
+    const crit = json(join(live, "critical_states.json"));
+    expect(crit.adviser).toBe("openai:stand-in");
+    expect(crit.counts).toMatchObject({ proposed: 8, valid: 4, clipped: 2, rejected: 4 });
+    expect(crit.counts.rejections).toEqual({ "step does not exist in the episode": 2, "action is not 6 finite numbers": 2 });
+    expect(crit.counts.valid).toBe(crit.states.length + crit.counts.unverified);
+    expect(readdirSync(join(live, "identify", "cache"))).toHaveLength(2);
+    const usage = json(join(live, "run.json")).phases.identify.result.usage;
+    expect(usage).toMatchObject({ calls: 2, prompt_tokens: 2000, completion_tokens: 200, cache_misses: 2 });
+
+    const replayed = join(root, "replayed");
+    const rr = await ultra({ OPENAI_BASE_URL: "http://127.0.0.1:9/v1" }, "train", "--env", "HalfCheetah", "--profile", "smoke", "--adviser", `replay:${live}`, "--out", replayed);
+    expect(rr.code, rr.stderr).toBe(0);
+    expect(readFileSync(join(replayed, "critical_states.json"), "utf8")).toBe(readFileSync(join(live, "critical_states.json"), "utf8"));
+    const returns = (dir: string) => Object.values<any>(json(join(dir, "eval.json")).arms).map((a) => a.returns);
+    expect(returns(replayed)).toEqual(returns(live));
+
+    const other = await ultra({}, "train", "--env", "HalfCheetah", "--profile", "smoke", "--seed", "5", "--adviser", `replay:${live}`, "--out", join(root, "miss"));
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/has no reply for this request \(key [0-9a-f]{64}, model openai:stand-in, seed \d+, prompt starting ".*"\): the run cannot be replayed without the LLM/);
+  }, 300_000);
+});

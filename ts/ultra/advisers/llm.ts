@@ -1,0 +1,108 @@
+// The LLM adviser: sends the episode's prompt with the reply schema to any LlmClient and reads back
+// {"critical_states": [...]}. A reply that is not that object gets one repair request (the reply and what is
+// wrong with it); if that fails too, the episode gets no advice and the failure is counted, never thrown.
+// The states themselves are not checked here: identify's validateAdvice clips, rejects and counts them.
+import { z } from "zod";
+import type { Prompt } from "../../identify/prompts.js";
+import type { Episode } from "../episodes.js";
+import { replySchema } from "../llm/schema.js";
+import type { CachedClient } from "../llm/cache.js";
+import type { LlmClient, LlmReply, LlmRequest } from "../llm/types.js";
+import { mixSeed } from "../rng.js";
+import type { AdviceContext, AdviceResult, Adviser } from "./types.js";
+
+export interface LlmAdviserOptions {
+  maxTokens: number;
+  temperature: number;
+}
+
+/** What the adviser spent and how its replies went, for run.json. */
+export type AdviserUsage = {
+  calls: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost_usd: number;
+  seconds: number;
+  /** replies that were not the JSON object, so a repair was asked for */
+  repairs: number;
+  /** episodes left without advice because the repair failed too */
+  failures: number;
+};
+
+const Reply = z.object({ critical_states: z.array(z.unknown()) });
+
+/** The critical_states of a reply, or why there are none. A surrounding Markdown fence is tolerated. */
+export function parseReply(text: string): { states: unknown[] } | { error: string } {
+  const body = text.trim().replace(/^```(?:json)?\s*([\s\S]*?)\s*```$/, "$1");
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch (e) {
+    return { error: `not valid JSON (${(e as Error).message})` };
+  }
+  const r = Reply.safeParse(json);
+  return r.success ? { states: r.data.critical_states } : { error: `not a {"critical_states": [...]} object: ${z.prettifyError(r.error)}` };
+}
+
+const repairPrompt = (p: Prompt, reply: string, error: string): Prompt => ({
+  system: p.system,
+  user:
+    `${p.user}\n\n## Your previous reply\n\n${reply}\n\n## What is wrong with it\n\n${error}\n\n` +
+    `Reply again with only the JSON object {"critical_states": [...]} described above, nothing before or after it.`,
+});
+
+export class LlmAdviser implements Adviser {
+  readonly name: string;
+  private readonly totals: AdviserUsage = { calls: 0, prompt_tokens: 0, completion_tokens: 0, cost_usd: 0, seconds: 0, repairs: 0, failures: 0 };
+
+  constructor(
+    private readonly client: LlmClient,
+    private readonly opts: LlmAdviserOptions,
+  ) {
+    this.name = client.name;
+  }
+
+  get contextTokens(): number {
+    return this.client.contextTokens;
+  }
+
+  usage(): AdviserUsage & { cache_hits?: number; cache_misses?: number } {
+    const cache = this.client as Partial<CachedClient>;
+    return { ...this.totals, ...(cache.hits === undefined ? {} : { cache_hits: cache.hits, cache_misses: cache.misses }) };
+  }
+
+  async advise(ep: Episode, prompt: Prompt, ctx: AdviceContext): Promise<AdviceResult> {
+    const req: LlmRequest = {
+      prompt,
+      schema: replySchema(ctx.actionSpace, ctx.settings.identify.max_critical_states),
+      maxTokens: this.opts.maxTokens,
+      temperature: this.opts.temperature,
+      seed: mixSeed(ctx.seed, ep.episode) & 0x7fffffff, // some servers read the seed as a signed 32-bit int
+    };
+    const request: Record<string, unknown> = { client: this.client.name, seed: req.seed, max_tokens: req.maxTokens, temperature: req.temperature };
+    const texts = [(await this.ask(req)).text];
+    let parsed = parseReply(texts[0]);
+    if ("error" in parsed) {
+      this.totals.repairs++;
+      request.repair = parsed.error;
+      texts.push((await this.ask({ ...req, prompt: repairPrompt(prompt, texts[0], parsed.error) })).text);
+      parsed = parseReply(texts[1]);
+    }
+    if ("error" in parsed) {
+      this.totals.failures++;
+      return { request, reply: { texts, error: parsed.error }, advice: [] };
+    }
+    return { request, reply: { texts }, advice: parsed.states };
+  }
+
+  private async ask(req: LlmRequest): Promise<LlmReply> {
+    const reply = await this.client.complete(req);
+    const t = this.totals;
+    t.calls++;
+    t.prompt_tokens += reply.usage.promptTokens;
+    t.completion_tokens += reply.usage.completionTokens;
+    t.cost_usd += reply.usage.costUsd;
+    t.seconds += reply.seconds;
+    return reply;
+  }
+}
