@@ -71,6 +71,7 @@ describe("LLM adviser through ultra train", () => {
     expect(readdirSync(join(live, "identify", "cache"))).toHaveLength(2);
     const usage = json(join(live, "run.json")).phases.identify.result.usage;
     expect(usage).toMatchObject({ calls: 2, prompt_tokens: 2000, completion_tokens: 200, cache_misses: 2 });
+    expect(readFileSync(join(live, "report.md"), "utf8")).toContain("LLM calls: 2 (0 served from the cache), 2000 prompt + 200 completion tokens");
 
     const replayed = join(root, "replayed");
     const rr = await ultra({ OPENAI_BASE_URL: "http://127.0.0.1:9/v1" }, "train", "--env", "HalfCheetah", "--profile", "smoke", "--adviser", `replay:${live}`, "--out", replayed);

@@ -20,6 +20,17 @@ function curves(run: RunDir, armsList: string[]): Record<string, unknown> {
   return Object.fromEntries(armsList.filter((a) => a !== "base").map((a) => [a, run.exists(`${armDir(a as Arm)}/progress.json`) ? run.readJson<{ curve: unknown[] }>(`${armDir(a as Arm)}/progress.json`).curve : []]));
 }
 
+/** The LLM's tokens, cost and reply failures in identify, when the adviser is an LLM. */
+function llmUsage(rec: RunRecord): string[] {
+  const u = (rec.phases.identify?.result as { usage?: Record<string, number> } | undefined)?.usage;
+  if (!u) return [];
+  return [
+    `LLM calls: ${u.calls} (${u.cache_hits ?? 0} served from the cache), ${u.prompt_tokens} prompt + ${u.completion_tokens} completion tokens, ` +
+      `estimated cost $${u.cost_usd.toFixed(4)}, ${fmt(u.seconds)} s; ${u.repairs} replies needed a repair, ${u.failures} episodes got no usable reply.`,
+    "",
+  ];
+}
+
 export async function report(run: RunDir, sc: Sidecar): Promise<string> {
   const rec: RunRecord = run.record;
   const ev = run.readJson<EvalFile>("eval.json");
@@ -49,6 +60,7 @@ export async function report(run: RunDir, sc: Sidecar): Promise<string> {
     "|---|---|---|---|---|---|---|---|",
     `| ${crit.adviser} | ${c.proposed} | ${c.valid} | ${c.clipped} | ${c.rejected} | ${c.unverified} | ${crit.states.length} | ${gains.length ? fmt(mean(gains)) : "–"} |`,
     "",
+    ...llmUsage(rec),
     "Verified advice: each suggested action was tried from its state's snapshot against the policy's own action (short rollouts, the policy after it); only actions that did better were kept. The gain is in the critic's units (normalised reward).",
     ...Object.entries(c.rejections).map(([why, n]) => `\nRejected ${n}×: ${why}.`),
     "",
