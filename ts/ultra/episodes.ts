@@ -2,7 +2,6 @@
 import type { Snapshot, TrajectoryChunk } from "../bridge/ops.js";
 import type { Sidecar } from "../bridge/sidecar.js";
 import { NDArray, type TypedArray } from "../protocol.js";
-import type { Progress } from "../progress.js";
 
 export interface Episode {
   episode: number;
@@ -54,14 +53,9 @@ export function assemble(chunks: TrajectoryChunk[]): Episode {
   };
 }
 
-/** Roll out `n` episodes with a snapshot at every step. */
-export async function collectEpisodes(
-  sc: Sidecar,
-  args: { model: string; env: string; episodes: number; deterministic: boolean },
-  bar?: Progress,
-): Promise<Episode[]> {
+/** Roll out `episodes` episodes with a snapshot at every step. */
+export async function collectEpisodes(sc: Sidecar, args: { model: string; env: string; episodes: number; deterministic: boolean }): Promise<Episode[]> {
   const chunks = new Map<number, TrajectoryChunk[]>();
-  let steps = 0;
   await sc.call(
     "collect",
     { ...args, snapshot_every: 1, chunk_steps: 1000 },
@@ -70,8 +64,6 @@ export async function collectEpisodes(
         if (event !== "chunk") return;
         const c = data as TrajectoryChunk;
         chunks.set(c.episode, [...(chunks.get(c.episode) ?? []), c]);
-        steps += c.rewards.size;
-        bar?.update(chunks.size - (c.final ? 0 : 1), { steps });
       },
     },
   );
