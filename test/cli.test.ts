@@ -5,20 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ROOT } from "../ts/paths.js";
-import { processExists, waitFor } from "./helpers.js";
+import { processExists, ULTRA, ultra, waitFor } from "./helpers.js";
 
 const run = promisify(execFile);
-const ULTRA = join(ROOT, "bin", "ultra.js");
-
-async function ultra(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [ULTRA, ...args], { maxBuffer: 64 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (e: any) {
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe("ultra CLI", () => {
   const dir = mkdtempSync(join(tmpdir(), "ultra-cli-"));

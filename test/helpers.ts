@@ -1,5 +1,25 @@
-// Shared test helpers: real sidecars, process checks.
+// Shared test helpers: real sidecars, the real CLI, process checks.
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { Sidecar, type SidecarOptions } from "../ts/bridge/sidecar.js";
+import { ROOT } from "../ts/paths.js";
+
+export const ULTRA = join(ROOT, "bin", "ultra.js");
+
+/** Run the `ultra` CLI as a user would, with extra environment variables; a non-zero exit is returned, not thrown. */
+export async function ultraWith(env: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [ULTRA, ...args], { maxBuffer: 64 << 20, env: { ...process.env, ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (e: any) {
+    return { code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string };
+  }
+}
+export const ultra = (...args: string[]) => ultraWith({}, ...args);
+
+export const readJson = (file: string) => JSON.parse(readFileSync(file, "utf8"));
 
 export const startSidecar = (opts: SidecarOptions = {}) => Sidecar.start({ heartbeatS: 0, ...opts });
 

@@ -1,25 +1,12 @@
 // An LLM adviser through `ultra train`: a stand-in OpenAI-compatible server on 127.0.0.1 answers, then the
 // run is replayed from its cache with no server at all, and must give the same critical states and returns.
-import { execFile } from "node:child_process";
 import { createServer } from "node:http";
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { ROOT } from "../ts/paths.js";
-
-const run = promisify(execFile);
-async function ultra(env: Record<string, string>, ...args: string[]) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [join(ROOT, "bin", "ultra.js"), ...args], { maxBuffer: 64 << 20, env: { ...process.env, ...env } });
-    return { code: 0, stdout, stderr };
-  } catch (e: any) {
-    return { code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string };
-  }
-}
-const json = (file: string) => JSON.parse(readFileSync(file, "utf8"));
+import { readJson as json, ultraWith as ultra } from "./helpers.js";
 
 /** Answers every chat completion with two good states and two bad ones (a step past the episode, a short action). */
 function standIn() {
@@ -84,4 +71,33 @@ describe("LLM adviser through ultra train", () => {
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/has no reply for this request \(key [0-9a-f]{64}, model openai:stand-in, seed \d+, prompt starting ".*"\): the run cannot be replayed without the LLM/);
   }, 300_000);
+});
+
+describe("the default adviser: the embedded local LLM", () => {
+  it("runs ultra train offline with no --adviser, counts its advice, and replays bit-identically", async () => {
+    const root = mkdtempSync(join(tmpdir(), "ultra-local-"));
+    const live = join(root, "live");
+    const offline = { OPENAI_BASE_URL: "http://127.0.0.1:9/v1", OPENAI_API_KEY: "" };
+    const r = await ultra(offline, "train", "--env", "HalfCheetah", "--profile", "smoke", "--out", live);
+    expect(r.code, r.stderr).toBe(0);
+    expect(json(join(live, "run.json")).settings.adviser).toBe("local");
+    const crit = json(join(live, "critical_states.json"));
+    expect(crit.adviser).toMatch(/^local:gemma-3-270m/);
+    const c = crit.counts;
+    expect(c.proposed).toBe(c.valid + c.rejected); // every proposal is either valid or rejected with a reason
+    expect(c.valid).toBe(crit.states.length + c.unverified);
+    const usage = json(join(live, "run.json")).phases.identify.result.usage;
+    expect(usage.calls).toBe(2); // smoke: 2 episodes, one request each
+    expect(usage.prompt_tokens).toBeGreaterThan(1000); // real episode text went in
+    expect(readFileSync(join(live, "report.md"), "utf8")).toContain(
+      `| ${crit.adviser} | ${c.proposed} | ${c.valid} | ${c.clipped} | ${c.rejected} | ${c.unverified} | ${crit.states.length} |`,
+    );
+
+    const replayed = join(root, "replayed");
+    const rr = await ultra(offline, "train", "--env", "HalfCheetah", "--profile", "smoke", "--adviser", `replay:${live}`, "--out", replayed);
+    expect(rr.code, rr.stderr).toBe(0);
+    expect(readFileSync(join(replayed, "critical_states.json"), "utf8")).toBe(readFileSync(join(live, "critical_states.json"), "utf8"));
+    const returns = (dir: string) => Object.values<any>(json(join(dir, "eval.json")).arms).map((a) => a.returns);
+    expect(returns(replayed)).toEqual(returns(live));
+  }, 600_000);
 });

@@ -1,29 +1,16 @@
 // `ultra train` end to end on the smoke profile: real sidecar, real SB3, real envs, the rollout adviser.
-import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ROOT } from "../ts/paths.js";
-
-const run = promisify(execFile);
-async function ultra(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [join(ROOT, "bin", "ultra.js"), ...args], { maxBuffer: 64 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (e: any) {
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
-const json = (file: string) => JSON.parse(readFileSync(file, "utf8"));
+import { readJson as json, ultra } from "./helpers.js";
 
 describe("ultra train", () => {
   const root = mkdtempSync(join(tmpdir(), "ultra-train-"));
   const out = join(root, "cheetah");
 
   beforeAll(async () => {
-    const r = await ultra("train", "--env", "HalfCheetah", "--profile", "smoke", "--seed", "1", "--out", out);
+    const r = await ultra("train", "--env", "HalfCheetah", "--profile", "smoke", "--seed", "1", "--adviser", "rollout", "--out", out);
     expect(r.code, r.stderr).toBe(0);
   });
 
@@ -42,7 +29,7 @@ describe("ultra train", () => {
 
   it("the same seed gives bit-identical critical states and returns", async () => {
     const again = join(root, "again");
-    const r = await ultra("train", "--env", "HalfCheetah", "--profile", "smoke", "--seed", "1", "--out", again);
+    const r = await ultra("train", "--env", "HalfCheetah", "--profile", "smoke", "--seed", "1", "--adviser", "rollout", "--out", again);
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(join(again, "critical_states.json"), "utf8")).toBe(readFileSync(join(out, "critical_states.json"), "utf8"));
     const returns = (dir: string) => Object.values<any>(json(join(dir, "eval.json")).arms).map((a) => a.returns);
@@ -140,7 +127,7 @@ describe("ultra train", () => {
 
   it("--seeds with --base: one run per seed from the user's model, and a report with a 95% CI", async () => {
     const multi = join(root, "seeds");
-    const r = await ultra("train", "--env", "HalfCheetah", "--profile", "smoke", "--seeds", "0,1", "--base", join(out, "base", "model.zip"), "--out", multi);
+    const r = await ultra("train", "--env", "HalfCheetah", "--profile", "smoke", "--seeds", "0,1", "--adviser", "rollout", "--base", join(out, "base", "model.zip"), "--out", multi);
     expect(r.code, r.stderr).toBe(0);
     for (const seed of [0, 1]) {
       const rec = json(join(multi, `seed-${seed}`, "run.json"));
@@ -160,7 +147,7 @@ describe("ultra train", () => {
 
   it("Pong goes through the same path", async () => {
     const pong = join(root, "pong");
-    const r = await ultra("train", "--env", "Pong", "--profile", "smoke", "--out", pong);
+    const r = await ultra("train", "--env", "Pong", "--profile", "smoke", "--adviser", "rollout", "--out", pong);
     expect(r.code, r.stderr).toBe(0);
     const ev = json(join(pong, "eval.json"));
     expect(ev.deterministic).toBe(false);

