@@ -7,6 +7,7 @@ import { UltraError } from "./bridge/errors.js";
 import type { SidecarOptions } from "./bridge/sidecar.js";
 import { benchBridge } from "./bench/bridge.js";
 import { writeResult } from "./bench/common.js";
+import { benchDeterminism, benchOverhead, benchScale } from "./bench/learn.js";
 import { doctor } from "./commands/doctor.js";
 import { evaluate } from "./commands/evaluate.js";
 import { formatDescription, inspectModel } from "./commands/inspect.js";
@@ -34,6 +35,12 @@ const sidecarOptions = (args: object): SidecarOptions => {
     transport: a.transport as SidecarOptions["transport"],
     onLog: a.verbose ? (l) => process.stderr.write(`${l}\n`) : undefined,
   };
+};
+
+/** The options every learning benchmark shares: env, steps, seed, and the global --threads / --device. */
+const learnBench = (a: { env: string; steps: number; seed: number }) => {
+  const g = a as unknown as GlobalOptions;
+  return { env: a.env, steps: a.steps, seed: a.seed, threads: g.threads, device: g.device === "auto" ? undefined : g.device };
 };
 
 const printJson = (value: unknown, file?: string) => {
@@ -165,7 +172,65 @@ const cli = yargs(hideBin(process.argv))
           printJson(writeResult("bridge", { results }, a.json));
         },
       )
-      .demandCommand(1, "name a benchmark: bridge"),
+      .command(
+        "overhead",
+        "steps/s of SB3's PPO.learn() vs the project's modulated PPO (empty table; a table of N critical states), alternating runs",
+        (b: Argv) =>
+          b
+            .option("env", { type: "string", default: "HalfCheetah" })
+            .option("steps", { type: "number", default: 20000, describe: "timesteps per run" })
+            .option("repeats", { type: "number", default: 3, describe: "runs of each contender" })
+            .option("table-states", { type: "number", default: 100 })
+            .option("radius", { type: "number", default: 0.5, describe: "of the synthetic critical states (normalised obs, RMS)" })
+            .option("seed", { type: "number", default: 0 })
+            .option("json", { type: "string", describe: "write the result to this file too" }),
+        async (a) => {
+          const r = await benchOverhead({ ...learnBench(a), repeats: a.repeats, tableStates: a.tableStates, radius: a.radius });
+          const sps = Object.entries(r.steps_per_s).map(([k, v]) => `${k} ${fmt(v.median)}`).join(", ");
+          const ratios = Object.entries(r.ratio).map(([k, v]) => `${k} ${v.toFixed(3)}× (goal ≥ ${r.goals[k]})`).join(", ");
+          log(`overhead ${r.env}: steps/s ${sps}; ratio to sb3: ${ratios}; goals ${r.met ? "met" : "NOT met"}`);
+          printJson(writeResult(`overhead-${r.env.replace(/\W+/g, "_")}`, r, a.json));
+        },
+      )
+      .command(
+        "determinism",
+        "SB3's PPO.learn() and the project's path (empty table), same seed: bitwise-equal parameters and returns?",
+        (b: Argv) =>
+          b
+            .option("env", { type: "string", default: "HalfCheetah" })
+            .option("steps", { type: "number", default: 4096 })
+            .option("seed", { type: "number", default: 0 })
+            .option("json", { type: "string", describe: "write the result to this file too" }),
+        async (a) => {
+          const r = await benchDeterminism(learnBench(a));
+          const diffs = Object.entries(r.comparisons).map(([k, v]) => `${k}: ${v.equal ? "equal" : `differ at ${v.first_difference}`}`);
+          log(`determinism ${r.env}, ${r.steps} steps, ${r.tensors} tensors, ${r.episodes} episodes: equal: ${r.equal} (${diffs.join("; ")})`);
+          printJson(writeResult(`determinism-${r.env.replace(/\W+/g, "_")}`, r, a.json));
+          if (!r.equal) process.exitCode = 1;
+        },
+      )
+      .command(
+        "scale",
+        "steps/s of the project's PPO for several n_envs, DummyVecEnv and SubprocVecEnv",
+        (b: Argv) =>
+          b
+            .option("env", { type: "string", default: "HalfCheetah" })
+            .option("steps", { type: "number", default: 16384 })
+            .option("n-envs", { type: "string", default: "1,2,4,8" })
+            .option("vec-envs", { type: "string", default: "dummy,subproc" })
+            .option("seed", { type: "number", default: 0 })
+            .option("json", { type: "string", describe: "write the result to this file too" }),
+        async (a) => {
+          const vecEnvs = a.vecEnvs.split(",").map((v) => {
+            if (v !== "dummy" && v !== "subproc") throw new UltraError(`--vec-envs takes dummy and/or subproc, got "${v}"`);
+            return v;
+          });
+          const r = await benchScale({ ...learnBench(a), nEnvs: parseSeeds(a.nEnvs), vecEnvs });
+          log(`scale ${r.env} on ${r.device}: ${r.rows.map((x) => `${x.vec_env}×${x.n_envs} ${fmt(x.steps_per_s)}`).join(", ")} steps/s`);
+          printJson(writeResult(`scale-${r.env.replace(/\W+/g, "_")}-${r.device}`, r, a.json));
+        },
+      )
+      .demandCommand(1, "name a benchmark: bridge, overhead, determinism, scale"),
   )
   .demandCommand(1, "name a command; see --help")
   .strict()

@@ -14,7 +14,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from .envs import find_vec_normalize
 from .models import PROGRESS_INTERVAL_S
-from .snapshot import snapshot
+from .snapshot import base_env, snapshot
 
 Emit = Callable[[str, dict], None]
 FIELDS = ("obs", "raw_obs", "ram", "actions", "rewards", "values", "log_probs")
@@ -22,8 +22,8 @@ FIELDS = ("obs", "raw_obs", "ram", "actions", "rewards", "values", "log_probs")
 
 def _ram(venv: VecEnv, i: int) -> np.ndarray | None:
     """ALE's 128-byte RAM (paddles, ball, score) for the state interpreter; None for other envs."""
-    u = venv.unwrapped.envs[i].unwrapped if hasattr(venv.unwrapped, "envs") else None
-    return u.ale.getRAM().copy() if u is not None and hasattr(u, "ale") else None
+    u = base_env(venv, i).unwrapped
+    return u.ale.getRAM().copy() if hasattr(u, "ale") else None
 
 
 def _chunks(episode: int, env_index: int, steps: dict, snaps: list, snap_steps: list, size: int, ret: float):

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack, VecNormalize, VecTransposeImage
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecFrameStack, VecNormalize, VecTransposeImage
 
 from . import sparse
 from .protocol import ProtocolError
@@ -25,6 +25,8 @@ sparse.register()
 
 # Short names from RL-Zoo configs; any other value is a dotted path "module.Class".
 KNOWN_WRAPPERS = {"AtariWrapper": "stable_baselines3.common.atari_wrappers.AtariWrapper"}
+VEC_ENVS = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}
+MAX_ENVS = 1024
 
 
 def _import(path: str) -> Any:
@@ -54,8 +56,9 @@ def _wrapper_class(wrappers: list) -> Any:
 
 def make_env(spec: dict) -> VecEnv:
     """spec: env_id, n_envs, seed, env_kwargs, wrappers, frame_stack, normalize (False or VecNormalize kwargs),
-    vec_normalize_path (stats to load), training (update normalisation stats)."""
-    env_id = spec.get("env_id")
+    vec_normalize_path (stats to load), training (update normalisation stats), vec_env ("dummy", the default,
+    or "subproc": one process per sub-env; snapshots need dummy)."""
+    env_id = spec.get("env_id") if isinstance(spec, dict) else None
     if not isinstance(env_id, str):
         raise ProtocolError("bad_args", "spec.env_id must be a Gymnasium id such as 'HalfCheetah-v5'")
     try:
@@ -64,14 +67,20 @@ def make_env(spec: dict) -> VecEnv:
         raise ProtocolError(
             "env_error", f"unknown environment id {env_id!r} ({e}); check the spelling and the version suffix"
         ) from None
+    n_envs = spec.get("n_envs", 1)
+    if not isinstance(n_envs, int) or isinstance(n_envs, bool) or not 1 <= n_envs <= MAX_ENVS:
+        raise ProtocolError("bad_args", f"spec.n_envs must be an int in 1..{MAX_ENVS}, got {n_envs!r}")
+    vec_env = spec.get("vec_env", "dummy")
+    if vec_env not in VEC_ENVS:
+        raise ProtocolError("bad_args", f"spec.vec_env must be one of {', '.join(VEC_ENVS)}, got {vec_env!r}")
     try:
         venv = make_vec_env(
             env_id,
-            n_envs=int(spec.get("n_envs", 1)),
+            n_envs=n_envs,
             seed=spec.get("seed"),
             env_kwargs=spec.get("env_kwargs") or {},
             wrapper_class=_wrapper_class(spec.get("wrappers") or []),
-            vec_env_cls=DummyVecEnv,
+            vec_env_cls=VEC_ENVS[vec_env],
         )
     except ProtocolError:
         raise

@@ -42,8 +42,9 @@ def policy_kwargs(raw: dict | None) -> dict:
     return kwargs
 
 
-def new_ppo(venv: VecEnv, ppo: dict) -> ModulatedPPO:
-    """ppo: policy, seed, device, tensorboard_log and PPO constructor hyperparameters."""
+def new_ppo(venv: VecEnv, ppo: dict, cls: type[PPO] = ModulatedPPO) -> PPO:
+    """ppo: policy, seed, device, tensorboard_log and PPO constructor hyperparameters. cls: SB3's PPO only for
+    the benchmarks that compare against it."""
     hp = dict(ppo)
     policy = hp.pop("policy", "MlpPolicy")
     for key in ("learning_rate", "clip_range"):
@@ -51,7 +52,7 @@ def new_ppo(venv: VecEnv, ppo: dict) -> ModulatedPPO:
             hp[key] = schedule(hp[key])
     hp["policy_kwargs"] = policy_kwargs(hp.get("policy_kwargs"))
     try:
-        return ModulatedPPO(policy, venv, verbose=0, **hp)
+        return cls(policy, venv, verbose=0, **hp)
     except TypeError as e:
         raise ProtocolError("bad_args", f"bad PPO hyperparameter: {e}") from None
 

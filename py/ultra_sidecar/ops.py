@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import collect, counterfactual, models, plots, protocol, snapshot
+from . import bench, collect, counterfactual, models, plots, protocol, snapshot
 from .envs import describe_space, find_vec_normalize, make_env
 from .protocol import ProtocolError
 
@@ -42,6 +42,9 @@ class Handles:
             raise ProtocolError("unknown_handle", f"no object with handle {handle!r}")
         if hasattr(obj, "close") and handle.startswith("env:"):
             obj.close()
+
+
+MAX_BLOB_BYTES = 1 << 30  # the bridge benchmark's payloads are megabytes
 
 
 def _pkg(name: str) -> str | None:
@@ -110,7 +113,10 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
 
     def blob(args, emit):
         """A float32 payload of `nbytes`, made once per size so the bridge benchmark times transfer only."""
-        n = int(args["nbytes"]) // 4
+        n = args["nbytes"]
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= MAX_BLOB_BYTES:
+            raise ProtocolError("bad_args", f"nbytes must be an int in 0..{MAX_BLOB_BYTES}, got {n!r}")
+        n //= 4
         if n not in blobs:
             blobs.clear()
             blobs[n] = np.arange(n, dtype=np.float32)
@@ -158,5 +164,6 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
         },
         "plot_curves": lambda args, emit: {"path": plots.plot_curves(args["curves"], args["path"], args["title"])},
         "close": lambda args, emit: h.close(args["handle"]) or {},
+        "bench_learn": lambda args, emit: bench.learn_run(args),
     }
 

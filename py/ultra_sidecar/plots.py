@@ -8,10 +8,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .protocol import ProtocolError  # noqa: E402
+
 
 def plot_curves(curves: dict, path: str, title: str) -> str:
     """curves: {arm: [{"timesteps", "ep_rew_mean"} | per-seed lists thereof]}. Mean with a ±std band over seeds."""
+    if not isinstance(curves, dict) or not isinstance(path, str) or not isinstance(title, str):
+        raise ProtocolError("bad_args", "plot_curves takes curves (a map of arm to points), path and title (strings)")
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    try:
+        return _draw(fig, ax, curves, path, title)
+    finally:
+        plt.close(fig)  # also when the curves are malformed: an open figure is never freed
+
+
+def _draw(fig, ax, curves: dict, path: str, title: str) -> str:
     for arm, runs in curves.items():
         runs = [r for r in (runs if runs and isinstance(runs[0], list) else [runs]) if r]
         if not runs:
@@ -29,5 +40,4 @@ def plot_curves(curves: dict, path: str, title: str) -> str:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path

@@ -85,6 +85,11 @@ def _vec_chain(venv: VecEnv) -> list[VecEnv]:
     return chain
 
 
+def base_env(venv: VecEnv, index: int):
+    """Sub-env `index` under every VecEnv wrapper (its gym wrappers still on)."""
+    return _vec_chain(venv)[-1].envs[index]
+
+
 def _check_index(venv: VecEnv, index: int) -> None:
     if not isinstance(index, int) or not 0 <= index < venv.num_envs:
         raise ProtocolError("bad_args", f"env index {index!r} out of range 0..{venv.num_envs - 1}")

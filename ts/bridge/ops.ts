@@ -23,6 +23,8 @@ export interface EnvSpec {
   /** Update normalisation statistics (true while training). */
   training?: boolean;
   trust_model?: boolean;
+  /** one process per sub-env ("subproc") or all in this one ("dummy", the default; snapshots need it) */
+  vec_env?: "dummy" | "subproc";
 }
 
 export interface HelloResult {
@@ -92,6 +94,17 @@ export interface EpisodeSummary {
   length: number;
 }
 
+/** One timed `learn()` of SB3's PPO or the project's ModulatedPPO (py/ultra_sidecar/bench.py). */
+export interface BenchLearnResult {
+  seconds: number;
+  steps: number;
+  steps_per_s: number;
+  episode_returns: number[];
+  modulation: ModulationStats | null;
+  /** the policy's tensors by state_dict name, when asked for */
+  params?: Record<string, NDArray>;
+}
+
 interface OpTable {
   hello: [{ client_version: number }, HelloResult];
   ping: [Record<string, never>, { time: number }];
@@ -125,6 +138,10 @@ interface OpTable {
   ];
   plot_curves: [{ curves: Record<string, unknown>; path: string; title: string }, { path: string }];
   close: [{ handle: string }, Record<string, never>];
+  bench_learn: [
+    { spec: EnvSpec; ppo: Record<string, unknown>; steps: number; impl: "sb3" | "ultra"; threads: number; table_states?: number | null; table_radius?: number; params?: boolean },
+    BenchLearnResult,
+  ];
 }
 
 export type OpName = keyof OpTable;
@@ -133,5 +150,5 @@ export type OpResult<K extends OpName> = OpTable[K][1];
 export const OP_NAMES = [
   "hello", "ping", "shutdown", "echo", "blob", "env_make", "env_reset", "env_step", "env_snapshot", "env_restore",
   "model_new", "model_load", "model_save", "model_learn", "model_predict", "model_evaluate", "collect", "counterfactual",
-  "plot_curves", "close",
+  "plot_curves", "close", "bench_learn",
 ] as const satisfies readonly OpName[];

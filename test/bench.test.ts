@@ -1,0 +1,78 @@
+// The learning benchmarks through the CLI, on budgets small enough for CI: real sidecar, real SB3, real envs.
+// Speeds are not asserted here (that is what the benchmarks report); what they compute and compare is.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { firstDifference } from "../ts/bench/learn.js";
+import type { BenchLearnResult } from "../ts/bridge/ops.js";
+import { NDArray } from "../ts/protocol.js";
+import { readJson as json, ultraWith } from "./helpers.js";
+
+const dir = mkdtempSync(join(tmpdir(), "ultra-bench-"));
+const ultra = (...args: string[]) => ultraWith({ ULTRA_BENCH_RESULTS: dir }, ...args);
+
+describe("bench determinism", () => {
+  it("finds SB3's learn() and the project's path bitwise-equal, and two project runs too", async () => {
+    const r = await ultra("bench", "determinism", "--steps", "1024", "--json", join(dir, "det.json"));
+    expect(r.code, r.stderr).toBe(0);
+    const d = json(join(dir, "det.json"));
+    expect(d).toMatchObject({ env: "HalfCheetah-v5", equal: true });
+    expect(Object.values<any>(d.comparisons).map((c) => c.first_difference)).toEqual([null, null]);
+    expect(d.tensors).toBeGreaterThan(4); // every policy tensor was compared, not an empty map
+    expect(r.stderr).toMatch(/determinism HalfCheetah-v5, 1024 steps, \d+ tensors, \d+ episodes: equal: true/);
+  });
+
+  it("names the first tensor that differs, or the returns", () => {
+    const run = (w: number[], returns = [1, 2]): BenchLearnResult => ({
+      seconds: 1,
+      steps: 1,
+      steps_per_s: 1,
+      episode_returns: returns,
+      modulation: null,
+      params: { "a.weight": new NDArray("float32", [2], new Float32Array([1, 2])), "b.bias": new NDArray("float32", [2], new Float32Array(w)) },
+    });
+    expect(firstDifference(run([3, 4]), run([3, 4]))).toBeNull();
+    expect(firstDifference(run([3, 4]), run([3, 4 + 2 ** -20]))).toBe("b.bias"); // one low bit
+    expect(firstDifference(run([3, 4]), run([3, 4], [1, 2.5]))).toBe("episode returns");
+    const { "b.bias": _, ...fewer } = run([3, 4]).params!;
+    expect(firstDifference(run([3, 4]), { ...run([3, 4]), params: fewer })).toBe("b.bias (missing in one run)");
+  });
+});
+
+describe("bench overhead", () => {
+  it("times the three contenders in alternating repeats and applies the table to the modulated one only", async () => {
+    const args = ["bench", "overhead", "--steps", "512", "--repeats", "2", "--table-states", "10", "--radius", "100"];
+    const r = await ultra(...args, "--json", join(dir, "ov.json"));
+    expect(r.code, r.stderr).toBe(0);
+    const d = json(join(dir, "ov.json"));
+    expect(Object.keys(d.steps_per_s)).toEqual(["sb3", "ultra_empty", "ultra_10_states"]);
+    for (const c of Object.values<any>(d.steps_per_s)) {
+      expect(c.runs).toHaveLength(2);
+      for (const x of c.runs) expect(x).toBeGreaterThan(0);
+    }
+    // the ratio pairs the runs of one repeat, then takes the median (of 2: their mean)
+    const paired = (name: string) => d.steps_per_s[name].runs.map((x: number, i: number) => x / d.steps_per_s.sb3.runs[i]);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b) / xs.length;
+    expect(d.ratio.ultra_empty).toBeCloseTo(mean(paired("ultra_empty")), 12);
+    expect(d.ratio.ultra_10_states).toBeCloseTo(mean(paired("ultra_10_states")), 12);
+    expect(d.met).toBe(d.ratio.ultra_empty >= 0.97 && d.ratio.ultra_10_states >= 0.9);
+    // a radius of 100 covers every state: every step matches, and RA overrides each matched action
+    expect(d.table.matched_fraction).toBe(1);
+    expect(d.table.overridden_actions).toBe(d.table.matched_steps);
+    expect(r.stderr).toMatch(/ratio to sb3: ultra_empty [\d.]+× \(goal ≥ 0\.97\), ultra_10_states [\d.]+× \(goal ≥ 0\.9\); goals (met|NOT met)/);
+  });
+});
+
+describe("bench scale", () => {
+  it("measures each n_envs with DummyVecEnv and SubprocVecEnv", async () => {
+    const r = await ultra("bench", "scale", "--steps", "512", "--n-envs", "1,2", "--json", join(dir, "scale.json"));
+    expect(r.code, r.stderr).toBe(0);
+    const d = json(join(dir, "scale.json"));
+    expect(d.rows.map((x: any) => `${x.vec_env}×${x.n_envs}`)).toEqual(["dummy×1", "dummy×2", "subproc×1", "subproc×2"]);
+    for (const x of d.rows) expect(x.steps_per_s).toBeGreaterThan(0);
+    const bad = await ultra("bench", "scale", "--vec-envs", "threads");
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('--vec-envs takes dummy and/or subproc, got "threads"');
+  });
+});
