@@ -59,8 +59,13 @@ train: setup
 doctor: setup
 	npx ultra doctor
 
+# Each writes bench/results/<name>.json; minutes to an hour on a 2-core CPU (Pong's CNN dominates).
 bench: setup
-	npx ultra bench bridge --json bench/results/bridge.json
+	npx ultra bench determinism --env HalfCheetah --steps 4096
+	npx ultra bench overhead --env HalfCheetah --steps 20000 --repeats 3
+	npx ultra bench overhead --env Pong --steps 2048 --repeats 2
+	npx ultra bench scale --env HalfCheetah --steps 16384
+	npx ultra bench bridge
 
 clean:
 	rm -rf dist node_modules $(VENV) .pytest_cache

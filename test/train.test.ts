@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { checkRunDir } from "../ts/commands/train.js";
 import { readJson as json, ultra } from "./helpers.js";
 
 describe("ultra train", () => {
@@ -155,4 +156,18 @@ describe("ultra train", () => {
     const crit = json(join(pong, "critical_states.json"));
     for (const s of crit.states) expect(Number.isInteger(s.action) && s.action >= 0 && s.action < 6).toBe(true);
   }, 600_000); // CNN training and full Pong episodes on a 2-core CPU
+});
+
+describe("a run directory that cannot take a run", () => {
+  it("is refused before any training: not writable, or not enough free space", async () => {
+    const root = mkdtempSync(join(tmpdir(), "ultra-nodir-"));
+    writeFileSync(join(root, "file"), "");
+    const t0 = Date.now();
+    const r = await ultra("train", "--env", "HalfCheetah", "--profile", "smoke", "--out", join(root, "file", "run"));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`run directory ${join(root, "file", "run")} is not writable (ENOTDIR); choose another --out`);
+    expect(Date.now() - t0).toBeLessThan(10_000); // no sidecar, no training
+    expect(() => checkRunDir(join(root, "ok"), 1e12)).toThrow(/only \d+ MB free for run directory .*ok; a run needs at least 1000000000000 MB/);
+    expect(() => checkRunDir(join(root, "ok"))).not.toThrow();
+  });
 });

@@ -96,13 +96,14 @@ const cli = yargs(hideBin(process.argv))
         .option("base", { type: "string", describe: "start from your own SB3 PPO model.zip instead of pretraining one" })
         .option("adviser", { type: "string", describe: "who names critical states: local (default: the embedded LLM), local:PATH.gguf, openai:MODEL, replay:RUN_DIR, rollout" })
         .option("verify", { choices: ["on", "off"], describe: "test each suggested action in rollouts from its state before using it (default on)" })
+        .option("trust-model", { type: "boolean", describe: "unpickle --base model.zip and vec_normalize.pkl as SB3 does (code in them runs): only for files you trust" })
         .option("profile", { type: "string", default: "paper", describe: "quick | paper (configs/ultra.yaml)" })
         .option("out", { type: "string", describe: "run directory (default runs/ENV-VARIANT-PROFILE-sSEED)" })
         .option("resume", { type: "boolean", default: false, describe: "continue an interrupted run from its last finished phase / checkpoint" }),
     async (a) => {
       const r = await train({
         env: a.env, seeds: a.seeds ? parseSeeds(a.seeds) : [a.seed], profile: a.profile, variant: a.variant as Variant | undefined,
-        adviser: a.adviser, verify: a.verify === undefined ? undefined : a.verify === "on", base: a.base, out: a.out, resume: a.resume, sidecar: sidecarOptions(a),
+        adviser: a.adviser, verify: a.verify === undefined ? undefined : a.verify === "on", trustModel: a.trustModel, base: a.base, out: a.out, resume: a.resume, sidecar: sidecarOptions(a),
       });
       log(`report: ${r.report}`);
       printJson(r);
@@ -132,7 +133,7 @@ const cli = yargs(hideBin(process.argv))
         .option("episodes", { type: "number", default: 10 })
         .option("seed", { type: "number", default: 0 })
         .option("deterministic", { type: "boolean", describe: "deterministic actions (default: the env config's eval setting)" })
-        .option("trust-model", { type: "boolean", default: false, describe: "allow vec_normalize.pkl to unpickle any class (only for files you trust)" })
+        .option("trust-model", { type: "boolean", default: false, describe: "unpickle model.zip and vec_normalize.pkl as SB3 does (code in them runs): only for files you trust" })
         .option("json", { type: "string", describe: "also write the result as JSON to this file" }),
     async (a) => {
       const r = await evaluate({ model: a.model, env: a.env, episodes: a.episodes, seed: a.seed, deterministic: a.deterministic, trustModel: a.trustModel, sidecar: sidecarOptions(a) });

@@ -3,14 +3,13 @@ Called from TS through pythonia (`ultra inspect`)."""
 
 from __future__ import annotations
 
-import base64
 import io
-import pickletools
 import zipfile
 from pathlib import Path
 
 import torch
 
+from .model_objects import pickled_class_name
 from .protocol import ProtocolError
 from .zipinfo import algo_of, read_zip
 
@@ -36,21 +35,6 @@ def _schedule(entry):
     if isinstance(entry, dict):
         return next((str(v) for k, v in entry.items() if not k.startswith(":") and "Schedule" in str(v)), entry.get(":type:"))
     return entry
-
-
-def _class_name(entry) -> str | None:
-    """A class pickled by reference is (module, name) pushed before STACK_GLOBAL: read them, run nothing."""
-    try:
-        ops = list(pickletools.genops(base64.b64decode(entry[":serialized:"])))
-    except Exception:
-        return None
-    pushed = []
-    for op, arg, _ in ops:
-        if isinstance(arg, str):
-            pushed.append(arg)
-        elif op.name == "STACK_GLOBAL" and len(pushed) >= 2:
-            return f"{pushed[-2]}.{pushed[-1]}"
-    return None
 
 
 def describe(path: str) -> dict:
@@ -81,7 +65,7 @@ def _describe(path: str) -> dict:
         "system_info": info["system_info"].strip().splitlines(),
         "observation_space": _space(data.get("observation_space")),
         "action_space": _space(data.get("action_space")),
-        "policy_class": _class_name(data["policy_class"]) if isinstance(data.get("policy_class"), dict) else None,
+        "policy_class": pickled_class_name(data["policy_class"]) if isinstance(data.get("policy_class"), dict) else None,
         "policy_kwargs": {k: v for k, v in kwargs.items() if not k.startswith(":")} if isinstance(kwargs, dict) else kwargs,
         "hyperparameters": hp,
         "parameters": total,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -12,9 +10,10 @@ import numpy as np
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.utils import ConstantSchedule, LinearSchedule
+from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
+from . import model_objects
 from .envs import find_vec_normalize
 from .modulation import ModulatedPPO, ModulationTable
 from .protocol import ProtocolError
@@ -57,18 +56,11 @@ def new_ppo(venv: VecEnv, ppo: dict, cls: type[PPO] = ModulatedPPO) -> PPO:
         raise ProtocolError("bad_args", f"bad PPO hyperparameter: {e}") from None
 
 
-def _saved_clip_range(data: dict) -> float:
-    """The clip range a model was trained with, from the readable repr SB3 writes beside the pickle
-    (e.g. "ConstantSchedule(val=0.1)"; a linear schedule gives its start value)."""
-    text = json.dumps(data.get("clip_range"))
-    m = re.search(r"(?:val|start|initial_value)=([0-9.eE+-]+)", text)
-    return float(m.group(1)) if m else 0.2  # SB3's default
-
-
-def load_ppo(path: str, venv: VecEnv, device: str, train: dict | None = None, seed: int | None = None) -> ModulatedPPO:
+def load_ppo(path: str, venv: VecEnv, device: str, train: dict | None = None, seed: int | None = None, trust: bool = False) -> ModulatedPPO:
     """train: {learning_rate, clip_range?, tensorboard_log?} to continue training the loaded model; without it
     the model is for inference (learning rate 0). seed: seeds torch, numpy and the env, so that rollouts
-    (sampled actions included) replay exactly."""
+    (sampled actions included) replay exactly. trust: unpickle what the file pickled (code from the file runs);
+    otherwise nothing is unpickled (model_objects.py)."""
     info = check_ppo(path)
     env_shape = list(venv.observation_space.shape or [])
     model_shape = space_shape(info["data"], "observation_space")
@@ -78,21 +70,12 @@ def load_ppo(path: str, venv: VecEnv, device: str, train: dict | None = None, se
             f"{path} expects observations of shape {tuple(model_shape)}, the env gives {tuple(env_shape)}; "
             "load it with the env (and wrappers) it was trained on",
         )
-    # As RL-Zoo does: spaces and schedules come from the env, not from the file's pickles (which may
-    # reference the old `gym` package or Python 3.7 lambdas).
-    custom = {
-        "observation_space": venv.observation_space,
-        "action_space": venv.action_space,
-        "learning_rate": 0.0,
-        "lr_schedule": ConstantSchedule(0.0),
-        "clip_range": ConstantSchedule(0.0),
-    }
-    extra = {}
-    if train:
-        lr = float(train["learning_rate"])
-        clip = float(train["clip_range"]) if train.get("clip_range") is not None else _saved_clip_range(info["data"])
-        custom.update(learning_rate=lr, lr_schedule=ConstantSchedule(lr), clip_range=ConstantSchedule(clip))
-        extra = {k: train[k] for k in ("tensorboard_log",) if train.get(k)}
+    # As RL-Zoo does, spaces and schedules come from the env and the settings, not from the file's pickles (which
+    # may reference the old `gym` package or Python 3.7 lambdas); untrusted, every other pickle is rebuilt too.
+    lr = float(train["learning_rate"]) if train else 0.0
+    clip = (float(train["clip_range"]) if train.get("clip_range") is not None else None) if train else 0.0
+    custom = model_objects.custom_objects(info["data"], venv, lr, clip, trust)
+    extra = {k: train[k] for k in ("tensorboard_log",) if train and train.get(k)}
     try:
         model = ModulatedPPO.load(path, env=venv, device=device, custom_objects=custom, **extra)
     except Exception as e:

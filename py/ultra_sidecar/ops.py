@@ -106,7 +106,9 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
 
     def model_load(args, emit):
         venv = env_of(args)
-        model = models.load_ppo(args["path"], venv, args.get("device", resolved_device), args.get("train"), args.get("seed"))
+        model = models.load_ppo(
+            args["path"], venv, args.get("device", resolved_device), args.get("train"), args.get("seed"), args.get("trust_model") is True
+        )
         return {"model": h.add("model", model), "device": str(model.device), "vec_normalize": find_vec_normalize(venv) is not None}
 
     blobs: dict[int, np.ndarray] = {}

@@ -118,7 +118,8 @@ interface OpTable {
   env_restore: [{ env: string; index: number; snapshot: Snapshot }, { obs: NDArray }];
   model_new: [{ env: string; ppo: Record<string, unknown> }, { model: string; device: string; num_params: number }];
   model_load: [
-    { path: string; env: string; device?: string; train?: TrainOverrides; seed?: number },
+    /** trust_model: unpickle what the file pickled (code in it runs); by default nothing is unpickled */
+    { path: string; env: string; device?: string; train?: TrainOverrides; seed?: number; trust_model?: boolean },
     { model: string; device: string; vec_normalize: boolean },
   ];
   model_save: [{ model: string; path: string }, { files: string[] }];

@@ -56,7 +56,7 @@ export async function evaluate(o: EvalOptions): Promise<EvalResult> {
     const spec = { ...envSpec(cfg, { seed: o.seed, training: false, vecNormalizePath: vecNormalize ?? undefined, nEnvs: 1 }), normalize: false as const, trust_model: o.trustModel };
     if (!vecNormalize && cfg.normalize) log(`warning: ${cfg.name} is trained with VecNormalize but no vec_normalize.pkl sits beside ${model}`);
     const { env } = await sc.call("env_make", { spec });
-    const { model: handle } = await sc.call("model_load", { path: model, env });
+    const { model: handle } = await sc.call("model_load", { path: model, env, trust_model: o.trustModel });
     const bar = progressBar("eval", o.episodes, "episodes");
     try {
       const r = await sc.call("model_evaluate", { model: handle, env, episodes: o.episodes, deterministic }, { onEvent: (_, p) => bar.update(p.episodes) });

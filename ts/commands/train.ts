@@ -1,6 +1,6 @@
 // `ultra train` = base → identify → improve → evaluate → report in one run directory, resumable per phase;
 // also each phase on its own (`ultra identify --run DIR`, ...).
-import { accessSync, constants, mkdirSync } from "node:fs";
+import { mkdirSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { UltraError } from "../bridge/errors.js";
 import { withSidecar, type Sidecar, type SidecarOptions } from "../bridge/sidecar.js";
@@ -23,19 +23,30 @@ export interface TrainOptions {
   variant?: Variant;
   adviser?: string;
   verify?: boolean;
+  trustModel?: boolean;
   base?: string;
   out?: string;
   resume?: boolean;
   sidecar?: SidecarOptions;
 }
 
-function checkWritable(dir: string): void {
-  mkdirSync(dir, { recursive: true });
+/** Free space a run needs at least: models, checkpoints, trajectories with snapshots (Pong's frames take most). */
+export const MIN_FREE_MB = 2048;
+
+/** Fail before any training, not an hour in: the run dir must be creatable, writable and have room. */
+export function checkRunDir(dir: string, minFreeMb = MIN_FREE_MB): void {
+  const probe = join(dir, `.write-test-${process.pid}`);
   try {
-    accessSync(dir, constants.W_OK);
-  } catch {
-    throw new UltraError(`run directory ${dir} is not writable; choose another --out`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(probe, "ok");
+    rmSync(probe);
+  } catch (e) {
+    throw new UltraError(`run directory ${dir} is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); choose another --out`);
   }
+  const fs = statfsSync(dir);
+  const freeMb = (fs.bavail * fs.bsize) / 2 ** 20;
+  if (freeMb < minFreeMb)
+    throw new UltraError(`only ${Math.floor(freeMb)} MB free for run directory ${dir}; a run needs at least ${minFreeMb} MB: free some space or choose another --out`);
 }
 
 /** Open an existing run dir for `env` (or any env), with a clear error when it belongs to another env. */
@@ -78,13 +89,12 @@ export async function runPhase(ctx: RunContext, phase: Phase, opts: PhaseOptions
 
 async function trainSeed(o: TrainOptions, seed: number, dir: string, sc: Sidecar): Promise<RunDir> {
   const cfg = resolveEnv(o.env);
-  checkWritable(dir);
   const run = new RunDir(dir);
   if (run.exists("run.json")) {
     if (!o.resume) throw new UltraError(`${run.root} already holds a run; pass --resume to continue it, or choose another --out`);
     openRun(dir, o.env);
   } else {
-    const settings = resolveSettings({ profile: o.profile, envOverrides: cfg.ultra, flags: { variant: o.variant, adviser: o.adviser, verify: o.verify } });
+    const settings = resolveSettings({ profile: o.profile, envOverrides: cfg.ultra, flags: { variant: o.variant, adviser: o.adviser, verify: o.verify, trust_model: o.trustModel } });
     run.record = { env: cfg.name, env_id: cfg.env_id, seed, profile: o.profile, settings, created: new Date().toISOString(), ...(runInfo(sc.info) as { git_commit: string | null; versions: Record<string, unknown> }), phases: {} };
   }
   const ctx = contextFor(run, run.record, sc);
@@ -102,10 +112,12 @@ async function trainSeed(o: TrainOptions, seed: number, dir: string, sc: Sidecar
 export async function train(o: TrainOptions): Promise<{ runs: string[]; report: string }> {
   const cfg = resolveEnv(o.env);
   const root = resolve(o.out ?? join("runs", `${cfg.name}-${o.variant ?? "RA"}-${o.profile}${o.seeds.length === 1 ? `-s${o.seeds[0]}` : ""}`));
+  const dirOf = (seed: number) => (o.seeds.length === 1 ? root : join(root, `seed-${seed}`));
+  for (const seed of o.seeds) checkRunDir(dirOf(seed)); // before the sidecar starts
   return withSidecar(o.sidecar ?? {}, async (sc) => {
     const runs: RunDir[] = [];
     for (const seed of o.seeds) {
-      const dir = o.seeds.length === 1 ? root : join(root, `seed-${seed}`);
+      const dir = dirOf(seed);
       log(`run ${cfg.env_id} seed ${seed} → ${dir}`);
       runs.push(await trainSeed(o, seed, dir, sc));
     }

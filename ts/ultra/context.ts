@@ -21,6 +21,7 @@ export function specFor(ctx: RunContext, modelDir: string, opts: { training: boo
   return {
     ...envSpec(ctx.cfg, { seed: ctx.seed + (opts.seedOffset ?? 0), training: opts.training, nEnvs: opts.nEnvs, vecNormalizePath: hasStats ? stats : undefined }),
     normalize: false, // statistics come from the file; none means the model was trained without
+    trust_model: ctx.settings.trust_model,
   };
 }
 
@@ -30,6 +31,7 @@ export async function loadModel(ctx: RunContext, modelDir: string, opts: { train
   const train = opts.learningRate === undefined ? undefined : { learning_rate: opts.learningRate, tensorboard_log: opts.tensorboardLog };
   // seeded on every load: sampled actions, and so every phase, replay exactly for the same run seed
   const seed = ctx.seed + (opts.seedOffset ?? 0);
-  const { model } = await ctx.sc.call("model_load", { path: ctx.run.path(modelDir, "model.zip"), env, seed, ...(train ? { train } : {}) });
+  const path = ctx.run.path(modelDir, "model.zip");
+  const { model } = await ctx.sc.call("model_load", { path, env, seed, trust_model: ctx.settings.trust_model, ...(train ? { train } : {}) });
   return { env, model, actionSpace: action_space, nEnvs: n_envs };
 }

@@ -16,6 +16,8 @@ export const Settings = z.object({
   adviser: z.string(),
   /** verified advice: keep a suggested action only if it beats the policy's own in rollouts from its state */
   verify: z.boolean(),
+  /** unpickle the base model.zip and vec_normalize.pkl as SB3 would (code in them runs): only for files you trust */
+  trust_model: z.boolean(),
   base: z.object({ hyperparameters: z.enum(["sb3", "zoo"]), steps: z.number().int().positive() }),
   identify: z.object({
     episodes: z.number().int().positive(),
