@@ -76,3 +76,16 @@ describe("bench scale", () => {
     expect(bad.stderr).toContain('--vec-envs takes dummy and/or subproc, got "threads"');
   });
 });
+
+describe("bench faults", () => {
+  it("kills the sidecar of a real run three times; each is a clear error with no orphan, and the resumed run matches", async () => {
+    const r = await ultra("bench", "faults", "--kills", "3", "--kills-per-run", "3", "--json", join(dir, "faults.json"));
+    const d = json(join(dir, "faults.json"));
+    expect(d.failures).toEqual([]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(d).toMatchObject({ kills: 3, clear_errors: 3, orphans: 0 });
+    expect(d.resumed).toBeGreaterThanOrEqual(1); // a resumed attempt may finish before its kill comes: then a new run starts
+    expect(d.identical).toBe(d.resumed);
+    expect(Object.values<number>(d.by_phase).reduce((a, b) => a + b)).toBe(3);
+  }, 900_000);
+});

@@ -47,6 +47,11 @@ describe("wire protocol", () => {
     });
   }
 
+  it("an undefined optional argument goes as nil, which Python reads as None", () => {
+    const [body] = pack({ id: 1, flag: undefined });
+    expect(Buffer.from(body).includes(Buffer.from([0xa4, ...Buffer.from("flag"), 0xc0]))).toBe(true);
+  });
+
   it("large arrays decode into typed arrays", () => {
     const a = NDArray.float32(Array.from({ length: 250_000 }, (_, i) => i * 0.5), [1000, 250]);
     const message = pack({ a });

@@ -7,6 +7,7 @@ import { UltraError } from "./bridge/errors.js";
 import type { SidecarOptions } from "./bridge/sidecar.js";
 import { benchBridge } from "./bench/bridge.js";
 import { writeResult } from "./bench/common.js";
+import { benchFaults } from "./bench/faults.js";
 import { benchDeterminism, benchOverhead, benchScale } from "./bench/learn.js";
 import { doctor } from "./commands/doctor.js";
 import { evaluate } from "./commands/evaluate.js";
@@ -231,7 +232,28 @@ const cli = yargs(hideBin(process.argv))
           printJson(writeResult(`scale-${r.env.replace(/\W+/g, "_")}-${r.device}`, r, a.json));
         },
       )
-      .demandCommand(1, "name a benchmark: bridge, overhead, determinism, scale"),
+      .command(
+        "faults",
+        "SIGKILL the sidecar of real `ultra train` runs at random moments; each must fail clearly, leave no process, and resume to the same numbers",
+        (b: Argv) =>
+          b
+            .option("env", { type: "string", default: "HalfCheetah" })
+            .option("kills", { type: "number", default: 50 })
+            .option("kills-per-run", { type: "number", default: 3, describe: "kills in one run before it may finish" })
+            .option("profile", { type: "string", default: "faults", describe: "configs/ultra.yaml profile of each run" })
+            .option("adviser", { type: "string", default: "rollout" })
+            .option("seed", { type: "number", default: 0 })
+            .option("out", { type: "string", describe: "keep the runs here (default: a temp dir)" })
+            .option("json", { type: "string", describe: "write the result to this file too" }),
+        async (a) => {
+          const r = await benchFaults({ env: a.env, kills: a.kills, killsPerRun: a.killsPerRun, seed: a.seed, adviser: a.adviser, profile: a.profile, out: a.out });
+          const phases = Object.entries(r.by_phase).map(([k, v]) => `${k} ${v}`).join(", ");
+          log(`faults: kills ${r.kills} (${phases}), clear errors ${r.clear_errors}, orphans ${r.orphans}, resumed ${r.resumed}, identical ${r.identical}/${r.resumed}`);
+          printJson(writeResult("faults", r, a.json));
+          if (r.failures.length) process.exitCode = 1;
+        },
+      )
+      .demandCommand(1, "name a benchmark: bridge, overhead, determinism, scale, faults"),
   )
   .demandCommand(1, "name a command; see --help")
   .strict()

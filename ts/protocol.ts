@@ -97,7 +97,8 @@ function unpackNDArray(buf: Uint8Array): NDArray {
 addExtension({ Class: NDArray, type: SPEC.ndarray.ext_type, pack: packNDArray, unpack: unpackNDArray });
 
 // int64AsType "auto": 64-bit ints within ±2^53 decode as numbers (documented; missing from the .d.ts).
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true, int64AsType: "auto" as "number" });
+// encodeUndefinedAsNil: an optional argument left undefined is nil (None), not msgpackr's private ext type 0.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true, int64AsType: "auto" as "number", encodeUndefinedAsNil: true });
 
 /** A message as ZeroMQ frames: the msgpack body, then one frame per out-of-band array. */
 export function pack(value: unknown): Uint8Array[] {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -13,7 +15,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
-from . import model_objects
+from . import model_objects, resume
 from .envs import find_vec_normalize
 from .modulation import ModulatedPPO, ModulationTable
 from .protocol import ProtocolError
@@ -56,11 +58,14 @@ def new_ppo(venv: VecEnv, ppo: dict, cls: type[PPO] = ModulatedPPO) -> PPO:
         raise ProtocolError("bad_args", f"bad PPO hyperparameter: {e}") from None
 
 
-def load_ppo(path: str, venv: VecEnv, device: str, train: dict | None = None, seed: int | None = None, trust: bool = False) -> ModulatedPPO:
+def load_ppo(
+    path: str, venv: VecEnv, device: str, train: dict | None = None, seed: int | None = None, trust: bool = False, with_resume: bool = False
+) -> ModulatedPPO:
     """train: {learning_rate, clip_range?, tensorboard_log?} to continue training the loaded model; without it
     the model is for inference (learning rate 0). seed: seeds torch, numpy and the env, so that rollouts
     (sampled actions included) replay exactly. trust: unpickle what the file pickled (code from the file runs);
-    otherwise nothing is unpickled (model_objects.py)."""
+    otherwise nothing is unpickled (model_objects.py). with_resume: continue exactly where the checkpoint's
+    training stood (its resume.msgpack)."""
     info = check_ppo(path)
     env_shape = list(venv.observation_space.shape or [])
     model_shape = space_shape(info["data"], "observation_space")
@@ -82,20 +87,39 @@ def load_ppo(path: str, venv: VecEnv, device: str, train: dict | None = None, se
         raise ProtocolError("model_error", f"cannot load {path}: {type(e).__name__}: {e}") from None
     if seed is not None:
         model.set_random_seed(int(seed))
+    if with_resume:
+        resume.load(model, Path(path).parent)
     return model
 
 
-def save_ppo(model: PPO, path: str) -> list[str]:
+def _replace(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temp file and rename: a kill mid-write leaves the old file, never a torn one."""
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_ppo(model: PPO, path: str, with_resume: bool = False) -> list[str]:
+    """model.zip and vec_normalize.pkl; with_resume: also resume.msgpack, for exact resume (resume.py)."""
     out = Path(path)
+    out = out if out.suffix == ".zip" else out.with_suffix(".zip")
     out.parent.mkdir(parents=True, exist_ok=True)
-    model.save(out)
-    files = [str(out if out.suffix == ".zip" else out.with_suffix(".zip"))]
+    _replace(out, lambda tmp: tmp.write_bytes(_zip_bytes(model)))
+    files = [str(out)]
     vn = find_vec_normalize(model.get_env())
     if vn is not None:
         stats = out.parent / "vec_normalize.pkl"
-        vn.save(str(stats))
+        _replace(stats, lambda tmp: vn.save(str(tmp)))
         files.append(str(stats))
+    if with_resume:
+        files.append(resume.save(model, out.parent))
     return files
+
+
+def _zip_bytes(model: PPO) -> bytes:
+    buf = io.BytesIO()
+    model.save(buf)
+    return buf.getvalue()
 
 
 class ProgressCallback(BaseCallback):

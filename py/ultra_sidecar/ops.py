@@ -107,7 +107,13 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
     def model_load(args, emit):
         venv = env_of(args)
         model = models.load_ppo(
-            args["path"], venv, args.get("device", resolved_device), args.get("train"), args.get("seed"), args.get("trust_model") is True
+            args["path"],
+            venv,
+            args.get("device", resolved_device),
+            args.get("train"),
+            args.get("seed"),
+            trust=args.get("trust_model") is True,
+            with_resume=args.get("resume") is True,
         )
         return {"model": h.add("model", model), "device": str(model.device), "vec_normalize": find_vec_normalize(venv) is not None}
 
@@ -136,7 +142,7 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
         "env_restore": lambda args, emit: {"obs": snapshot.restore(env_of(args), args["index"], args["snapshot"])},
         "model_new": model_new,
         "model_load": model_load,
-        "model_save": lambda args, emit: {"files": models.save_ppo(model_of(args), args["path"])},
+        "model_save": lambda args, emit: {"files": models.save_ppo(model_of(args), args["path"], args.get("resume") is True)},
         "model_learn": lambda args, emit: models.learn(
             model_of(args), int(args["steps"]), emit, args.get("tb_log_name", "PPO"), args.get("modulation")
         ),

@@ -119,10 +119,12 @@ interface OpTable {
   model_new: [{ env: string; ppo: Record<string, unknown> }, { model: string; device: string; num_params: number }];
   model_load: [
     /** trust_model: unpickle what the file pickled (code in it runs); by default nothing is unpickled */
-    { path: string; env: string; device?: string; train?: TrainOverrides; seed?: number; trust_model?: boolean },
+    // resume: continue exactly where the checkpoint's training stood (its resume.msgpack)
+    { path: string; env: string; device?: string; train?: TrainOverrides; seed?: number; trust_model?: boolean; resume?: boolean },
     { model: string; device: string; vec_normalize: boolean },
   ];
-  model_save: [{ model: string; path: string }, { files: string[] }];
+  /** resume: also write resume.msgpack (env states, RNGs, last observation) for an exact resume */
+  model_save: [{ model: string; path: string; resume?: boolean }, { files: string[] }];
   model_learn: [{ model: string; steps: number; tb_log_name?: string; modulation?: unknown }, LearnProgress & { seconds: number }];
   model_predict: [{ model: string; obs: NDArray; deterministic?: boolean }, { actions: NDArray; values: NDArray<Float32Array> }];
   model_evaluate: [

@@ -2,7 +2,7 @@
 // also each phase on its own (`ultra identify --run DIR`, ...).
 import { mkdirSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { UltraError } from "../bridge/errors.js";
+import { SidecarDiedError, UltraError } from "../bridge/errors.js";
 import { withSidecar, type Sidecar, type SidecarOptions } from "../bridge/sidecar.js";
 import { resolveEnv } from "../config.js";
 import { log } from "../progress.js";
@@ -114,6 +114,7 @@ export async function train(o: TrainOptions): Promise<{ runs: string[]; report: 
   const root = resolve(o.out ?? join("runs", `${cfg.name}-${o.variant ?? "RA"}-${o.profile}${o.seeds.length === 1 ? `-s${o.seeds[0]}` : ""}`));
   const dirOf = (seed: number) => (o.seeds.length === 1 ? root : join(root, `seed-${seed}`));
   for (const seed of o.seeds) checkRunDir(dirOf(seed)); // before the sidecar starts
+  const resumeHint = `ultra train --env ${o.env} --out ${root}${o.seeds.length > 1 ? ` --seeds ${o.seeds.join(",")}` : ` --seed ${o.seeds[0]}`} --resume`;
   return withSidecar(o.sidecar ?? {}, async (sc) => {
     const runs: RunDir[] = [];
     for (const seed of o.seeds) {
@@ -126,6 +127,10 @@ export async function train(o: TrainOptions): Promise<{ runs: string[]; report: 
     const evals = runs.map((r) => r.readJson<EvalFile>("eval.json"));
     top.write("report.md", seedReport(cfg.env_id, o.seeds, evals));
     return { runs: runs.map((r) => r.root), report: top.path("report.md") };
+  }).catch((e) => {
+    // finished phases and each arm's last checkpoint are kept: say how to continue
+    if (e instanceof SidecarDiedError) throw new UltraError(`${e.message}\nThe run is kept (finished phases, each arm's last checkpoint): continue it with \`${resumeHint}\``);
+    throw e;
   });
 }
 

@@ -26,12 +26,17 @@ export function specFor(ctx: RunContext, modelDir: string, opts: { training: boo
 }
 
 /** Load a saved model (dir/model.zip) into the sidecar with an env built for it. */
-export async function loadModel(ctx: RunContext, modelDir: string, opts: { training: boolean; nEnvs?: number; seedOffset?: number; learningRate?: number; tensorboardLog?: string }) {
+/** `resume`: continue exactly where a checkpoint's training stood (its resume.msgpack: env states, RNGs). */
+export async function loadModel(
+  ctx: RunContext,
+  modelDir: string,
+  opts: { training: boolean; nEnvs?: number; seedOffset?: number; learningRate?: number; tensorboardLog?: string; resume?: boolean },
+) {
   const { env, action_space, n_envs } = await ctx.sc.call("env_make", { spec: specFor(ctx, modelDir, opts) });
   const train = opts.learningRate === undefined ? undefined : { learning_rate: opts.learningRate, tensorboard_log: opts.tensorboardLog };
   // seeded on every load: sampled actions, and so every phase, replay exactly for the same run seed
   const seed = ctx.seed + (opts.seedOffset ?? 0);
   const path = ctx.run.path(modelDir, "model.zip");
-  const { model } = await ctx.sc.call("model_load", { path, env, seed, trust_model: ctx.settings.trust_model, ...(train ? { train } : {}) });
+  const { model } = await ctx.sc.call("model_load", { path, env, seed, trust_model: ctx.settings.trust_model, resume: opts.resume, ...(train ? { train } : {}) });
   return { env, model, actionSpace: action_space, nEnvs: n_envs };
 }

@@ -1,7 +1,7 @@
 // Phase 3, improvement: continue PPO from the base policy with the modulation table applied inside the
-// sidecar's rollouts, and the baselines with the same budget. Each arm checkpoints, so an interrupted
-// improve resumes where it stopped.
-import { mkdirSync } from "node:fs";
+// sidecar's rollouts, and the baselines with the same budget. Each arm checkpoints exactly (weights, optimizer,
+// env states, RNGs), so an interrupted improve resumes where it stopped and ends with the same numbers.
+import { copyFileSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { CriticalStatesFile, CriticalState } from "../critical.js";
 import { learn, type CurvePoint } from "../../learn.js";
 import { log } from "../../progress.js";
@@ -18,10 +18,49 @@ export function arms(ctx: RunContext): Arm[] {
   return [`ultra_${ctx.settings.variant}`, ...ctx.settings.baselines];
 }
 
-interface ArmProgress {
+export interface ArmProgress {
   steps_done: number;
   curve: CurvePoint[];
   modulation: unknown[];
+}
+
+/** An arm's learning curve and counters (also inside its checkpoint), or null before it started. */
+export function readProgress(ctx: Pick<RunContext, "run">, arm: Arm): ArmProgress | null {
+  const file = `${armDir(arm)}/progress.json`;
+  return ctx.run.exists(file) ? ctx.run.readJson<ArmProgress>(file) : null;
+}
+
+// An arm's checkpoint is a directory (model.zip, vec_normalize.pkl, resume.msgpack, progress.json) written
+// whole under NEW, then swapped in through OLD: a kill at any point leaves one complete checkpoint.
+const CKPT = "checkpoint";
+const NEW = "checkpoint.new";
+const OLD = "checkpoint.old";
+
+/** The arm's last complete checkpoint dir (relative to the run), or null. */
+function lastCheckpoint(ctx: RunContext, dir: string): string | null {
+  const { run } = ctx;
+  if (!run.exists(dir, CKPT, "progress.json") && run.exists(dir, OLD, "progress.json")) renameSync(run.path(dir, OLD), run.path(dir, CKPT));
+  return run.exists(dir, CKPT, "progress.json") ? `${dir}/${CKPT}` : null;
+}
+
+async function writeCheckpoint(ctx: RunContext, dir: string, model: string, progress: ArmProgress): Promise<void> {
+  const { run, sc } = ctx;
+  rmSync(run.path(dir, NEW), { recursive: true, force: true });
+  await sc.call("model_save", { model, path: run.path(dir, NEW, "model.zip"), resume: true });
+  run.writeJson(`${dir}/${NEW}/progress.json`, progress);
+  if (run.exists(dir, CKPT)) renameSync(run.path(dir, CKPT), run.path(dir, OLD));
+  renameSync(run.path(dir, NEW), run.path(dir, CKPT));
+  rmSync(run.path(dir, OLD), { recursive: true, force: true });
+  run.writeJson(`${dir}/progress.json`, progress);
+}
+
+/** The arm's refined model where evaluate and users look for it: dir/model.zip (+ vec_normalize.pkl). */
+function publish(ctx: RunContext, dir: string): void {
+  for (const f of ["model.zip", "vec_normalize.pkl"])
+    if (ctx.run.exists(dir, CKPT, f)) {
+      copyFileSync(ctx.run.path(dir, CKPT, f), ctx.run.path(dir, `${f}.tmp`));
+      renameSync(ctx.run.path(dir, `${f}.tmp`), ctx.run.path(dir, f));
+    }
 }
 
 function tableFor(ctx: RunContext, arm: Arm, store: StateStore) {
@@ -48,34 +87,33 @@ export async function improve(ctx: RunContext, fresh = false): Promise<Record<st
   const summary: Record<string, unknown> = {};
   for (const arm of arms(ctx)) {
     const dir = armDir(arm);
+    if (fresh) rmSync(run.path(dir), { recursive: true, force: true });
     mkdirSync(run.path(dir), { recursive: true });
-    const progressFile = `${dir}/progress.json`;
-    const progress: ArmProgress = run.exists(progressFile) && !fresh ? run.readJson(progressFile) : { steps_done: 0, curve: [], modulation: [] };
+    const ckpt = lastCheckpoint(ctx, dir);
+    const progress: ArmProgress = ckpt ? run.readJson(`${ckpt}/progress.json`) : { steps_done: 0, curve: [], modulation: [] };
     const total = settings.improve.steps;
-    if (progress.steps_done >= total) {
-      summary[arm] = { steps: progress.steps_done, modulation: totalModulation(progress.modulation) };
-      continue;
+    if (progress.steps_done < total) {
+      // A fresh arm starts from the base policy; a resumed one exactly where its last checkpoint stood.
+      log(`improve ${arm}: ${total - progress.steps_done} steps from ${ckpt ? `its checkpoint at ${progress.steps_done}` : "the base policy"}`);
+      const { env, model } = await loadModel(ctx, ckpt ?? "base", {
+        training: true,
+        nEnvs: settings.improve.n_envs,
+        learningRate: settings.improve.learning_rate,
+        tensorboardLog: run.path(dir, "tb"),
+        resume: ckpt !== null,
+      });
+      const table = tableFor(ctx, arm, store);
+      while (progress.steps_done < total) {
+        const steps = Math.min(settings.improve.checkpoint_every, total - progress.steps_done);
+        const res = await learn(sc, model, steps, arm, { tb_log_name: arm, modulation: table, of: { done: progress.steps_done, total } });
+        progress.curve.push(...res.curve.map((p) => ({ ...p, timesteps: p.timesteps - res.timesteps + progress.steps_done + res.steps })));
+        progress.steps_done += res.steps;
+        progress.modulation.push(res.modulation ?? null);
+        await writeCheckpoint(ctx, dir, model, progress);
+      }
+      for (const h of [model, env]) await sc.call("close", { handle: h });
     }
-    // A fresh arm starts from the base policy; a resumed one from its last checkpoint.
-    const from = progress.steps_done > 0 ? dir : "base";
-    log(`improve ${arm}: ${total - progress.steps_done} steps from ${from === "base" ? "the base policy" : `its checkpoint at ${progress.steps_done}`}`);
-    const { env, model } = await loadModel(ctx, from, {
-      training: true,
-      nEnvs: settings.improve.n_envs,
-      learningRate: settings.improve.learning_rate,
-      tensorboardLog: run.path(dir, "tb"),
-    });
-    const table = tableFor(ctx, arm, store);
-    while (progress.steps_done < total) {
-      const steps = Math.min(settings.improve.checkpoint_every, total - progress.steps_done);
-      const res = await learn(sc, model, steps, arm, { tb_log_name: arm, modulation: table, of: { done: progress.steps_done, total } });
-      progress.curve.push(...res.curve.map((p) => ({ ...p, timesteps: p.timesteps - res.timesteps + progress.steps_done + res.steps })));
-      progress.steps_done += res.steps;
-      progress.modulation.push(res.modulation ?? null);
-      await sc.call("model_save", { model, path: run.path(dir, "model.zip") });
-      run.writeJson(progressFile, progress);
-    }
-    for (const h of [model, env]) await sc.call("close", { handle: h });
+    publish(ctx, dir);
     summary[arm] = { steps: progress.steps_done, modulation: totalModulation(progress.modulation) };
   }
   return summary;

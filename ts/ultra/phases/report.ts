@@ -6,7 +6,7 @@ import { CriticalStatesFile } from "../critical.js";
 import type { RunDir, RunRecord } from "../rundir.js";
 import { ci95, mean, std } from "../stats.js";
 import type { EvalFile } from "./evaluate.js";
-import { armDir, type Arm } from "./improve.js";
+import { readProgress, type Arm } from "./improve.js";
 
 const ARM_NAMES: Record<string, string> = {
   base: "base policy (no refinement)",
@@ -17,7 +17,7 @@ const ARM_NAMES: Record<string, string> = {
 const armName = (arm: string) => ARM_NAMES[arm] ?? `ULTRA-${arm.replace("ultra_", "")} (${arm})`;
 
 function curves(run: RunDir, armsList: string[]): Record<string, unknown> {
-  return Object.fromEntries(armsList.filter((a) => a !== "base").map((a) => [a, run.exists(`${armDir(a as Arm)}/progress.json`) ? run.readJson<{ curve: unknown[] }>(`${armDir(a as Arm)}/progress.json`).curve : []]));
+  return Object.fromEntries(armsList.filter((a) => a !== "base").map((a) => [a, readProgress({ run }, a as Arm)?.curve ?? []]));
 }
 
 /** The LLM's tokens, cost and reply failures in identify, when the adviser is an LLM. */
