@@ -1,5 +1,5 @@
 // `ultra train` end to end on the smoke profile: real sidecar, real SB3, real envs, the rollout adviser.
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -118,6 +118,15 @@ describe("ultra train", () => {
     expect(r.stderr).toContain("identify: done earlier, skipping");
     expect(readFileSync(join(out, "base", "model.zip")).equals(before)).toBe(true);
     expect(Object.keys(json(join(out, "run.json")).phases)).toHaveLength(5);
+  });
+
+  it("re-running identify discards the arms' checkpoints; --resume trains them again from the base policy", async () => {
+    const r = await ultra("identify", "--run", out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(join(out, "refined"))).toBe(false);
+    const t = await ultra("train", "--env", "HalfCheetah", "--out", out, "--resume", "--profile", "smoke");
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.stderr).toContain("improve ultra_RA: 2048 steps from the base policy");
   });
 
   it("a phase needs the phases before it", async () => {

@@ -11,7 +11,7 @@ import type { RunContext } from "../ultra/context.js";
 import { base } from "../ultra/phases/base.js";
 import { evaluate, type EvalFile } from "../ultra/phases/evaluate.js";
 import { identify } from "../ultra/phases/identify.js";
-import { improve } from "../ultra/phases/improve.js";
+import { discardArms, improve } from "../ultra/phases/improve.js";
 import { report, seedReport } from "../ultra/phases/report.js";
 import { PHASES, RunDir, type Phase, type RunRecord } from "../ultra/rundir.js";
 import { resolveSettings, Settings, type Variant } from "../ultra/settings.js";
@@ -79,9 +79,13 @@ const PHASE_FNS: Record<Phase, (ctx: RunContext, opts: PhaseOptions) => Promise<
   report: (ctx) => report(ctx.run, ctx.sc),
 };
 
-/** Run one phase and record it as done. Re-running a phase invalidates the phases after it. */
+/** Run one phase and record it as done. Re-running a phase invalidates the phases after it (and the arms'
+ * checkpoints, if improve is among them: `--resume` must not pick up arms trained on the old results). */
 export async function runPhase(ctx: RunContext, phase: Phase, opts: PhaseOptions = {}): Promise<void> {
-  if (ctx.run.done(phase)) ctx.run.invalidateFrom(phase);
+  if (ctx.run.done(phase)) {
+    ctx.run.invalidateFrom(phase);
+    if (PHASES.indexOf(phase) < PHASES.indexOf("improve")) discardArms(ctx);
+  }
   const t0 = Date.now();
   const result = await PHASE_FNS[phase](ctx, opts);
   ctx.run.markDone(phase, (Date.now() - t0) / 1000, phase === "report" ? {} : { result });

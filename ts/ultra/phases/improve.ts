@@ -80,14 +80,19 @@ function totalModulation(calls: unknown[]): Record<string, number> | null {
   return Object.fromEntries(Object.keys(stats[0]).map((k) => [k, stats.reduce((n, s) => n + s[k], 0)]));
 }
 
+/** Drop every arm's models and checkpoints: they were trained on what an earlier phase just redid. */
+export function discardArms(ctx: RunContext): void {
+  for (const arm of arms(ctx)) rmSync(ctx.run.path(armDir(arm)), { recursive: true, force: true });
+}
+
 /** `fresh`: start every arm from the base policy again (re-running the phase); otherwise resume checkpoints. */
 export async function improve(ctx: RunContext, fresh = false): Promise<Record<string, unknown>> {
   const { run, settings, sc } = ctx;
   const store = run.readMessage<StateStore>("identify/states.msgpack");
   const summary: Record<string, unknown> = {};
+  if (fresh) discardArms(ctx);
   for (const arm of arms(ctx)) {
     const dir = armDir(arm);
-    if (fresh) rmSync(run.path(dir), { recursive: true, force: true });
     mkdirSync(run.path(dir), { recursive: true });
     const ckpt = lastCheckpoint(ctx, dir);
     const progress: ArmProgress = ckpt ? run.readJson(`${ckpt}/progress.json`) : { steps_done: 0, curve: [], modulation: [] };
