@@ -8,7 +8,7 @@ import type { SidecarOptions } from "./bridge/sidecar.js";
 import { benchBridge } from "./bench/bridge.js";
 import { writeResult } from "./bench/common.js";
 import { benchFaults } from "./bench/faults.js";
-import { benchDeterminism, benchOverhead, benchScale } from "./bench/learn.js";
+import { benchDeterminism, benchOverhead, benchScale, envRadius } from "./bench/learn.js";
 import { doctor } from "./commands/doctor.js";
 import { evaluate } from "./commands/evaluate.js";
 import { formatDescription, inspectModel } from "./commands/inspect.js";
@@ -183,11 +183,11 @@ const cli = yargs(hideBin(process.argv))
             .option("steps", { type: "number", default: 20000, describe: "timesteps per run" })
             .option("repeats", { type: "number", default: 3, describe: "runs of each contender" })
             .option("table-states", { type: "number", default: 100 })
-            .option("radius", { type: "number", default: 0.5, describe: "of the synthetic critical states (normalised obs, RMS)" })
+            .option("radius", { type: "number", describe: "of the synthetic critical states (normalised obs, RMS; default: the env's modulation.radius)" })
             .option("seed", { type: "number", default: 0 })
             .option("json", { type: "string", describe: "write the result to this file too" }),
         async (a) => {
-          const r = await benchOverhead({ ...learnBench(a), repeats: a.repeats, tableStates: a.tableStates, radius: a.radius });
+          const r = await benchOverhead({ ...learnBench(a), repeats: a.repeats, tableStates: a.tableStates, radius: a.radius ?? envRadius(a.env) });
           const sps = Object.entries(r.steps_per_s).map(([k, v]) => `${k} ${fmt(v.median)}`).join(", ");
           const ratios = Object.entries(r.ratio).map(([k, v]) => `${k} ${v.toFixed(3)}× (goal ≥ ${r.goals[k]})`).join(", ");
           log(`overhead ${r.env}: steps/s ${sps}; ratio to sb3: ${ratios}; goals ${r.met ? "met" : "NOT met"}`);

@@ -4,6 +4,7 @@
 import type { BenchLearnResult, OpArgs } from "../bridge/ops.js";
 import type { Sidecar } from "../bridge/sidecar.js";
 import { envSpec, resolveEnv } from "../config.js";
+import { resolveSettings } from "../ultra/settings.js";
 import { progressBar } from "../progress.js";
 import { startedSidecar } from "./common.js";
 
@@ -43,6 +44,9 @@ const median = (xs: number[]) => {
 // ── overhead ────────────────────────────────────────────────────────────────────────────────────────────────
 
 export const OVERHEAD_GOALS = { empty: 0.97, table: 0.9 };
+
+/** The radius a real run of `env` matches critical states with (configs/ultra.yaml and the env's ultra block). */
+export const envRadius = (env: string) => resolveSettings({ profile: "paper", envOverrides: resolveEnv(env).ultra }).modulation.radius;
 
 /** The three contenders: SB3's PPO, ModulatedPPO with an empty table, and with `tableStates` critical states. */
 function overheadCases(tableStates: number, radius: number) {
