@@ -13,7 +13,7 @@ import { doctor } from "./commands/doctor.js";
 import { evaluate } from "./commands/evaluate.js";
 import { formatDescription, inspectModel } from "./commands/inspect.js";
 import { pretrain } from "./commands/pretrain.js";
-import { parseSeeds, phaseCommand, train } from "./commands/train.js";
+import { parseIntList, phaseCommand, train } from "./commands/train.js";
 import { PHASES } from "./ultra/rundir.js";
 import { VARIANTS, type Variant } from "./ultra/settings.js";
 import { fmt, log } from "./progress.js";
@@ -103,7 +103,7 @@ const cli = yargs(hideBin(process.argv))
         .option("resume", { type: "boolean", default: false, describe: "continue an interrupted run from its last finished phase / checkpoint" }),
     async (a) => {
       const r = await train({
-        env: a.env, seeds: a.seeds ? parseSeeds(a.seeds) : [a.seed], profile: a.profile, variant: a.variant as Variant | undefined,
+        env: a.env, seeds: a.seeds ? parseIntList(a.seeds) : [a.seed], profile: a.profile, variant: a.variant as Variant | undefined,
         adviser: a.adviser, verify: a.verify === undefined ? undefined : a.verify === "on", trustModel: a.trustModel, base: a.base, out: a.out, resume: a.resume, sidecar: sidecarOptions(a),
       });
       log(`report: ${r.report}`);
@@ -227,7 +227,7 @@ const cli = yargs(hideBin(process.argv))
             if (v !== "dummy" && v !== "subproc") throw new UltraError(`--vec-envs takes dummy and/or subproc, got "${v}"`);
             return v;
           });
-          const r = await benchScale({ ...learnBench(a), nEnvs: parseSeeds(a.nEnvs), vecEnvs });
+          const r = await benchScale({ ...learnBench(a), nEnvs: parseIntList(a.nEnvs, "--n-envs"), vecEnvs });
           log(`scale ${r.env} on ${r.device}: ${r.rows.map((x) => `${x.vec_env}×${x.n_envs} ${fmt(x.steps_per_s)}`).join(", ")} steps/s`);
           printJson(writeResult(`scale-${r.env.replace(/\W+/g, "_")}-${r.device}`, r, a.json));
         },

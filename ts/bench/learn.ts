@@ -148,10 +148,10 @@ export async function benchScale(o: LearnBenchOptions & { nEnvs: number[]; vecEn
   const grid = o.vecEnvs.flatMap((vecEnv) => o.nEnvs.map((nEnvs) => ({ vecEnv, nEnvs })));
   const rows: { vec_env: string; n_envs: number; steps_per_s: number; seconds: number }[] = [];
   const bar = progressBar(`scale ${o.env}`, grid.length * o.steps);
+  const cfg = resolveEnv(o.env);
   await startedSidecar({}, async (sc) => {
     for (const [i, g] of grid.entries()) {
       // n_steps is per sub-env in SB3: scale it down so every run collects the same rollout size
-      const cfg = resolveEnv(o.env);
       const nSteps = Math.max(8, Math.round(Number(cfg.ppo.n_steps ?? 2048) / g.nEnvs));
       const args = runArgs(o, { nEnvs: g.nEnvs, vecEnv: g.vecEnv, table_states: 0 });
       const res = await learn(sc, { ...args, ppo: { ...args.ppo, n_steps: nSteps } });
@@ -160,5 +160,5 @@ export async function benchScale(o: LearnBenchOptions & { nEnvs: number[]; vecEn
     }
   });
   bar.stop();
-  return { env: resolveEnv(o.env).env_id, steps: o.steps, torch_threads: o.threads, device: o.device ?? "cpu", rows };
+  return { env: cfg.env_id, steps: o.steps, torch_threads: o.threads, device: o.device ?? "cpu", rows };
 }

@@ -146,10 +146,11 @@ export async function phaseCommand(phase: Phase, dir: string, opts: { sidecar?: 
   await withSidecar(opts.sidecar ?? {}, (sc) => runPhase(contextFor(run, record, sc), phase, { ...opts, fresh: true }));
 }
 
-export const parseSeeds = (s: string): number[] => {
+/** "0,1,2" or "0-4" (or both, "0-2,7"): distinct non-negative integers; `what` names the option in errors. */
+export const parseIntList = (s: string, what = "seeds"): number[] => {
   const seeds = s.split(",").flatMap((part) => {
     const m = part.trim().match(/^(\d+)(?:-(\d+))?$/);
-    if (!m) throw new UltraError(`bad seeds "${s}": use e.g. 0,1,2 or 0-4`);
+    if (!m) throw new UltraError(`bad ${what} "${s}": use e.g. 0,1,2 or 0-4`);
     const [a, b] = [Number(m[1]), Number(m[2] ?? m[1])];
     return Array.from({ length: b - a + 1 }, (_, i) => a + i);
   });

@@ -45,7 +45,8 @@ function lastCheckpoint(ctx: RunContext, dir: string): string | null {
 
 async function writeCheckpoint(ctx: RunContext, dir: string, model: string, progress: ArmProgress): Promise<void> {
   const { run, sc } = ctx;
-  rmSync(run.path(dir, NEW), { recursive: true, force: true });
+  // a stale NEW or OLD is what an earlier kill left: CKPT (or OLD, promoted by lastCheckpoint) is the checkpoint
+  for (const d of [NEW, OLD]) rmSync(run.path(dir, d), { recursive: true, force: true });
   await sc.call("model_save", { model, path: run.path(dir, NEW, "model.zip"), resume: true });
   run.writeJson(`${dir}/${NEW}/progress.json`, progress);
   if (run.exists(dir, CKPT)) renameSync(run.path(dir, CKPT), run.path(dir, OLD));
