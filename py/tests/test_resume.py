@@ -58,3 +58,12 @@ def test_a_resume_state_of_another_checkpoint_is_refused(tmp_path):
     save_ppo(model, str(tmp_path / "model.zip"))  # a newer model.zip beside the older resume.msgpack
     with pytest.raises(ProtocolError, match="belongs to another checkpoint"):
         load_ppo(str(tmp_path / "model.zip"), _env_for(tmp_path), "cpu", {"learning_rate": 3e-4}, with_resume=True)
+
+
+def test_a_corrupt_resume_state_is_named(tmp_path):
+    model = new_ppo(_env_for(), {**PPO_HP})
+    learn(model, 128, lambda *_: None)
+    save_ppo(model, str(tmp_path / "model.zip"), with_resume=True)
+    (tmp_path / "resume.msgpack").write_bytes(b"\x93\x01")  # a truncated msgpack array
+    with pytest.raises(ProtocolError, match=r"cannot resume from .*resume\.msgpack: "):
+        load_ppo(str(tmp_path / "model.zip"), _env_for(tmp_path), "cpu", {"learning_rate": 3e-4}, with_resume=True)

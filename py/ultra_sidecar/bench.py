@@ -13,7 +13,7 @@ from stable_baselines3 import PPO
 from .envs import find_vec_normalize, make_env
 from .models import new_ppo
 from .modulation import ModulatedPPO, ModulationTable
-from .protocol import ProtocolError
+from .protocol import ProtocolError, int_in
 from .snapshot import snapshot
 
 IMPLS = {"sb3": PPO, "ultra": ModulatedPPO}
@@ -45,9 +45,7 @@ def learn_run(args: dict) -> dict:
         raise ProtocolError("bad_args", f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
     if n_states is not None and impl != "ultra":
         raise ProtocolError("bad_args", "a modulation table needs impl 'ultra'")
-    threads, ppo = args["threads"], args["ppo"]
-    if not isinstance(threads, int) or not 1 <= threads <= 256:
-        raise ProtocolError("bad_args", f"threads must be an int in 1..256, got {threads!r}")
+    threads, ppo = int_in(args["threads"], "threads", 1, 256), args["ppo"]
     if not isinstance(ppo, dict):
         raise ProtocolError("bad_args", "ppo must be a map of PPO hyperparameters")
     venv = make_env(args["spec"])

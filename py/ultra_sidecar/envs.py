@@ -12,7 +12,7 @@ from stable_baselines3.common.preprocessing import is_image_space, is_image_spac
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecFrameStack, VecNormalize, VecTransposeImage
 
 from . import sparse
-from .protocol import ProtocolError
+from .protocol import ProtocolError, int_in
 from .safe_load import load_vec_normalize_stats
 
 try:  # ALE registers its ids on import; Pong needs it, MuJoCo does not
@@ -67,9 +67,7 @@ def make_env(spec: dict) -> VecEnv:
         raise ProtocolError(
             "env_error", f"unknown environment id {env_id!r} ({e}); check the spelling and the version suffix"
         ) from None
-    n_envs = spec.get("n_envs", 1)
-    if not isinstance(n_envs, int) or isinstance(n_envs, bool) or not 1 <= n_envs <= MAX_ENVS:
-        raise ProtocolError("bad_args", f"spec.n_envs must be an int in 1..{MAX_ENVS}, got {n_envs!r}")
+    n_envs = int_in(spec.get("n_envs", 1), "spec.n_envs", 1, MAX_ENVS)
     vec_env = spec.get("vec_env", "dummy")
     if vec_env not in VEC_ENVS:
         raise ProtocolError("bad_args", f"spec.vec_env must be one of {', '.join(VEC_ENVS)}, got {vec_env!r}")

@@ -121,10 +121,7 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
 
     def blob(args, emit):
         """A float32 payload of `nbytes`, made once per size so the bridge benchmark times transfer only."""
-        n = args["nbytes"]
-        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= MAX_BLOB_BYTES:
-            raise ProtocolError("bad_args", f"nbytes must be an int in 0..{MAX_BLOB_BYTES}, got {n!r}")
-        n //= 4
+        n = protocol.int_in(args["nbytes"], "nbytes", 0, MAX_BLOB_BYTES) // 4
         if n not in blobs:
             blobs.clear()
             blobs[n] = np.arange(n, dtype=np.float32)

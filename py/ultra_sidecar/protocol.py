@@ -34,6 +34,14 @@ class ProtocolError(Exception):
         self.code = code
 
 
+def int_in(value: Any, name: str, low: int, high: int) -> int:
+    """An integer argument within [low, high] (bools refused), or bad_args naming it: a size from the wire
+    is never trusted unbounded."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ProtocolError("bad_args", f"{name} must be an int in {low}..{high}, got {value!r}")
+    return value
+
+
 def _header(code: int, shape: tuple) -> bytes:
     return struct.pack(f"<BB{len(shape)}I", code, len(shape), *shape)
 
