@@ -36,14 +36,17 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.torch_threads)
-    from . import protocol
+    from . import protocol, ray_ops
     from .ops import make_handlers
     from .server import Server
 
     server = Server(args.endpoint, make_handlers(args.device))
     print(f"{protocol.READY_LINE} {server.endpoint}", flush=True)
     sys.stdout = sys.stderr  # library prints must not mix with the ready line
-    server.serve(parent_fd=None if args.no_parent_watch else sys.stdin.fileno())
+    try:
+        server.serve(parent_fd=None if args.no_parent_watch else sys.stdin.fileno())
+    finally:
+        ray_ops.shutdown()
 
 
 if __name__ == "__main__":

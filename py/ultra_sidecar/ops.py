@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import bench, collect, counterfactual, models, plots, protocol, snapshot
+from . import bench, collect, counterfactual, models, plots, protocol, ray_ops, snapshot
 from .envs import describe_space, find_vec_normalize, make_env
 from .protocol import ProtocolError
 
@@ -167,8 +167,11 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
                 bool(args.get("deterministic", True)),
             )
         },
-        "plot_curves": lambda args, emit: {"path": plots.plot_curves(args["curves"], args["path"], args["title"])},
+        "plot_curves": lambda args, emit: {
+            "path": plots.plot_curves(args["curves"], args["path"], args["title"], args.get("band_scale"))
+        },
         "close": lambda args, emit: h.close(args["handle"]) or {},
         "bench_learn": lambda args, emit: bench.learn_run(args),
+        **ray_ops.make_ray_handlers(),
     }
 

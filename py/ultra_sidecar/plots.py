@@ -11,18 +11,23 @@ import numpy as np  # noqa: E402
 from .protocol import ProtocolError  # noqa: E402
 
 
-def plot_curves(curves: dict, path: str, title: str) -> str:
-    """curves: {arm: [{"timesteps", "ep_rew_mean"} | per-seed lists thereof]}. Mean with a ±std band over seeds."""
+def plot_curves(curves: dict, path: str, title: str, band_scale: dict | None = None) -> str:
+    """curves: {arm: [{"timesteps", "ep_rew_mean"} | per-seed lists thereof]}. Mean over seeds with a band of
+    ±std, or of ±band_scale[arm] × sample std when given (t/√n: a 95% confidence interval of the mean)."""
     if not isinstance(curves, dict) or not isinstance(path, str) or not isinstance(title, str):
         raise ProtocolError("bad_args", "plot_curves takes curves (a map of arm to points), path and title (strings)")
+    if band_scale is not None and not (
+        isinstance(band_scale, dict) and all(isinstance(v, (int, float)) and v >= 0 for v in band_scale.values())
+    ):
+        raise ProtocolError("bad_args", f"band_scale must map arms to non-negative numbers, got {band_scale!r}")
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     try:
-        return _draw(fig, ax, curves, path, title)
+        return _draw(fig, ax, curves, path, title, band_scale)
     finally:
         plt.close(fig)  # also when the curves are malformed: an open figure is never freed
 
 
-def _draw(fig, ax, curves: dict, path: str, title: str) -> str:
+def _draw(fig, ax, curves: dict, path: str, title: str, band_scale: dict | None) -> str:
     for arm, runs in curves.items():
         runs = [r for r in (runs if runs and isinstance(runs[0], list) else [runs]) if r]
         if not runs:
@@ -32,7 +37,8 @@ def _draw(fig, ax, curves: dict, path: str, title: str) -> str:
         mean = ys.mean(axis=0)
         (line,) = ax.plot(grid, mean, label=arm)
         if len(runs) > 1:
-            ax.fill_between(grid, mean - ys.std(axis=0), mean + ys.std(axis=0), alpha=0.2, color=line.get_color())
+            half = ys.std(axis=0) if band_scale is None else band_scale.get(arm, 0.0) * ys.std(axis=0, ddof=1)
+            ax.fill_between(grid, mean - half, mean + half, alpha=0.2, color=line.get_color())
     ax.set_xlabel("refinement timesteps")
     ax.set_ylabel("episode return (training, mean of last 100)")
     ax.set_title(title)

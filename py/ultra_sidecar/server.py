@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, TypedDict
 
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
 
 from . import protocol
 from .protocol import ProtocolError
@@ -18,14 +19,40 @@ Emit = Callable[[str, dict], None]
 Handler = Callable[[dict, Emit], dict]
 
 
+class Curve(TypedDict):
+    """A CURVE server's keys (z85 text): its own pair, and the one client public key it lets in."""
+
+    server_public: str
+    server_secret: str
+    client_public: str
+
+
+class _OneClient:
+    """ZAP credentials: only the sweep's client key is allowed (the server key alone is not enough)."""
+
+    def __init__(self, key: str):
+        self.key = key.encode()
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        return key == self.key
+
+
 class Server:
-    def __init__(self, endpoint: str, handlers: dict[str, Handler]):
+    def __init__(self, endpoint: str, handlers: dict[str, Handler], curve: Curve | None = None):
         missing = set(protocol.OPS) - set(handlers) - {"shutdown"}
         assert not missing, f"ops without a handler: {missing}"
         self.handlers = handlers
         self.ctx = zmq.Context()
+        self.auth = None
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 1000)
+        if curve:  # encrypted, and a client must hold the pinned server key and present the allowed client key
+            self.auth = ThreadAuthenticator(self.ctx)
+            self.auth.start()
+            self.auth.configure_curve_callback("*", credentials_provider=_OneClient(curve["client_public"]))
+            self.sock.curve_server = True
+            self.sock.curve_publickey = curve["server_public"].encode()
+            self.sock.curve_secretkey = curve["server_secret"].encode()
         self.sock.bind(endpoint)
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
@@ -65,6 +92,8 @@ class Server:
                 break
             self._dispatch(ident, rid, op, args)
         self.sock.close()
+        if self.auth:
+            self.auth.stop()
         self.ctx.term()
 
     def _dispatch(self, ident: bytes, rid: int, op: str, args: dict) -> None:

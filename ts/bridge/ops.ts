@@ -139,12 +139,26 @@ interface OpTable {
     { model: string; env: string; snapshot: Snapshot; candidates: NDArray; horizon: number; gamma: number; deterministic?: boolean },
     { returns: NDArray<Float64Array> },
   ];
-  plot_curves: [{ curves: Record<string, unknown>; path: string; title: string }, { path: string }];
+  /** band_scale: an arm's band is ±band_scale[arm] × sample std over seeds (t/√n: a 95% CI); default ±std */
+  plot_curves: [{ curves: Record<string, unknown>; path: string; title: string; band_scale?: Record<string, number> }, { path: string }];
   close: [{ handle: string }, Record<string, never>];
   bench_learn: [
     { spec: EnvSpec; ppo: Record<string, unknown>; steps: number; impl: "sb3" | "ultra"; threads: number; table_states?: number | null; table_radius?: number; params?: boolean },
     BenchLearnResult,
   ];
+  ray_init: [{ address: string; num_cpus?: number }, { address: string; nodes: number; cpus: number; gpus: number; local: boolean }];
+  actor_start: [
+    { name: string; curve: CurveKeys; shared_dir: string; cpus?: number; gpus?: number; torch_threads?: number },
+    { endpoint: string; pid: number; node: string },
+  ];
+  actor_kill: [{ name: string }, Record<string, never>];
+}
+
+/** A CURVE server's key pair and the one client key it admits (z85 text, 40 characters each). */
+export interface CurveKeys {
+  server_public: string;
+  server_secret: string;
+  client_public: string;
 }
 
 export type OpName = keyof OpTable;
@@ -153,5 +167,5 @@ export type OpResult<K extends OpName> = OpTable[K][1];
 export const OP_NAMES = [
   "hello", "ping", "shutdown", "echo", "blob", "env_make", "env_reset", "env_step", "env_snapshot", "env_restore",
   "model_new", "model_load", "model_save", "model_learn", "model_predict", "model_evaluate", "collect", "counterfactual",
-  "plot_curves", "close", "bench_learn",
+  "plot_curves", "close", "bench_learn", "ray_init", "actor_start", "actor_kill",
 ] as const satisfies readonly OpName[];

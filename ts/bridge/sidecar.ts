@@ -1,5 +1,7 @@
 // The Python sidecar as a child process plus a typed DEALER client. The sidecar lives and dies with us:
 // it watches its stdin (our pipe), we kill it on exit, and every pending request fails fast if it dies.
+// A remote sidecar (a Ray actor in a sweep) is reached over TCP with CURVE: its death shows as a disconnect.
+import { AsyncResource } from "node:async_hooks";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -31,6 +33,13 @@ export interface SidecarOptions {
   onLog?: (line: string) => void;
 }
 
+/** What a client needs to reach a CURVE server: its public key (pinned) and our own key pair (z85). */
+export interface ClientCurve {
+  serverPublic: string;
+  publicKey: string;
+  secretKey: string;
+}
+
 export interface CallOptions {
   timeoutS?: number;
   onEvent?: (event: string, data: any) => void;
@@ -49,7 +58,7 @@ const live = new Set<Sidecar>();
 process.on("exit", () => live.forEach((s) => s.kill()));
 
 export class Sidecar {
-  private readonly dealer = new Dealer({ linger: 0, receiveHighWaterMark: 0, sendHighWaterMark: 0 });
+  private readonly dealer: Dealer;
   private readonly pending = new Map<number, Pending>();
   private readonly stderrTail: string[] = [];
   private nextId = 1;
@@ -57,16 +66,55 @@ export class Sidecar {
   private heartbeat?: NodeJS.Timeout;
   private deadError?: Error;
   private closing = false;
+  private closed = false;
   /** Errors the sidecar sent with no request id (frames it could not read). */
   readonly unroutedErrors: Error[] = [];
   info!: HelloResult;
   endpoint = "";
 
   private constructor(
-    readonly proc: ChildProcess,
+    /** the child process; undefined for a remote sidecar */
+    readonly proc: ChildProcess | undefined,
     private readonly privateDir: string | undefined,
     private readonly opts: SidecarOptions,
-  ) {}
+    curve?: ClientCurve,
+  ) {
+    const base = { linger: 0, receiveHighWaterMark: 0, sendHighWaterMark: 0 };
+    // remote: ZMTP heartbeats find a peer that vanished without closing its connection (a lost node)
+    this.dealer = new Dealer(
+      curve
+        ? { ...base, curveServerKey: curve.serverPublic, curvePublicKey: curve.publicKey, curveSecretKey: curve.secretKey, heartbeatInterval: 2000, heartbeatTimeout: 10000 }
+        : base,
+    );
+  }
+
+  /** Reach a sidecar that runs elsewhere (a Ray actor) at a tcp endpoint, encrypted and authenticated by CURVE.
+   * It is gone when its connection drops: pending requests then fail with SidecarDiedError. */
+  static async connect(endpoint: string, curve: ClientCurve, opts: SidecarOptions = {}): Promise<Sidecar> {
+    const sc = new Sidecar(undefined, undefined, opts, curve);
+    sc.endpoint = endpoint;
+    let connected = false;
+    sc.dealer.events.on("handshake", () => (connected = true));
+    const lost = (why: string) => () => {
+      if (sc.closing) return;
+      sc.fail(new SidecarDiedError(connected ? `remote sidecar at ${endpoint} ${why}` : `cannot reach the sidecar at ${endpoint}: ${why} (is the key pinned for it the right one?)`, ""));
+      sc.cleanup();
+    };
+    sc.dealer.events.on("disconnect", lost("disconnected"));
+    sc.dealer.events.on("handshake:error:auth", lost("refused our CURVE client key"));
+    sc.dealer.events.on("handshake:error:protocol", lost("failed the CURVE handshake"));
+    live.add(sc);
+    try {
+      sc.dealer.connect(endpoint);
+      void sc.receiveLoop();
+      sc.info = await sc.handshake();
+    } catch (e) {
+      sc.kill();
+      throw e;
+    }
+    sc.startHeartbeat();
+    return sc;
+  }
 
   static async start(opts: SidecarOptions = {}): Promise<Sidecar> {
     const python = opts.python ?? pythonPath();
@@ -96,7 +144,7 @@ export class Sidecar {
   }
 
   private waitReady(timeoutS: number): Promise<string> {
-    const { proc } = this;
+    const proc = this.proc!;
     createInterface({ input: proc.stderr! }).on("line", (line) => {
       this.stderrTail.push(line);
       if (this.stderrTail.length > 40) this.stderrTail.shift();
@@ -110,7 +158,7 @@ export class Sidecar {
         clearTimeout(timer);
         reject(new SidecarDiedError(`sidecar exited during start (code ${code}, signal ${signal}); is the venv complete? Run \`make setup\`.`, this.tail()));
       });
-      proc.once("error", (e) => reject(new SidecarDiedError(`cannot start ${this.proc.spawnfile}: ${e.message}`, "")));
+      proc.once("error", (e) => reject(new SidecarDiedError(`cannot start ${proc.spawnfile}: ${e.message}`, "")));
       createInterface({ input: proc.stdout! }).on("line", (line) => {
         const [tag, endpoint] = line.trim().split(/\s+/);
         if (tag === SPEC.ready_line) {
@@ -150,7 +198,7 @@ export class Sidecar {
     live.delete(this);
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.closing) return;
-    this.fail(new SidecarDiedError(`sidecar (pid ${this.proc.pid}) died: exit code ${code}, signal ${signal}`, this.tail()));
+    this.fail(new SidecarDiedError(`sidecar (pid ${this.proc!.pid}) died: exit code ${code}, signal ${signal}`, this.tail()));
   }
 
   private fail(err: Error): void {
@@ -214,7 +262,9 @@ export class Sidecar {
           this.kill();
         }
       }, timeoutS * 1000);
-      this.pending.set(id, { op, resolve, reject, onEvent: opts.onEvent, timer, timeoutS });
+      // events arrive from the receive loop: run their handler in the caller's async context (its log file)
+      const onEvent = opts.onEvent && AsyncResource.bind(opts.onEvent);
+      this.pending.set(id, { op, resolve, reject, onEvent, timer, timeoutS });
       const frames = pack({ v: version, id, op, args });
       this.sendChain = this.sendChain.then(() => this.dealer.send(frames)).catch((e) => {
         const p = this.pending.get(id);
@@ -232,6 +282,7 @@ export class Sidecar {
   }
 
   get alive(): boolean {
+    if (!this.proc) return !this.deadError && !this.closed;
     return this.proc.exitCode === null && this.proc.signalCode === null;
   }
 
@@ -240,20 +291,24 @@ export class Sidecar {
     if (this.closing) return;
     if (this.alive && !this.deadError) await this.call("shutdown", {}, { timeoutS: graceS }).catch(() => {});
     this.closing = true;
-    const exited = this.alive ? new Promise((r) => this.proc.once("exit", r)) : Promise.resolve();
+    const exited = this.proc && this.alive ? new Promise((r) => this.proc!.once("exit", r)) : Promise.resolve();
     const timer = setTimeout(() => this.kill(), graceS * 1000);
     await exited;
     clearTimeout(timer);
     this.cleanup();
   }
 
-  /** Immediate SIGKILL; pending requests fail with SidecarDiedError. */
+  /** Immediate SIGKILL (a remote sidecar: drop the connection); pending requests fail with SidecarDiedError. */
   kill(): void {
-    if (this.alive) this.proc.kill("SIGKILL");
+    if (this.proc) {
+      if (this.alive) this.proc.kill("SIGKILL"); // its exit fails what is pending
+    } else this.fail(new SidecarDiedError(`the connection to the sidecar at ${this.endpoint} was closed`, ""));
     this.cleanup();
   }
 
   private cleanup(): void {
+    if (this.closed) return;
+    this.closed = true;
     live.delete(this);
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.dealer.close();

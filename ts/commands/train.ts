@@ -14,7 +14,7 @@ import { identify } from "../ultra/phases/identify.js";
 import { discardArms, improve } from "../ultra/phases/improve.js";
 import { report, seedReport } from "../ultra/phases/report.js";
 import { PHASES, RunDir, type Phase, type RunRecord } from "../ultra/rundir.js";
-import { resolveSettings, Settings, type Variant } from "../ultra/settings.js";
+import { resolveSettings, Settings, type Baseline, type Variant } from "../ultra/settings.js";
 
 export interface TrainOptions {
   env: string;
@@ -28,6 +28,10 @@ export interface TrainOptions {
   out?: string;
   resume?: boolean;
   sidecar?: SidecarOptions;
+  /** the baseline arms (default: the settings'); a sweep trains them in one trial per env and seed */
+  baselines?: Baseline[];
+  /** an LLM reply cache shared with other runs (a sweep's) */
+  llmCache?: string;
 }
 
 /** Free space a run needs at least: models, checkpoints, trajectories with snapshots (Pong's frames take most). */
@@ -59,10 +63,10 @@ export function openRun(dir: string, env?: string): { run: RunDir; record: RunRe
   return { run, record };
 }
 
-function contextFor(run: RunDir, record: RunRecord, sc: Sidecar): RunContext {
+function contextFor(run: RunDir, record: RunRecord, sc: Sidecar, llmCache?: string): RunContext {
   const parsed = Settings.safeParse(record.settings);
   if (!parsed.success) throw new UltraError(`${run.path("run.json")} has invalid settings; it may come from another version: start a new run`);
-  return { run, cfg: resolveEnv(record.env), settings: parsed.data, seed: record.seed, sc };
+  return { run, cfg: resolveEnv(record.env), settings: parsed.data, seed: record.seed, sc, llmCache };
 }
 
 interface PhaseOptions {
@@ -91,17 +95,18 @@ export async function runPhase(ctx: RunContext, phase: Phase, opts: PhaseOptions
   ctx.run.markDone(phase, (Date.now() - t0) / 1000, phase === "report" ? {} : { result });
 }
 
-async function trainSeed(o: TrainOptions, seed: number, dir: string, sc: Sidecar): Promise<RunDir> {
+/** One seed's run in `dir`, phase by phase, skipping those done (a sweep's trial is one of these). */
+export async function trainRun(o: TrainOptions, seed: number, dir: string, sc: Sidecar): Promise<RunDir> {
   const cfg = resolveEnv(o.env);
   const run = new RunDir(dir);
   if (run.exists("run.json")) {
     if (!o.resume) throw new UltraError(`${run.root} already holds a run; pass --resume to continue it, or choose another --out`);
     openRun(dir, o.env);
   } else {
-    const settings = resolveSettings({ profile: o.profile, envOverrides: cfg.ultra, flags: { variant: o.variant, adviser: o.adviser, verify: o.verify, trust_model: o.trustModel } });
+    const settings = resolveSettings({ profile: o.profile, envOverrides: cfg.ultra, flags: { variant: o.variant, adviser: o.adviser, verify: o.verify, trust_model: o.trustModel, baselines: o.baselines } });
     run.record = { env: cfg.name, env_id: cfg.env_id, seed, profile: o.profile, settings, created: new Date().toISOString(), ...(runInfo(sc.info) as { git_commit: string | null; versions: Record<string, unknown> }), phases: {} };
   }
-  const ctx = contextFor(run, run.record, sc);
+  const ctx = contextFor(run, run.record, sc, o.llmCache);
   for (const phase of PHASES) {
     if (run.done(phase)) {
       log(`${phase}: done earlier, skipping`);
@@ -124,7 +129,7 @@ export async function train(o: TrainOptions): Promise<{ runs: string[]; report: 
     for (const seed of o.seeds) {
       const dir = dirOf(seed);
       log(`run ${cfg.env_id} seed ${seed} → ${dir}`);
-      runs.push(await trainSeed(o, seed, dir, sc));
+      runs.push(await trainRun(o, seed, dir, sc));
     }
     if (runs.length === 1) return { runs: [runs[0].root], report: runs[0].path("report.md") };
     const top = new RunDir(root);

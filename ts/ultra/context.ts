@@ -12,6 +12,8 @@ export interface RunContext {
   settings: Settings;
   seed: number;
   sc: Sidecar;
+  /** an LLM reply cache shared with other runs (a sweep's), besides the run's own */
+  llmCache?: string;
 }
 
 /** An env for a saved model: its own normalisation statistics (frozen unless training). */

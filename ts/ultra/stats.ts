@@ -10,9 +10,11 @@ export function std(xs: number[]): number {
   return Math.sqrt(xs.reduce((s, x) => s + (x - m) ** 2, 0) / (xs.length - 1));
 }
 
-/** Half-width of the 95% CI of the mean; NaN for fewer than 2 values. */
-export function ci95(xs: number[]): number {
-  const df = xs.length - 1;
-  if (df < 1) return NaN;
-  return (T975[Math.min(df, T975.length - 1)] ?? 1.96) * (std(xs) / Math.sqrt(xs.length));
+/** t(0.975, n − 1) / √n: the 95% CI's half-width per unit of sample std; NaN for n < 2. */
+export function ci95Factor(n: number): number {
+  if (n < 2) return NaN;
+  return (T975[Math.min(n - 1, T975.length - 1)] ?? 1.96) / Math.sqrt(n);
 }
+
+/** Half-width of the 95% CI of the mean; NaN for fewer than 2 values. */
+export const ci95 = (xs: number[]): number => ci95Factor(xs.length) * std(xs);

@@ -21,12 +21,14 @@ async function llmClient(kind: string, arg: string, s: Settings): Promise<LlmCli
   throw new UltraError(`unknown adviser "${kind}${arg ? `:${arg}` : ""}": use one of ${SPECS}`);
 }
 
-/** `runRoot`: the run directory whose identify/cache/ keeps every LLM reply. */
-export async function makeAdviser(spec: string, s: Settings, runRoot: string): Promise<Adviser> {
+/** `runRoot`: the run directory whose identify/cache/ keeps every LLM reply. `sharedCache`: a cache dir shared
+ * by several runs (a sweep's), consulted after the run's own; the run's cache still gets every reply it used. */
+export async function makeAdviser(spec: string, s: Settings, runRoot: string, sharedCache?: string): Promise<Adviser> {
   if (spec === "rollout") return new RolloutAdviser();
   const colon = spec.indexOf(":"); // split at the first colon only: Ollama model names contain colons
   const [kind, arg] = colon < 0 ? [spec, ""] : [spec.slice(0, colon), spec.slice(colon + 1)];
   llmSlots.limit = s.llm.concurrency;
-  const client = cachedClient(await llmClient(kind, arg, s), cacheDir(runRoot));
+  const inner = await llmClient(kind, arg, s);
+  const client = cachedClient(sharedCache ? cachedClient(inner, sharedCache) : inner, cacheDir(runRoot));
   return new LlmAdviser(client, { maxTokens: s.llm.max_tokens, temperature: s.llm.temperature });
 }

@@ -95,6 +95,10 @@ export class LlmAdviser implements Adviser {
     return { request, reply: { texts }, advice: parsed.states };
   }
 
+  async close(): Promise<void> {
+    await this.client.close?.();
+  }
+
   private async ask(req: LlmRequest): Promise<LlmReply> {
     const reply = await this.client.complete(req);
     const t = this.totals;

@@ -41,4 +41,6 @@ export interface Adviser {
   usage?(): Record<string, number>;
   /** `prompt`: the episode rendered from prompts/ (LLM advisers send it; the rollout adviser does not need it). */
   advise(episode: Episode, prompt: Prompt, ctx: AdviceContext): Promise<AdviceResult>;
+  /** free what the adviser holds (a local model's memory) */
+  close?(): Promise<void>;
 }

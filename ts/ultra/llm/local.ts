@@ -120,6 +120,10 @@ export function grammarSchema(schema: unknown): Json {
   return conv(schema) as Json;
 }
 
+// One generation at a time in this process, across clients (a sweep's trials run at once, each with its own):
+// llama.cpp's threads spin-wait, so two generations on the same cores are much slower than one after the other.
+let queue: Promise<unknown> = Promise.resolve();
+
 export interface LocalClientOptions {
   /** CPU threads; default $ULTRA_LLM_THREADS, else the cores llama.cpp counts. More threads than free cores
    * is much slower, not a little (llama.cpp's threads spin-wait for each other). */
@@ -168,7 +172,6 @@ export async function localClient(spec?: string, opts: LocalClientOptions = {}):
   const sequence: LlamaContextSequence = context.getSequence();
   const grammars = new Map<string, LlamaGrammar>();
   const name = `local:${basename(file).replace(/\.gguf$/i, "")}`;
-  let queue: Promise<unknown> = Promise.resolve();
   let closed = false;
 
   async function run(req: LlmRequest): Promise<LlmReply> {

@@ -1,6 +1,7 @@
 // Phase 2, identification: roll out the base policy with snapshots, ask the adviser for each episode's
 // critical states (with a suggested action and a reward), validate and count what it proposes.
 import { makeAdviser } from "../advisers/index.js";
+import type { Adviser } from "../advisers/types.js";
 import { emptyCounts, validateAdvice, type CriticalState, type CriticalStatesFile } from "../critical.js";
 import { collectEpisodes } from "../episodes.js";
 import { interpreterFor } from "../../envs/index.js";
@@ -16,7 +17,16 @@ const identifyFile = (i: number, ext: string) => `identify/episode-${String(i).p
 
 export async function identify(ctx: RunContext): Promise<Record<string, unknown>> {
   const { run, settings, sc, cfg } = ctx;
-  const adviser = await makeAdviser(settings.adviser, settings, run.root);
+  const adviser = await makeAdviser(settings.adviser, settings, run.root, ctx.llmCache);
+  try {
+    return await identifyWith(ctx, adviser);
+  } finally {
+    await adviser.close?.();
+  }
+}
+
+async function identifyWith(ctx: RunContext, adviser: Adviser): Promise<Record<string, unknown>> {
+  const { run, settings, sc, cfg } = ctx;
   // an LLM's context (~3 characters a token, a quarter kept for the instructions and the reply) bounds the episode text
   const promptChars = Math.min(settings.identify.prompt_chars, adviser.contextTokens ? Math.floor(adviser.contextTokens * 3 * 0.75) : Infinity);
   const interp = interpreterFor(cfg.name);

@@ -14,7 +14,7 @@ const ARM_NAMES: Record<string, string> = {
   rice_reset: "RICE-style reset to critical states, no adviser actions",
   random_critical: "random critical states (same count)",
 };
-const armName = (arm: string) => ARM_NAMES[arm] ?? `ULTRA-${arm.replace("ultra_", "")} (${arm})`;
+export const armName = (arm: string) => ARM_NAMES[arm] ?? `ULTRA-${arm.replace("ultra_", "")} (${arm})`;
 
 function curves(run: RunDir, armsList: string[]): Record<string, unknown> {
   return Object.fromEntries(armsList.filter((a) => a !== "base").map((a) => [a, readProgress({ run }, a as Arm)?.curve ?? []]));

@@ -1,0 +1,67 @@
+// `ultra sweep`: a grid of trials on Ray (a local instance unless --ray names a cluster), one sweep directory:
+//   sweep.json  trials/ENV-VARIANT-sSEED/ (an `ultra train` run dir each)  llm-cache/  report.md  curves-ENV.png
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { UltraError } from "../bridge/errors.js";
+import type { SidecarOptions } from "../bridge/sidecar.js";
+import { log } from "../progress.js";
+import { RayCluster } from "../sweep/cluster.js";
+import { sweepReport } from "../sweep/report.js";
+import { Sweep, type SweepState } from "../sweep/scheduler.js";
+import { trialsOf, type SweepSpec } from "../sweep/spec.js";
+import { checkRunDir } from "./train.js";
+
+export interface SweepOptions {
+  spec: SweepSpec;
+  out?: string;
+  resume?: boolean;
+  sidecar?: SidecarOptions;
+}
+
+export interface SweepResult {
+  dir: string;
+  report: string;
+  done: number;
+  failed: number;
+  seconds: number;
+}
+
+/** The grid of a new sweep, or (with resume) the stored one: how it runs (Ray, parallelism, attempts) may change. */
+function openSweep(root: string, o: SweepOptions): SweepState {
+  const file = join(root, "sweep.json");
+  if (!existsSync(file)) return { spec: o.spec, created: new Date().toISOString(), cluster: null, trials: trialsOf(o.spec) };
+  if (!o.resume) throw new UltraError(`${root} already holds a sweep; pass --resume to continue it, or choose another --out`);
+  const state = JSON.parse(readFileSync(file, "utf8")) as SweepState;
+  const { ray, max_parallel, cpus_per_trial, gpus_per_trial, max_attempts } = o.spec;
+  Object.assign(state.spec, { ray, max_parallel, cpus_per_trial, gpus_per_trial, max_attempts });
+  return state;
+}
+
+export async function sweep(o: SweepOptions): Promise<SweepResult> {
+  const t0 = Date.now();
+  const root = resolve(o.out ?? join("runs", `sweep-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-")}`));
+  checkRunDir(root);
+  const state = openSweep(root, o);
+  const { spec } = state;
+  const rayLog = join(root, "ray.log");
+  log(`sweep: ${state.trials.length} trials → ${root}; starting Ray (${spec.ray}), its log in ${rayLog}`);
+  const cluster = await RayCluster.start(spec.ray, { ...o.sidecar, onLog: (line) => appendFileSync(rayLog, `${line}\n`) });
+  try {
+    const { info } = cluster;
+    log(`Ray: ${info.nodes} node(s), ${info.cpus} CPUs, ${info.gpus} GPUs${info.local ? ", a local instance (sidecars on 127.0.0.1)" : ""}`);
+    const fits = Math.floor(info.cpus / spec.cpus_per_trial);
+    if (info.local && spec.max_parallel > fits) {
+      log(`warning: ${spec.max_parallel} parallel trials × ${spec.cpus_per_trial} CPUs do not fit in ${info.cpus} CPUs: running ${fits} at a time`);
+      spec.max_parallel = Math.max(1, fits);
+    }
+    state.cluster = info;
+    const sw = new Sweep(root, state);
+    await sw.run(cluster);
+    const { report } = await sweepReport(sw, cluster.local);
+    const done = state.trials.filter((t) => t.status === "done").length;
+    const failed = state.trials.filter((t) => t.status === "failed").length;
+    return { dir: root, report, done, failed, seconds: (Date.now() - t0) / 1000 };
+  } finally {
+    await cluster.close();
+  }
+}

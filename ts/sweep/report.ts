@@ -1,0 +1,119 @@
+// The sweep report: per env, every arm's final return over seeds (mean ± std, 95% CI), learning curves with
+// 95% CI bands, and the adviser's statistics; then every trial's status. Also summary.json for scripts.
+import type { Sidecar } from "../bridge/sidecar.js";
+import { resolveEnv } from "../config.js";
+import { fmt } from "../progress.js";
+import { CriticalStatesFile } from "../ultra/critical.js";
+import { armName } from "../ultra/phases/report.js";
+import type { EvalFile } from "../ultra/phases/evaluate.js";
+import { readProgress, type Arm } from "../ultra/phases/improve.js";
+import type { RunDir } from "../ultra/rundir.js";
+import { ci95, ci95Factor, mean, std } from "../ultra/stats.js";
+import type { Sweep } from "./scheduler.js";
+import type { Trial } from "./spec.js";
+
+interface ArmRow {
+  arm: string;
+  seeds: number[];
+  returns: number[];
+  mean: number;
+  std: number;
+  ci95: number;
+}
+
+/** Which trial holds an arm's result for one seed: ULTRA arms their variant's trial, the rest the trial that trained them. */
+function holder(trials: Trial[], arm: string, seed: number): Trial | undefined {
+  const mine = trials.filter((t) => t.seed === seed && t.status === "done");
+  if (arm.startsWith("ultra_")) return mine.find((t) => `ultra_${t.variant}` === arm);
+  if (arm === "base") return mine[0];
+  return mine.find((t) => t.baselines.includes(arm as Trial["baselines"][number]));
+}
+
+function adviserStats(runs: RunDir[]): Record<string, number> {
+  const s = { runs: runs.length, proposed: 0, valid: 0, rejected: 0, unverified: 0, accepted: 0, llm_calls: 0, cache_hits: 0, prompt_tokens: 0, completion_tokens: 0, cost_usd: 0 };
+  for (const run of runs) {
+    const crit = run.readChecked("critical_states.json", CriticalStatesFile);
+    s.proposed += crit.counts.proposed;
+    s.valid += crit.counts.valid;
+    s.rejected += crit.counts.rejected;
+    s.unverified += crit.counts.unverified;
+    s.accepted += crit.states.length;
+    const u = (run.record.phases.identify?.result as { usage?: Record<string, number> } | undefined)?.usage;
+    if (u) {
+      s.llm_calls += u.calls;
+      s.cache_hits += u.cache_hits ?? 0;
+      s.prompt_tokens += u.prompt_tokens;
+      s.completion_tokens += u.completion_tokens;
+      s.cost_usd += u.cost_usd;
+    }
+  }
+  return s;
+}
+
+export async function sweepReport(sweep: Sweep, sc: Sidecar): Promise<{ report: string; summary: unknown }> {
+  const { spec, trials } = sweep.state;
+  const lines = [
+    `# ULTRA sweep — ${spec.envs.length} envs × ${spec.variants.length} variants × ${spec.seeds.length} seeds`,
+    "",
+    `Profile \`${spec.profile}\`, adviser \`${spec.adviser ?? "configs/ultra.yaml default"}\`, baselines ${spec.baselines.join(", ") || "none"}, Ray \`${spec.ray}\`.`,
+    `Trials: ${trials.filter((t) => t.status === "done").length} done, ${trials.filter((t) => t.status === "failed").length} failed of ${trials.length}. Each trial is a run directory (trials/ID) like \`ultra train\` makes: re-run or replay it alone.`,
+    "",
+  ];
+  const summary: Record<string, unknown> = {};
+  for (const envName of spec.envs) {
+    const env = resolveEnv(envName);
+    const mine = trials.filter((t) => t.env === envName);
+    const arms = ["base", ...spec.variants.map((v) => `ultra_${v}`), ...spec.baselines];
+    const rows: ArmRow[] = arms.map((arm) => {
+      const got = spec.seeds.flatMap((seed) => {
+        const t = holder(mine, arm, seed);
+        const ev = t && sweep.runDir(t).readJson<EvalFile>("eval.json").arms[arm];
+        return ev ? [{ seed, mean: ev.mean }] : [];
+      });
+      const returns = got.map((g) => g.mean);
+      return { arm, seeds: got.map((g) => g.seed), returns, mean: mean(returns), std: std(returns), ci95: ci95(returns) };
+    });
+    const curves: Record<string, unknown> = {};
+    const band: Record<string, number> = {};
+    for (const arm of arms.slice(1)) {
+      const perSeed = spec.seeds.flatMap((seed) => {
+        const t = holder(mine, arm, seed);
+        return t ? [readProgress({ run: sweep.runDir(t) }, arm as Arm)?.curve ?? []] : [];
+      });
+      curves[arm] = perSeed;
+      band[arm] = perSeed.length > 1 ? ci95Factor(perSeed.length) : 0;
+    }
+    const png = `curves-${env.name}.png`;
+    await sc.call("plot_curves", { curves, path: sweep.dir.path(png), title: `${env.env_id}: refinement, mean over seeds with 95% CI`, band_scale: band });
+    const advice = adviserStats(mine.filter((t) => t.status === "done").map((t) => sweep.runDir(t)));
+    summary[env.env_id] = { arms: rows, adviser: advice };
+    lines.push(
+      `## ${env.env_id}`,
+      "",
+      "| arm | seeds | mean ± std over seeds | 95% CI | per seed |",
+      "|---|---|---|---|---|",
+      ...rows.map((r) =>
+        r.returns.length
+          ? `| ${armName(r.arm)} | ${r.returns.length} | ${fmt(r.mean)} ± ${fmt(r.std)} | ${Number.isNaN(r.ci95) ? "–" : `[${fmt(r.mean - r.ci95)}, ${fmt(r.mean + r.ci95)}]`} | ${r.returns.map(fmt).join(", ")} |`
+          : `| ${armName(r.arm)} | 0 | – | – | – |`,
+      ),
+      "",
+      `![learning curves](${png})`,
+      "",
+      `Adviser over ${advice.runs} runs: ${advice.proposed} critical states proposed, ${advice.valid} valid, ${advice.rejected} rejected, ` +
+        `${advice.unverified} failed verification, ${advice.accepted} accepted. LLM: ${advice.llm_calls} calls (${advice.cache_hits} from the cache), ` +
+        `${advice.prompt_tokens} prompt + ${advice.completion_tokens} completion tokens, $${advice.cost_usd.toFixed(4)}.`,
+      "",
+    );
+  }
+  lines.push(
+    "## Trials",
+    "",
+    "| trial | status | attempts | seconds | node | errors |",
+    "|---|---|---|---|---|---|",
+    ...trials.map((t) => `| ${t.id} | ${t.status} | ${t.attempts} | ${t.seconds} | ${t.node ?? "–"} | ${t.errors.join("; ").replace(/\|/g, "/") || "–"} |`),
+    "",
+  );
+  sweep.dir.writeJson("summary.json", summary);
+  return { report: sweep.dir.write("report.md", lines.join("\n")), summary };
+}

@@ -1,0 +1,94 @@
+// A sweep: envs × ULTRA variants × seeds, plus the baselines, as trials. A YAML file (configs/sweeps/) and
+// command-line flags both fill the same spec; flags win.
+import { readFileSync } from "node:fs";
+import { parse } from "yaml";
+import { z } from "zod";
+import { UltraError } from "../bridge/errors.js";
+import { parseIntList } from "../commands/train.js";
+import { resolveEnv } from "../config.js";
+import { BASELINES, VARIANTS, type Baseline, type Variant } from "../ultra/settings.js";
+
+export const SweepSpec = z.object({
+  envs: z.array(z.string()).min(1),
+  variants: z.array(z.enum(VARIANTS)).min(1),
+  baselines: z.array(z.enum(BASELINES)),
+  seeds: z.array(z.number().int().nonnegative()).min(1),
+  profile: z.string(),
+  /** default: configs/ultra.yaml's */
+  adviser: z.string().optional(),
+  /** "local": a Ray instance started here (loopback); "auto": the cluster this machine belongs to; ray://HOST:PORT */
+  ray: z.string().regex(/^(local|auto|ray:\/\/.+)$/, "local, auto or ray://HOST:PORT"),
+  max_parallel: z.number().int().positive(),
+  cpus_per_trial: z.number().positive(),
+  gpus_per_trial: z.number().nonnegative(),
+  /** a trial that fails this often is marked failed, and the sweep goes on */
+  max_attempts: z.number().int().positive(),
+});
+export type SweepSpec = z.infer<typeof SweepSpec>;
+
+const DEFAULTS = { baselines: [...BASELINES], seeds: [0], profile: "paper", ray: "local", max_parallel: 2, cpus_per_trial: 1, gpus_per_trial: 0, max_attempts: 3 };
+
+const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
+
+/** Command-line strings as spec values: "a,b" lists, "0-4" seeds, `all` / `none` baselines. */
+export function flagsToSpec(f: { envs?: string; variants?: string; baselines?: string; seeds?: string }): Partial<SweepSpec> {
+  const out: Record<string, unknown> = {};
+  if (f.envs) out.envs = list(f.envs);
+  if (f.variants) out.variants = list(f.variants);
+  if (f.baselines) out.baselines = f.baselines === "all" ? [...BASELINES] : f.baselines === "none" ? [] : list(f.baselines);
+  if (f.seeds) out.seeds = parseIntList(f.seeds);
+  return out as Partial<SweepSpec>;
+}
+
+/** defaults < the sweep file < flags, checked; every env must resolve. */
+export function resolveSweep(file: string | undefined, flags: Partial<SweepSpec>): SweepSpec {
+  let fromFile: unknown = {};
+  if (file) {
+    try {
+      fromFile = parse(readFileSync(file, "utf8")) ?? {};
+    } catch (e) {
+      throw new UltraError(`cannot read sweep file ${file}: ${(e as Error).message}`);
+    }
+  }
+  const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
+  const parsed = SweepSpec.safeParse({ ...DEFAULTS, ...(fromFile as object), ...defined });
+  if (!parsed.success) throw new UltraError(`invalid sweep${file ? ` (${file})` : ""}: ${z.prettifyError(parsed.error)}`);
+  for (const env of parsed.data.envs) resolveEnv(env); // an unknown env fails now, naming it, not hours in
+  return parsed.data;
+}
+
+export type TrialStatus = "pending" | "running" | "done" | "failed";
+
+export interface Trial {
+  id: string;
+  env: string;
+  variant: Variant;
+  seed: number;
+  /** run dir, relative to the sweep dir */
+  dir: string;
+  /** trained here: the baselines go with the first variant of each env and seed */
+  baselines: Baseline[];
+  /** the trial of the same env and seed whose base policy this one starts from (null: it pretrains its own) */
+  donor: string | null;
+  status: TrialStatus;
+  attempts: number;
+  errors: string[];
+  seconds: number;
+  node?: string;
+  endpoint?: string;
+  pid?: number;
+}
+
+/** Every env × variant × seed. Variants of one env and seed share a base policy (pretrained once) and the
+ * baselines (trained once): they would come out the same in each, since they do not depend on the variant. */
+export function trialsOf(spec: SweepSpec): Trial[] {
+  const trials: Trial[] = [];
+  for (const env of spec.envs)
+    for (const seed of spec.seeds)
+      spec.variants.forEach((variant, i) => {
+        const id = `${resolveEnv(env).name}-${variant}-s${seed}`;
+        const donor = i === 0 ? null : `${resolveEnv(env).name}-${spec.variants[0]}-s${seed}`;
+        trials.push({ id, env, variant, seed, dir: `trials/${id}`, baselines: i === 0 ? spec.baselines : [], donor, status: "pending", attempts: 0, errors: [], seconds: 0 });
+      });
+  return trials;
+}
