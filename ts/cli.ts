@@ -8,6 +8,7 @@ import type { SidecarOptions } from "./bridge/sidecar.js";
 import { benchBridge } from "./bench/bridge.js";
 import { writeResult } from "./bench/common.js";
 import { benchFaults } from "./bench/faults.js";
+import { benchSweep } from "./bench/sweep.js";
 import { benchDeterminism, benchOverhead, benchScale, envRadius } from "./bench/learn.js";
 import { doctor } from "./commands/doctor.js";
 import { evaluate } from "./commands/evaluate.js";
@@ -285,7 +286,24 @@ const cli = yargs(hideBin(process.argv))
           if (r.failures.length) process.exitCode = 1;
         },
       )
-      .demandCommand(1, "name a benchmark: bridge, overhead, determinism, scale, faults"),
+      .command(
+        "sweep",
+        "trials/hour and CPU utilisation of plain runs vs a local Ray sweep with 1 and 2 trials at once; Ray's per-trial overhead",
+        (b: Argv) =>
+          b
+            .option("env", { type: "string", default: "HalfCheetah" })
+            .option("seeds", { type: "number", default: 2, describe: "trials (one seed each)" })
+            .option("profile", { type: "string", default: "quick" })
+            .option("adviser", { type: "string", default: "rollout" })
+            .option("json", { type: "string", describe: "write the result to this file too" }),
+        async (a) => {
+          const r = await benchSweep({ env: a.env, seeds: a.seeds, profile: a.profile, adviser: a.adviser });
+          const rows = r.rows.map((x) => `${x.mode}×${x.parallel} ${fmt(x.trials_per_hour)} trials/h (CPU ${Math.round(100 * x.cpu_utilisation)}%)`).join(", ");
+          log(`sweep ${r.env}: ${rows}; Ray overhead per trial ${(100 * r.ray_overhead_per_trial).toFixed(1)}% (goal ≤ 5%: ${r.met ? "met" : "NOT met"})`);
+          printJson(writeResult(`sweep-${r.env.replace(/\W+/g, "_")}`, r, a.json));
+        },
+      )
+      .demandCommand(1, "name a benchmark: bridge, overhead, determinism, scale, faults, sweep"),
   )
   .demandCommand(1, "name a command; see --help")
   .strict()

@@ -64,6 +64,18 @@ def test_restore_returns_the_observation_at_the_snapshot():
     assert np.array_equal(restore(venv, 1, snap), obs[1])
 
 
+def test_a_snapshot_from_step_0_steps_in_an_env_never_reset():
+    """Gymnasium's passive checker runs its first-step checks against reset data; a restored env has none."""
+    source = make_env({"env_id": "Reacher-v5", "n_envs": 1, "seed": 0})
+    source.reset()
+    snap = snapshot(source, 0)  # before the first step: the checker had not checked a step yet
+    target = make_env({"env_id": "Reacher-v5", "n_envs": 2, "seed": 1})
+    for i in range(2):
+        restore(target, i, snap)
+    obs, *_ = target.step(np.zeros((2, 2), dtype=np.float32))
+    assert obs.shape == (2, 10)
+
+
 def test_snapshot_from_another_env_is_refused():
     cheetah, pong = make_env({"env_id": "HalfCheetah-v5"}), make_env(PONG)
     cheetah.reset(), pong.reset()

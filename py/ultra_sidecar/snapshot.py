@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 
 import gymnasium as gym
+from gymnasium.wrappers import PassiveEnvChecker
 import numpy as np
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack, VecNormalize, VecTransposeImage
 
@@ -25,8 +26,6 @@ WRAPPER_STATE = {
     "TimeLimit": ("_elapsed_steps",),
     "Monitor": ("rewards", "needs_reset"),
     "OrderEnforcing": ("_has_reset",),
-    # its checks of the first two steps compare with data from a reset this env never had
-    "PassiveEnvChecker": ("checked_reset", "checked_step", "checked_data_reuse"),
     "EpisodicLifeEnv": ("lives", "was_real_done"),
 }
 
@@ -132,6 +131,10 @@ def restore(venv: VecEnv, index: int, snap: dict) -> np.ndarray:
     for w, (_, attrs) in zip(wrappers, snap["wrappers"]):
         for a, value in attrs.items():
             setattr(w, a, list(value) if isinstance(getattr(w, a), list) else value)
+        if isinstance(w, PassiveEnvChecker):
+            # its one-time checks of the first steps compare with data from a reset this env may never have had
+            # (a snapshot from step 0 would run them): they were done where the snapshot was taken
+            w.checked_reset = w.checked_step = w.checked_data_reuse = True
     vec, obs = snap["vec"], None
     for v in reversed(chain):  # innermost first, so each layer sees the observation below it
         if isinstance(v, DummyVecEnv):

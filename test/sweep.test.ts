@@ -1,0 +1,126 @@
+// `ultra sweep` on a real local Ray instance: sidecars as Ray actors on CURVE-secured TCP, a sidecar actor
+// killed mid-trial, and the grid's report.
+import { spawn, execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { curveKeyPair } from "zeromq";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SidecarDiedError } from "../ts/bridge/errors.js";
+import { Sidecar } from "../ts/bridge/sidecar.js";
+import { RayCluster } from "../ts/sweep/cluster.js";
+import { processExists, readJson, ULTRA, waitFor } from "./helpers.js";
+
+const rayProcesses = () => {
+  try {
+    return execFileSync("pgrep", ["-f", "raylet|gcs_server"], { encoding: "utf8" }).trim().split("\n").filter(Boolean);
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
+  }
+};
+
+describe("sidecar actors on Ray, CURVE", () => {
+  let cluster: RayCluster;
+  let sc: Sidecar;
+  let endpoint: string;
+  beforeAll(async () => {
+    cluster = await RayCluster.start("local", { heartbeatS: 0 });
+    const started = await cluster.sidecar("curve-test", tmpdir(), { cpus: 1, gpus: 0 });
+    sc = started.sc;
+    endpoint = started.place.endpoint;
+  });
+  afterAll(async () => {
+    await sc?.close();
+    await cluster?.close();
+  });
+
+  it("serves the protocol on loopback tcp to the client holding the sweep's keys", async () => {
+    expect(endpoint).toMatch(/^tcp:\/\/127\.0\.0\.1:\d+$/);
+    expect(sc.info.pid).not.toBe(process.pid);
+    expect((await sc.call("echo", { payload: { a: [1, 2] } })).payload).toEqual({ a: [1, 2] });
+  });
+
+  it("refuses a client with the wrong client key, the wrong server key, or no CURVE at all", async () => {
+    const good = cluster.clientCurve;
+    const other = curveKeyPair();
+    await expect(Sidecar.connect(endpoint, { ...good, publicKey: other.publicKey, secretKey: other.secretKey })).rejects.toThrow(/refused our CURVE client key/);
+    await expect(Sidecar.connect(endpoint, { ...good, serverPublic: other.publicKey })).rejects.toThrow(SidecarDiedError);
+    // a plain DEALER (no keys): the handshake never completes, so no request is ever answered
+    const { Dealer } = await import("zeromq");
+    const plain = new Dealer({ linger: 0, receiveTimeout: 2000 });
+    plain.connect(endpoint);
+    await plain.send("not even msgpack");
+    await expect(plain.receive()).rejects.toThrow();
+    plain.close();
+    expect((await sc.call("ping", {})).time).toBeGreaterThan(0); // the trial's own connection is untouched
+  });
+});
+
+describe("ultra sweep", () => {
+  const out = join(mkdtempSync(join(tmpdir(), "ultra-sweep-")), "sweep");
+  let code: number | null;
+  let killed: { id: string; pid: number } | undefined;
+
+  beforeAll(async () => {
+    const args = ["sweep", "--envs", "HalfCheetah,Reacher", "--variants", "RA,R", "--seeds", "0-1", "--baselines", "none", "--profile", "quick", "--adviser", "rollout", "--max-parallel", "2", "--out", out];
+    const child = spawn(process.execPath, [ULTRA, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.on("exit", r));
+    // kill the sidecar actor of the first trial that is in improve (its identify is done), mid-trial
+    await waitFor(() => {
+      if (!existsSync(join(out, "sweep.json"))) return false;
+      for (const t of readJson(join(out, "sweep.json")).trials) {
+        const run = join(out, t.dir, "run.json");
+        if (t.status === "running" && t.pid && existsSync(run) && readJson(run).phases.identify && !readJson(run).phases.improve) {
+          killed = { id: t.id, pid: t.pid };
+          process.kill(t.pid, "SIGKILL");
+          return true;
+        }
+      }
+      return false;
+    }, 600_000);
+    code = await exited;
+    if (code !== 0) console.error(stderr);
+  }, 1_500_000);
+
+  it("kills one sidecar actor mid-trial, and that trial resumes on a new actor and completes", () => {
+    expect(killed).toBeDefined();
+    expect(code).toBe(0);
+    const trials = readJson(join(out, "sweep.json")).trials;
+    expect(trials).toHaveLength(8);
+    expect(trials.map((t: { status: string }) => t.status)).toEqual(Array(8).fill("done"));
+    const t = trials.find((x: { id: string }) => x.id === killed!.id);
+    expect(t.attempts).toBe(2);
+    expect(t.errors[0]).toMatch(/attempt 1: remote sidecar at tcp:\/\/127\.0\.0\.1:\d+ disconnected/);
+    expect(t.pid).not.toBe(killed!.pid);
+    expect(processExists(killed!.pid)).toBe(false);
+    const run = readJson(join(out, t.dir, "run.json"));
+    expect(run.phases.improve.result[`ultra_${t.variant}`].steps).toBe(run.settings.improve.steps);
+    expect(Object.keys(readJson(join(out, t.dir, "eval.json")).arms)).toEqual(["base", `ultra_${t.variant}`]);
+  });
+
+  it("pretrains one base policy per env and seed: the other variant starts from it", () => {
+    const run = readJson(join(out, "trials", "Reacher-R-s1", "run.json"));
+    expect(run.phases.base.result.source).toBe(join(out, "trials", "Reacher-RA-s1", "base", "model.zip"));
+    expect(readJson(join(out, "trials", "Reacher-RA-s1", "run.json")).phases.base.result.source).toBe("pretrained");
+  });
+
+  it("writes one report: every arm of every env over 2 seeds with a CI, curves, adviser statistics, trials", () => {
+    const report = readFileSync(join(out, "report.md"), "utf8");
+    for (const env of ["HalfCheetah-v5", "Reacher-v5"]) expect(report).toContain(`## ${env}`);
+    const rows = report.split("\n").filter((l) => /^\| (base policy|ULTRA-R)/.test(l));
+    expect(rows).toHaveLength(6); // base, RA, R per env
+    for (const row of rows) expect(row).toMatch(/^\| [^|]+ \| 2 \| -?[\d.]+ ± [\d.]+ \| \[-?[\d.]+, -?[\d.]+\] \| -?[\d.]+, -?[\d.]+ \|$/);
+    expect(report).toMatch(/Adviser over 4 runs: \d+ critical states proposed/);
+    const summary = readJson(join(out, "summary.json"));
+    const ra = summary["Reacher-v5"].arms.find((a: { arm: string }) => a.arm === "ultra_RA");
+    const perSeed = [0, 1].map((s) => readJson(join(out, "trials", `Reacher-RA-s${s}`, "eval.json")).arms.ultra_RA.mean);
+    expect(ra.returns).toEqual(perSeed);
+    for (const env of ["HalfCheetah", "Reacher"]) expect(existsSync(join(out, `curves-${env}.png`))).toBe(true);
+  });
+
+  it("leaves no Ray process behind", async () => {
+    expect(await waitFor(() => rayProcesses().length === 0, 20_000)).toBe(true);
+  });
+});
