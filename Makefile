@@ -15,7 +15,7 @@ PY := $(VENV)/bin/python
 # The CPU wheel on this machine; an unpinned torch would pull GBs of CUDA packages.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup test test-ts test-py pretrain train doctor bench clean
+.PHONY: setup test test-ts test-py pretrain train sweep doctor bench clean
 
 setup: node_modules/.installed $(VENV)/.installed dist/.built
 
@@ -56,6 +56,12 @@ train: setup
 	  $(if $(SEEDS),--seeds $(SEEDS),--seed $(SEED)) $(if $(BASE),--base $(BASE)) $(if $(ADVISER),--adviser $(ADVISER)) \
 	  $(if $(OUT),--out $(OUT)) $(if $(RESUME),--resume)
 
+# A grid on Ray (a local instance unless RAY=auto|ray://HOST:PORT): make sweep SWEEP=configs/sweeps/quick.yaml
+SWEEP ?= configs/sweeps/quick.yaml
+RAY ?=
+sweep: setup
+	npx ultra sweep --file $(SWEEP) $(if $(RAY),--ray $(RAY)) $(if $(OUT),--out $(OUT)) $(if $(RESUME),--resume)
+
 doctor: setup
 	npx ultra doctor
 
@@ -66,6 +72,7 @@ bench: setup
 	npx ultra bench overhead --env Pong --steps 2048 --repeats 2
 	npx ultra bench scale --env HalfCheetah --steps 16384
 	npx ultra bench bridge
+	npx ultra bench sweep --env HalfCheetah --seeds 2
 
 clean:
 	rm -rf dist node_modules $(VENV) .pytest_cache

@@ -92,7 +92,6 @@ export class Sidecar {
    * It is gone when its connection drops: pending requests then fail with SidecarDiedError. */
   static async connect(endpoint: string, curve: ClientCurve, opts: SidecarOptions = {}): Promise<Sidecar> {
     const sc = new Sidecar(undefined, undefined, opts, curve);
-    sc.endpoint = endpoint;
     let connected = false;
     sc.dealer.events.on("handshake", () => (connected = true));
     const lost = (why: string) => () => {
@@ -104,16 +103,7 @@ export class Sidecar {
     sc.dealer.events.on("handshake:error:auth", lost("refused our CURVE client key"));
     sc.dealer.events.on("handshake:error:protocol", lost("failed the CURVE handshake"));
     live.add(sc);
-    try {
-      sc.dealer.connect(endpoint);
-      void sc.receiveLoop();
-      sc.info = await sc.handshake();
-    } catch (e) {
-      sc.kill();
-      throw e;
-    }
-    sc.startHeartbeat();
-    return sc;
+    return sc.open(() => endpoint);
   }
 
   static async start(opts: SidecarOptions = {}): Promise<Sidecar> {
@@ -130,17 +120,22 @@ export class Sidecar {
     });
     const sc = new Sidecar(proc, privateDir, opts);
     live.add(sc);
+    return sc.open(() => sc.waitReady(opts.startTimeoutS ?? 120));
+  }
+
+  /** Connect to the endpoint, say hello, start the heartbeat; on any failure stop the sidecar and throw. */
+  private async open(endpoint: () => Promise<string> | string): Promise<Sidecar> {
     try {
-      sc.endpoint = await sc.waitReady(opts.startTimeoutS ?? 120);
-      sc.dealer.connect(sc.endpoint);
-      void sc.receiveLoop();
-      sc.info = await sc.handshake();
+      this.endpoint = await endpoint();
+      this.dealer.connect(this.endpoint);
+      void this.receiveLoop();
+      this.info = await this.handshake();
     } catch (e) {
-      sc.kill();
+      this.kill();
       throw e;
     }
-    sc.startHeartbeat();
-    return sc;
+    this.startHeartbeat();
+    return this;
   }
 
   private waitReady(timeoutS: number): Promise<string> {
