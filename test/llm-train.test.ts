@@ -1,55 +1,32 @@
 // An LLM adviser through `ultra train`: a stand-in OpenAI-compatible server on 127.0.0.1 answers, then the
 // run is replayed from its cache with no server at all, and must give the same critical states and returns.
-import { createServer } from "node:http";
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { readJson as json, ultraWith as ultra } from "./helpers.js";
+import { chat, standIn } from "./standin.js";
 
-/** Answers every chat completion with two good states and two bad ones (a step past the episode, a short action). */
-function standIn() {
-  const reply = {
-    critical_states: [
-      { step: 12, reason: "the torso pitches up", action: [0.9, -0.9, 0.5, -0.5, 0.3, -0.3], reward: 0.5 },
-      { step: 40, reason: "back foot slips", action: [-0.4, 0.4, 0.2, 0.1, -0.2, 1.7], reward: 0.2 },
-      { step: 5000, reason: "invented", action: [0, 0, 0, 0, 0, 0], reward: 1 },
-      { step: 60, reason: "short", action: [0.1], reward: 0.1 },
-    ],
-  };
-  let requests = 0;
-  const server = createServer((req, res) => {
-    requests++;
-    req.resume().on("end", () => {
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({
-        id: `c${requests}`, object: "chat.completion", created: 0, model: "stand-in",
-        choices: [{ index: 0, finish_reason: "stop", message: { role: "assistant", content: JSON.stringify(reply) } }],
-        usage: { prompt_tokens: 1000, completion_tokens: 100, total_tokens: 1100 },
-      }));
-    });
-  });
-  return new Promise<{ url: string; requests: () => number; close: () => Promise<void> }>((resolve) =>
-    server.listen(0, "127.0.0.1", () =>
-      resolve({
-        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
-        requests: () => requests,
-        close: () => new Promise((r) => server.close(() => r())),
-      }),
-    ),
-  );
-}
+/** Two good states and two bad ones (a step past the episode, a short action), for every chat completion. */
+const REPLY = JSON.stringify({
+  critical_states: [
+    { step: 12, reason: "the torso pitches up", action: [0.9, -0.9, 0.5, -0.5, 0.3, -0.3], reward: 0.5 },
+    { step: 40, reason: "back foot slips", action: [-0.4, 0.4, 0.2, 0.1, -0.2, 1.7], reward: 0.2 },
+    { step: 5000, reason: "invented", action: [0, 0, 0, 0, 0, 0], reward: 1 },
+    { step: 60, reason: "short", action: [0.1], reward: 0.1 },
+  ],
+});
+const standInTrain = () => standIn(() => chat(REPLY, { prompt_tokens: 1000, completion_tokens: 100 }), 100);
 
 describe("LLM adviser through ultra train", () => {
   it("validates and counts what the LLM proposes, and replays bit-identically without it", async () => {
     const root = mkdtempSync(join(tmpdir(), "ultra-llm-"));
-    const server = await standIn();
+    const server = await standInTrain();
     const live = join(root, "live");
     const r = await ultra({ OPENAI_BASE_URL: server.url }, "train", "--env", "HalfCheetah", "--profile", "smoke", "--adviser", "openai:stand-in", "--out", live);
     await server.close();
     expect(r.code, r.stderr).toBe(0);
-    expect(server.requests()).toBe(2); // one per episode
+    expect(server.seen.length).toBe(2); // one per episode
     const crit = json(join(live, "critical_states.json"));
     expect(crit.adviser).toBe("openai:stand-in");
     expect(crit.counts).toMatchObject({ proposed: 8, valid: 4, clipped: 2, rejected: 4 });

@@ -1,8 +1,6 @@
 // The OpenAI-compatible client, the reply cache / replay and the LLM adviser, against a stand-in
 // chat-completions server on 127.0.0.1 (real HTTP through the openai SDK).
-import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -18,61 +16,10 @@ import { openaiClient } from "../ts/ultra/llm/openai.js";
 import { replySchema } from "../ts/ultra/llm/schema.js";
 import type { LlmRequest } from "../ts/ultra/llm/types.js";
 import { mixSeed, rng } from "../ts/ultra/rng.js";
+import { chat, closeStandIns, standIn, type Answer, type Handler } from "./standin.js";
 
-interface Seen {
-  body: any;
-  headers: IncomingHttpHeaders;
-  at: number;
-}
-interface Answer {
-  status?: number;
-  headers?: Record<string, string>;
-  body: unknown;
-  delayMs?: number;
-}
-type Handler = (body: any, n: number) => Answer | "hang";
+afterEach(closeStandIns);
 
-const servers: Server[] = [];
-afterEach(async () => {
-  for (const s of servers.splice(0)) {
-    s.closeAllConnections();
-    await new Promise((r) => s.close(r));
-  }
-});
-
-/** A chat-completions stand-in that answers at most `max` requests (the rest get a non-retryable 400). */
-async function standIn(handler: Handler, max = 10) {
-  const seen: Seen[] = [];
-  let active = 0;
-  let peak = 0;
-  const server = createServer(async (req, res) => {
-    let raw = "";
-    for await (const chunk of req) raw += chunk;
-    const n = seen.length;
-    seen.push({ body: JSON.parse(raw), headers: req.headers, at: performance.now() });
-    const a: Answer | "hang" =
-      n >= max ? { status: 400, headers: { "x-should-retry": "false" }, body: { error: { message: "stand-in: too many requests" } } } : handler(seen[n].body, n);
-    if (a === "hang") return;
-    active++;
-    peak = Math.max(peak, active);
-    if (a.delayMs) await new Promise((r) => setTimeout(r, a.delayMs));
-    active--;
-    res.writeHead(a.status ?? 200, { "content-type": "application/json", ...a.headers });
-    res.end(JSON.stringify(a.body));
-  });
-  servers.push(server);
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
-  return { url, seen, peak: () => peak, close: () => new Promise((r) => (server.closeAllConnections(), server.close(r))) };
-}
-
-const chat = (content: string, usage = { prompt_tokens: 100, completion_tokens: 50 }): Answer => ({
-  body: {
-    id: "chatcmpl-1", object: "chat.completion", created: 0, model: "stand-in",
-    choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }],
-    usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens },
-  },
-});
 const statesJson = (states: unknown[]) => JSON.stringify({ critical_states: states });
 const isRepair = (body: any) => String(body.messages[1].content).includes("## Your previous reply");
 

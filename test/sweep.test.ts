@@ -1,7 +1,7 @@
 // `ultra sweep` on a real local Ray instance: sidecars as Ray actors on CURVE-secured TCP, a sidecar actor
 // killed mid-trial, and the grid's report.
 import { spawn, execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { curveKeyPair } from "zeromq";
@@ -9,11 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SidecarDiedError } from "../ts/bridge/errors.js";
 import { Sidecar } from "../ts/bridge/sidecar.js";
 import { RayCluster } from "../ts/sweep/cluster.js";
-import { processExists, readJson, ULTRA, waitFor } from "./helpers.js";
+import { processExists, readJson, ULTRA, ultraWith, waitFor } from "./helpers.js";
+import { chat, closeStandIns, standIn } from "./standin.js";
 
+/** Ray's processes on this machine: head services, agents, workers (our sidecar actors among them). */
 const rayProcesses = () => {
   try {
-    return execFileSync("pgrep", ["-f", "raylet|gcs_server"], { encoding: "utf8" }).trim().split("\n").filter(Boolean);
+    return execFileSync("pgrep", ["-f", "raylet|gcs_server|ray::"], { encoding: "utf8" }).trim().split("\n").filter(Boolean);
   } catch {
     return []; // pgrep exits 1 when nothing matches
   }
@@ -127,4 +129,47 @@ describe("ultra sweep", () => {
   it("leaves no Ray process behind", async () => {
     expect(await waitFor(() => rayProcesses().length === 0, 20_000)).toBe(true);
   });
+});
+
+describe("ultra sweep, stopped and resumed", () => {
+  it("SIGTERM ends Ray and every sidecar within 5 s; --resume finishes the grid, keeping finished trials", async () => {
+    const out = join(mkdtempSync(join(tmpdir(), "ultra-sweep-stop-")), "sweep");
+    const args = ["sweep", "--envs", "HalfCheetah", "--variants", "RA", "--seeds", "0-2", "--baselines", "none", "--profile", "smoke", "--adviser", "rollout", "--max-parallel", "1", "--out", out];
+    const child = spawn(process.execPath, [ULTRA, ...args], { stdio: "ignore" });
+    const exited = new Promise<number | null>((r) => child.on("exit", (code, signal) => r(code ?? (signal ? 128 : null))));
+    const first = () => existsSync(join(out, "sweep.json")) && readJson(join(out, "sweep.json")).trials[0].status === "done";
+    expect(await waitFor(first, 300_000)).toBe(true);
+    child.kill("SIGTERM");
+    const t0 = Date.now();
+    expect(await exited).toBe(143);
+    expect(await waitFor(() => rayProcesses().length === 0, 5000)).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    const r = await ultraWith({}, "sweep", "--out", out, "--resume");
+    expect(r.code, r.stderr).toBe(0);
+    const trials = readJson(join(out, "sweep.json")).trials;
+    expect(trials.map((t: { status: string }) => t.status)).toEqual(["done", "done", "done"]);
+    expect(r.stderr).not.toMatch(/HalfCheetah-RA-s0: attempt/); // finished before the stop: not run again
+  }, 600_000);
+});
+
+describe("ultra sweep with an LLM adviser", () => {
+  afterAll(closeStandIns);
+
+  it("pays once per distinct prompt across trials (a shared reply cache), each run keeping its own replies", async () => {
+    const reply = JSON.stringify({ critical_states: [{ step: 5, reason: "the arm overshoots", action: [0.5, -0.5], reward: 0.1 }] });
+    const server = await standIn(() => ({ ...chat(reply), delayMs: 500 }), 100);
+    const out = join(mkdtempSync(join(tmpdir(), "ultra-sweep-llm-")), "sweep");
+    const args = ["sweep", "--envs", "Reacher", "--variants", "RA,A", "--seeds", "0", "--baselines", "none", "--profile", "smoke", "--adviser", "openai:stand-in", "--out", out];
+    const r = await ultraWith({ OPENAI_BASE_URL: server.url }, ...args);
+    expect(r.code, r.stderr).toBe(0);
+    // both variants roll out the same base policy with the same seed: the same 2 prompts, asked once
+    expect(server.seen).toHaveLength(2);
+    expect(readdirSync(join(out, "llm-cache"))).toHaveLength(2);
+    const usage = (v: string) => readJson(join(out, "trials", `Reacher-${v}-s0`, "run.json")).phases.identify.result.usage;
+    expect(usage("RA").prompt_tokens + usage("A").prompt_tokens).toBe(200); // the stand-in bills 100 per call
+    for (const v of ["RA", "A"]) {
+      expect(readdirSync(join(out, "trials", `Reacher-${v}-s0`, "identify", "cache"))).toHaveLength(2); // replayable alone
+      expect(readJson(join(out, "trials", `Reacher-${v}-s0`, "critical_states.json")).adviser).toBe("openai:stand-in");
+    }
+  }, 600_000);
 });

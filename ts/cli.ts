@@ -14,7 +14,7 @@ import { doctor } from "./commands/doctor.js";
 import { evaluate } from "./commands/evaluate.js";
 import { formatDescription, inspectModel } from "./commands/inspect.js";
 import { pretrain } from "./commands/pretrain.js";
-import { sweep } from "./commands/sweep.js";
+import { storedSweep, sweep, sweepRoot } from "./commands/sweep.js";
 import { parseIntList, phaseCommand, train } from "./commands/train.js";
 import { flagsToSpec, resolveSweep } from "./sweep/spec.js";
 import { PHASES } from "./ultra/rundir.js";
@@ -133,11 +133,10 @@ const cli = yargs(hideBin(process.argv))
         .option("out", { type: "string", describe: "sweep directory (default runs/sweep-DATE); on a cluster, a path every node mounts" })
         .option("resume", { type: "boolean", default: false, describe: "continue a sweep: finished trials are kept, the others resume from their checkpoints" }),
     async (a) => {
-      const spec = resolveSweep(a.file, {
-        ...flagsToSpec(a),
-        profile: a.profile, adviser: a.adviser, ray: a.ray, max_parallel: a.maxParallel, cpus_per_trial: a.cpusPerTrial, gpus_per_trial: a.gpusPerTrial, max_attempts: a.maxAttempts,
-      });
-      const r = await sweep({ spec, out: a.out, resume: a.resume, sidecar: sidecarOptions(a) });
+      const out = sweepRoot(a.out);
+      const flags = { ...flagsToSpec(a), profile: a.profile, adviser: a.adviser, ray: a.ray, max_parallel: a.maxParallel, cpus_per_trial: a.cpusPerTrial, gpus_per_trial: a.gpusPerTrial, max_attempts: a.maxAttempts };
+      const spec = resolveSweep(a.file, flags, a.resume ? storedSweep(out)?.spec : undefined);
+      const r = await sweep({ spec, out, resume: a.resume, sidecar: sidecarOptions(a) });
       log(`sweep: ${r.done} trials done, ${r.failed} failed in ${fmt(r.seconds)} s; report: ${r.report}`);
       printJson(r);
       if (r.failed) process.exitCode = 1;

@@ -8,17 +8,9 @@ long op, PR_SET_PDEATHSIG does the same.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import signal
 import sys
-
-
-def _die_with_parent() -> None:
-    try:  # Linux: SIGKILL us when the parent thread exits
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        pass
 
 
 def main() -> None:
@@ -29,8 +21,10 @@ def main() -> None:
     ap.add_argument("--no-parent-watch", action="store_true", help="keep running when stdin closes")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="[sidecar] %(levelname)s %(message)s")
+    from .server import Server, die_with_parent
+
     if not args.no_parent_watch:
-        _die_with_parent()
+        die_with_parent(signal.SIGKILL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the TS parent, which shuts us down
 
     import torch
@@ -38,7 +32,6 @@ def main() -> None:
     torch.set_num_threads(args.torch_threads)
     from . import protocol, ray_ops
     from .ops import make_handlers
-    from .server import Server
 
     server = Server(args.endpoint, make_handlers(args.device))
     print(f"{protocol.READY_LINE} {server.endpoint}", flush=True)

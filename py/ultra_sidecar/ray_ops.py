@@ -9,7 +9,7 @@ import sys
 from typing import Any, Callable
 
 from .protocol import ProtocolError, int_in
-from .server import Curve, Server
+from .server import Curve, Server, die_with_parent
 
 Emit = Callable[[str, dict], None]
 
@@ -61,6 +61,7 @@ def make_ray_handlers() -> dict[str, Callable[[dict, Emit], dict]]:
             kw = {"num_cpus": int_in(num_cpus, "num_cpus", 1, 4096)} if address == "local" and num_cpus is not None else {}
             ray.init(address=address, include_dashboard=False, log_to_driver=True, **kw)
             state.update(ray=ray, local=address == "local")
+            _stop_ray_on_sigterm()
         res = ray.cluster_resources()
         return {
             "address": address,
@@ -106,6 +107,19 @@ def make_ray_handlers() -> dict[str, Callable[[dict, Emit], dict]]:
         return {}
 
     return {"ray_init": ray_init, "actor_start": actor_start, "actor_kill": actor_kill}
+
+
+def _stop_ray_on_sigterm() -> None:
+    """From now on a SIGKILL would leave Ray's processes behind (its agents outlive a killed driver): the client
+    stops this sidecar with SIGTERM, and so does our parent's death; both end in `shutdown` (see __main__)."""
+    import signal
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut ray.shutdown short
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    die_with_parent(signal.SIGTERM)
 
 
 def shutdown() -> None:

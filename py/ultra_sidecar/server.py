@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import traceback
@@ -14,6 +15,14 @@ from . import protocol
 from .protocol import ProtocolError
 
 log = logging.getLogger("ultra.sidecar")
+
+
+def die_with_parent(sig: int) -> None:
+    """Linux: have the kernel send us `sig` when the parent thread exits (also when it is SIGKILLed)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
 
 Emit = Callable[[str, dict], None]
 Handler = Callable[[dict, Emit], dict]

@@ -31,6 +31,8 @@ export interface SidecarOptions {
   protocolVersion?: number;
   /** Sidecar stderr lines (logs) as they come. */
   onLog?: (line: string) => void;
+  /** How kill() stops the process: SIGKILL, or SIGTERM for a sidecar that must clean up (a Ray host stops Ray). */
+  stopSignal?: "SIGKILL" | "SIGTERM";
 }
 
 /** What a client needs to reach a CURVE server: its public key (pinned) and our own key pair (z85). */
@@ -293,10 +295,10 @@ export class Sidecar {
     this.cleanup();
   }
 
-  /** Immediate SIGKILL (a remote sidecar: drop the connection); pending requests fail with SidecarDiedError. */
+  /** Immediate SIGKILL (or the stopSignal; a remote sidecar: drop the connection); pending requests fail with SidecarDiedError. */
   kill(): void {
     if (this.proc) {
-      if (this.alive) this.proc.kill("SIGKILL"); // its exit fails what is pending
+      if (this.alive) this.proc.kill(this.opts.stopSignal ?? "SIGKILL"); // its exit fails what is pending
     } else this.fail(new SidecarDiedError(`the connection to the sidecar at ${this.endpoint} was closed`, ""));
     this.cleanup();
   }

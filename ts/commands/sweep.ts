@@ -26,12 +26,21 @@ export interface SweepResult {
   seconds: number;
 }
 
+export const sweepRoot = (out?: string) => resolve(out ?? join("runs", `sweep-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-")}`));
+
+/** A stored sweep's state (sweep.json), if `root` holds one. */
+export function storedSweep(root: string): SweepState | undefined {
+  const file = join(root, "sweep.json");
+  return existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as SweepState) : undefined;
+}
+
 /** The grid of a new sweep, or (with resume) the stored one: how it runs (Ray, parallelism, attempts) may change. */
 function openSweep(root: string, o: SweepOptions): SweepState {
-  const file = join(root, "sweep.json");
-  if (!existsSync(file)) return { spec: o.spec, created: new Date().toISOString(), cluster: null, trials: trialsOf(o.spec) };
+  const state = storedSweep(root);
+  if (!state) return { spec: o.spec, created: new Date().toISOString(), cluster: null, trials: trialsOf(o.spec) };
   if (!o.resume) throw new UltraError(`${root} already holds a sweep; pass --resume to continue it, or choose another --out`);
-  const state = JSON.parse(readFileSync(file, "utf8")) as SweepState;
+  const grid = (s: SweepSpec) => JSON.stringify([s.envs, s.variants, s.baselines, s.seeds, s.profile, s.adviser]);
+  if (grid(o.spec) !== grid(state.spec)) throw new UltraError(`--resume continues the grid stored in ${root}/sweep.json; leave out --envs, --variants, --baselines, --seeds, --profile and --adviser, or start a new sweep with another --out`);
   const { ray, max_parallel, cpus_per_trial, gpus_per_trial, max_attempts } = o.spec;
   Object.assign(state.spec, { ray, max_parallel, cpus_per_trial, gpus_per_trial, max_attempts });
   return state;
@@ -39,7 +48,7 @@ function openSweep(root: string, o: SweepOptions): SweepState {
 
 export async function sweep(o: SweepOptions): Promise<SweepResult> {
   const t0 = Date.now();
-  const root = resolve(o.out ?? join("runs", `sweep-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-")}`));
+  const root = sweepRoot(o.out);
   checkRunDir(root);
   const state = openSweep(root, o);
   const { spec } = state;

@@ -20,7 +20,8 @@ export class RayCluster {
 
   /** `address`: local (start Ray here, loopback), auto, or ray://HOST:PORT. `onLog`: the host's and Ray's log. */
   static async start(address: string, opts: SidecarOptions = {}): Promise<RayCluster> {
-    const host = await Sidecar.start({ ...opts, requestTimeoutS: 900 });
+    // SIGTERM, never SIGKILL: the host then stops Ray, whose agents would outlive a killed driver
+    const host = await Sidecar.start({ ...opts, requestTimeoutS: 900, stopSignal: "SIGTERM" });
     try {
       return new RayCluster(host, await host.call("ray_init", { address }, { timeoutS: 300 }), opts);
     } catch (e) {

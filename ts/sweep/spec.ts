@@ -40,8 +40,8 @@ export function flagsToSpec(f: { envs?: string; variants?: string; baselines?: s
   return out as Partial<SweepSpec>;
 }
 
-/** defaults < the sweep file < flags, checked; every env must resolve. */
-export function resolveSweep(file: string | undefined, flags: Partial<SweepSpec>): SweepSpec {
+/** defaults < a resumed sweep's stored spec < the sweep file < flags, checked; every env must resolve. */
+export function resolveSweep(file: string | undefined, flags: Partial<SweepSpec>, stored?: SweepSpec): SweepSpec {
   let fromFile: unknown = {};
   if (file) {
     try {
@@ -51,7 +51,10 @@ export function resolveSweep(file: string | undefined, flags: Partial<SweepSpec>
     }
   }
   const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
-  const parsed = SweepSpec.safeParse({ ...DEFAULTS, ...(fromFile as object), ...defined });
+  const merged = { ...DEFAULTS, ...stored, ...(fromFile as object), ...defined } as Partial<SweepSpec>;
+  if (!merged.envs || !merged.variants)
+    throw new UltraError("name the grid: --envs and --variants (e.g. --envs HalfCheetah,Hopper --variants RA,R), or a --file with envs: and variants:");
+  const parsed = SweepSpec.safeParse(merged);
   if (!parsed.success) throw new UltraError(`invalid sweep${file ? ` (${file})` : ""}: ${z.prettifyError(parsed.error)}`);
   for (const env of parsed.data.envs) resolveEnv(env); // an unknown env fails now, naming it, not hours in
   return parsed.data;

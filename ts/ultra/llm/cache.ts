@@ -46,6 +46,10 @@ function readEntry(file: string): CacheEntry | undefined {
   }
 }
 
+// Requests being asked right now, by cache file: the same request from another run (a sweep's trials share a
+// cache) waits for that reply instead of paying for it again.
+const inFlight = new Map<string, Promise<LlmReply>>();
+
 /** Serve repeated requests from `dir`; ask `inner` (and store its reply) otherwise. */
 export function cachedClient(inner: LlmClient, dir: string): CachedClient {
   let hits = 0;
@@ -63,19 +67,27 @@ export function cachedClient(inner: LlmClient, dir: string): CachedClient {
       const key = requestKey(inner.name, req);
       const file = join(dir, `${key}.json`);
       const entry = readEntry(file);
-      if (entry) {
+      const asked = inFlight.get(file);
+      if (entry || asked) {
         hits++;
         // Nothing was spent this time; the file keeps what the original call used.
-        return { ...entry.reply, usage: { promptTokens: 0, completionTokens: 0, costUsd: 0 }, seconds: 0 };
+        return { ...(entry?.reply ?? (await asked!)), usage: { promptTokens: 0, completionTokens: 0, costUsd: 0 }, seconds: 0 };
       }
       misses++;
-      const reply = await inner.complete(req);
-      const stored: CacheEntry = { key, model: inner.name, context_tokens: inner.contextTokens, request: req, reply };
-      mkdirSync(dir, { recursive: true });
-      const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`; // atomic even with calls in flight
-      writeFileSync(tmp, JSON.stringify(stored, null, 2) + "\n");
-      renameSync(tmp, file);
-      return reply;
+      const ask = inner.complete(req).then((reply) => {
+        const stored: CacheEntry = { key, model: inner.name, context_tokens: inner.contextTokens, request: req, reply };
+        mkdirSync(dir, { recursive: true });
+        const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`; // atomic even with calls in flight
+        writeFileSync(tmp, JSON.stringify(stored, null, 2) + "\n");
+        renameSync(tmp, file);
+        return reply;
+      });
+      inFlight.set(file, ask);
+      try {
+        return await ask;
+      } finally {
+        inFlight.delete(file);
+      }
     },
     close: inner.close?.bind(inner),
   };
