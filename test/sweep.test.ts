@@ -152,6 +152,22 @@ describe("ultra sweep, stopped and resumed", () => {
   }, 600_000);
 });
 
+describe("ultra sweep, a trial that keeps failing", () => {
+  it("is tried max-attempts times, then marked failed with its errors in sweep.json and the report; exit 1", async () => {
+    const out = join(mkdtempSync(join(tmpdir(), "ultra-sweep-fail-")), "sweep");
+    // an adviser that cannot work: identify fails the same way on every attempt
+    const args = ["sweep", "--envs", "Reacher", "--variants", "RA", "--seeds", "0", "--baselines", "none", "--profile", "smoke", "--adviser", "replay:/nonexistent", "--out", out];
+    const r = await ultraWith({}, ...args);
+    expect(r.code).toBe(1);
+    const [t] = readJson(join(out, "sweep.json")).trials;
+    expect(t).toMatchObject({ status: "failed", attempts: 3 });
+    expect(t.errors).toHaveLength(3);
+    for (const e of t.errors) expect(e).toMatch(/^attempt \d: .*nonexistent.* has no LLM replies to replay/);
+    expect(readJson(join(out, t.dir, "run.json")).phases.base).toBeDefined(); // attempts 2 and 3 resumed after base
+    expect(readFileSync(join(out, "report.md"), "utf8")).toMatch(/\| Reacher-RA-s0 \| failed \| 3 \| .* has no LLM replies to replay/);
+  }, 600_000);
+});
+
 describe("ultra sweep with an LLM adviser", () => {
   afterAll(closeStandIns);
 
