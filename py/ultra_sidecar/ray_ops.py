@@ -79,6 +79,8 @@ def make_ray_handlers() -> dict[str, Callable[[dict, Emit], dict]]:
         curve = args["curve"]
         if not isinstance(curve, dict) or not all(isinstance(curve.get(k), str) and len(curve[k]) == 40 for k in Curve.__annotations__):
             raise ProtocolError("bad_args", "curve must hold server_public, server_secret and client_public as 40-character z85 keys")
+        if not isinstance(args["shared_dir"], str):
+            raise ProtocolError("bad_args", f"shared_dir must be a path, got {args['shared_dir']!r}")
         cpus = args.get("cpus", 1)
         gpus = args.get("gpus", 0)
         if not all(isinstance(x, (int, float)) and x >= 0 for x in (cpus, gpus)):
