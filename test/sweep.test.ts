@@ -21,6 +21,41 @@ const rayProcesses = () => {
   }
 };
 
+describe("the sweep grid", () => {
+  it("expands envs × variants × seeds; variants share one base policy and the baselines per env and seed", async () => {
+    const r = await ultraWith({}, "sweep", "--envs", "HalfCheetah,Hopper", "--variants", "RA,R", "--seeds", "0-1", "--dry-run");
+    expect(r.code, r.stderr).toBe(0);
+    const { trials, spec } = JSON.parse(r.stdout);
+    expect(spec).toMatchObject({ ray: "local", max_parallel: 2, max_attempts: 3, profile: "paper" });
+    expect(trials.map((t: { id: string }) => t.id)).toEqual(["HalfCheetah-RA-s0", "HalfCheetah-R-s0", "HalfCheetah-RA-s1", "HalfCheetah-R-s1", "Hopper-RA-s0", "Hopper-R-s0", "Hopper-RA-s1", "Hopper-R-s1"]);
+    expect(trials[3]).toEqual({ id: "HalfCheetah-R-s1", dir: "trials/HalfCheetah-R-s1", baselines: [], base_from: "HalfCheetah-RA-s1" });
+    expect(trials[2]).toMatchObject({ baselines: ["continue_ppo", "rice_reset", "random_critical"], base_from: null });
+  });
+
+  it("reads a sweep file, flags over it", async () => {
+    const r = await ultraWith({}, "sweep", "--file", "configs/sweeps/paper.yaml", "--seeds", "0", "--baselines", "none", "--dry-run");
+    expect(r.code, r.stderr).toBe(0);
+    const { trials, spec } = JSON.parse(r.stdout);
+    expect(trials).toHaveLength(15); // 5 envs × 3 variants × 1 seed
+    expect(spec).toMatchObject({ ray: "auto", baselines: [], seeds: [0] });
+  });
+
+  it("refuses a grid it cannot run, saying what to fix", async () => {
+    const cases: [string[], RegExp][] = [
+      [["--variants", "RA"], /name the grid: --envs and --variants/],
+      [["--envs", "HalfCheeta", "--variants", "RA"], /HalfCheeta/],
+      [["--envs", "Hopper", "--variants", "RAA"], /variants/],
+      [["--envs", "Hopper", "--variants", "RA", "--ray", "http://head:8265"], /local, auto or ray:\/\/HOST:PORT\s+→ at ray/],
+      [["--envs", "Hopper", "--variants", "RA", "--file", "/nonexistent.yaml"], /cannot read sweep file \/nonexistent.yaml/],
+    ];
+    for (const [args, why] of cases) {
+      const r = await ultraWith({}, "sweep", ...args, "--dry-run");
+      expect(r.code, args.join(" ")).toBe(1);
+      expect(r.stderr).toMatch(why);
+    }
+  });
+});
+
 describe("sidecar actors on Ray, CURVE", () => {
   let cluster: RayCluster;
   let sc: Sidecar;

@@ -16,7 +16,7 @@ import { formatDescription, inspectModel } from "./commands/inspect.js";
 import { pretrain } from "./commands/pretrain.js";
 import { storedSweep, sweep, sweepRoot } from "./commands/sweep.js";
 import { parseIntList, phaseCommand, train } from "./commands/train.js";
-import { flagsToSpec, resolveSweep } from "./sweep/spec.js";
+import { flagsToSpec, resolveSweep, trialsOf } from "./sweep/spec.js";
 import { PHASES } from "./ultra/rundir.js";
 import { VARIANTS, type Variant } from "./ultra/settings.js";
 import { fmt, log } from "./progress.js";
@@ -131,11 +131,16 @@ const cli = yargs(hideBin(process.argv))
         .option("gpus-per-trial", { type: "number", describe: "Ray GPUs each trial's sidecar reserves (default 0; > 0 trains on cuda)" })
         .option("max-attempts", { type: "number", describe: "a trial failing this often is marked failed (default 3)" })
         .option("out", { type: "string", describe: "sweep directory (default runs/sweep-DATE); on a cluster, a path every node mounts" })
-        .option("resume", { type: "boolean", default: false, describe: "continue a sweep: finished trials are kept, the others resume from their checkpoints" }),
+        .option("resume", { type: "boolean", default: false, describe: "continue a sweep: finished trials are kept, the others (failed ones too) resume from their checkpoints" })
+        .option("dry-run", { type: "boolean", default: false, describe: "print the grid's trials as JSON and stop (no Ray, nothing written)" }),
     async (a) => {
       const out = sweepRoot(a.out);
       const flags = { ...flagsToSpec(a), profile: a.profile, adviser: a.adviser, ray: a.ray, max_parallel: a.maxParallel, cpus_per_trial: a.cpusPerTrial, gpus_per_trial: a.gpusPerTrial, max_attempts: a.maxAttempts };
       const spec = resolveSweep(a.file, flags, a.resume ? storedSweep(out)?.spec : undefined);
+      if (a.dryRun) {
+        printJson({ dir: out, spec, trials: trialsOf(spec).map(({ id, dir, baselines, donor }) => ({ id, dir, baselines, base_from: donor })) });
+        return;
+      }
       const r = await sweep({ spec, out, resume: a.resume, sidecar: sidecarOptions(a) });
       log(`sweep: ${r.done} trials done, ${r.failed} failed in ${fmt(r.seconds)} s; report: ${r.report}`);
       printJson(r);
