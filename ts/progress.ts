@@ -34,7 +34,7 @@ export function progressBar(phase: string, total: number, unit = "steps", start 
   return {
     update(value, extra = {}) {
       const rate = (value - start) / Math.max((Date.now() - t0) / 1000, 1e-3);
-      const info = Object.entries(extra).map(([k, v]) => `${k} ${typeof v === "number" ? fmt(v) : v}`).join(" ");
+      const info = describe(extra);
       last = { value, info };
       bar.update(value, { rate: fmt(rate), info });
     },
@@ -45,6 +45,9 @@ export function progressBar(phase: string, total: number, unit = "steps", start 
     },
   };
 }
+
+/** A bar's extra fields as "key value" pairs. */
+const describe = (extra: Record<string, string | number>) => Object.entries(extra).map(([k, v]) => `${k} ${typeof v === "number" ? fmt(v) : v}`).join(" ");
 
 export function fmt(x: number): string {
   if (!Number.isFinite(x)) return String(x);
@@ -65,7 +68,7 @@ function fileBar(phase: string, total: number, unit: string, start: number): Pro
   return {
     update(v, extra = {}) {
       value = v;
-      info = Object.entries(extra).map(([k, x]) => `${k} ${typeof x === "number" ? fmt(x) : x}`).join(" ");
+      info = describe(extra);
       if (Date.now() - shown > 30_000) {
         shown = Date.now();
         line();

@@ -16,6 +16,9 @@ from .protocol import ProtocolError
 
 log = logging.getLogger("ultra.sidecar")
 
+Emit = Callable[[str, dict], None]
+Handler = Callable[[dict, Emit], dict]
+
 
 def die_with_parent(sig: int) -> None:
     """Linux: have the kernel send us `sig` when the parent thread exits (also when it is SIGKILLed)."""
@@ -23,9 +26,6 @@ def die_with_parent(sig: int) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG = 1
     except (OSError, AttributeError):
         pass
-
-Emit = Callable[[str, dict], None]
-Handler = Callable[[dict, Emit], dict]
 
 
 class Curve(TypedDict):
