@@ -2,24 +2,16 @@
 // 95% CI bands, and the adviser's statistics; then every trial's status. Also summary.json for scripts.
 import type { Sidecar } from "../bridge/sidecar.js";
 import { resolveEnv } from "../config.js";
-import { fmt } from "../progress.js";
 import { CriticalStatesFile } from "../ultra/critical.js";
-import { armName } from "../ultra/phases/report.js";
+import { acrossSeeds, armName, identifyUsage, seedCells } from "../ultra/phases/report.js";
 import type { EvalFile } from "../ultra/phases/evaluate.js";
 import { readProgress, type Arm } from "../ultra/phases/improve.js";
 import type { RunDir } from "../ultra/rundir.js";
-import { ci95, ci95Factor, mean, std } from "../ultra/stats.js";
+import { ci95Factor } from "../ultra/stats.js";
 import type { Sweep } from "./scheduler.js";
 import type { Trial } from "./spec.js";
 
-interface ArmRow {
-  arm: string;
-  seeds: number[];
-  returns: number[];
-  mean: number;
-  std: number;
-  ci95: number;
-}
+type ArmRow = { arm: string; seeds: number[]; returns: number[] } & ReturnType<typeof acrossSeeds>;
 
 /** Which trial holds an arm's result for one seed: ULTRA arms their variant's trial, the rest the trial that trained them. */
 function holder(trials: Trial[], arm: string, seed: number): Trial | undefined {
@@ -38,7 +30,7 @@ function adviserStats(runs: RunDir[]): Record<string, number> {
     s.rejected += crit.counts.rejected;
     s.unverified += crit.counts.unverified;
     s.accepted += crit.states.length;
-    const u = (run.record.phases.identify?.result as { usage?: Record<string, number> } | undefined)?.usage;
+    const u = identifyUsage(run.record);
     if (u) {
       s.llm_calls += u.calls;
       s.cache_hits += u.cache_hits ?? 0;
@@ -71,7 +63,7 @@ export async function sweepReport(sweep: Sweep, sc: Sidecar): Promise<{ report: 
         return ev ? [{ seed, mean: ev.mean }] : [];
       });
       const returns = got.map((g) => g.mean);
-      return { arm, seeds: got.map((g) => g.seed), returns, mean: mean(returns), std: std(returns), ci95: ci95(returns) };
+      return { arm, seeds: got.map((g) => g.seed), returns, ...acrossSeeds(returns) };
     });
     const curves: Record<string, unknown> = {};
     const band: Record<string, number> = {};
@@ -94,7 +86,7 @@ export async function sweepReport(sweep: Sweep, sc: Sidecar): Promise<{ report: 
       "|---|---|---|---|---|",
       ...rows.map((r) =>
         r.returns.length
-          ? `| ${armName(r.arm)} | ${r.returns.length} | ${fmt(r.mean)} ± ${fmt(r.std)} | ${Number.isNaN(r.ci95) ? "–" : `[${fmt(r.mean - r.ci95)}, ${fmt(r.mean + r.ci95)}]`} | ${r.returns.map(fmt).join(", ")} |`
+          ? `| ${armName(r.arm)} | ${r.returns.length} | ${seedCells(r.returns)} |`
           : `| ${armName(r.arm)} | 0 | – | – | – |`,
       ),
       "",

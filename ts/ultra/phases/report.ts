@@ -20,9 +20,12 @@ function curves(run: RunDir, armsList: string[]): Record<string, unknown> {
   return Object.fromEntries(armsList.filter((a) => a !== "base").map((a) => [a, readProgress({ run }, a as Arm)?.curve ?? []]));
 }
 
+/** What identify's LLM adviser used (run.json), or undefined for a non-LLM adviser. */
+export const identifyUsage = (rec: RunRecord) => (rec.phases.identify?.result as { usage?: Record<string, number> } | undefined)?.usage;
+
 /** The LLM's tokens, cost and reply failures in identify, when the adviser is an LLM. */
 function llmUsage(rec: RunRecord): string[] {
-  const u = (rec.phases.identify?.result as { usage?: Record<string, number> } | undefined)?.usage;
+  const u = identifyUsage(rec);
   if (!u) return [];
   return [
     `LLM calls: ${u.calls} (${u.cache_hits ?? 0} served from the cache), ${u.prompt_tokens} prompt + ${u.completion_tokens} completion tokens, ` +
@@ -75,16 +78,16 @@ export async function report(run: RunDir, sc: Sidecar): Promise<string> {
   return run.path("report.md");
 }
 
-/** Across seeds: each arm's per-seed mean return → mean ± std and a 95% CI. */
-export function seedTable(evals: EvalFile[]): { arm: string; means: number[]; mean: number; std: number; ci95: number }[] {
-  return Object.keys(evals[0].arms).map((arm) => {
-    const means = evals.map((e) => e.arms[arm].mean);
-    return { arm, means, mean: mean(means), std: std(means), ci95: ci95(means) };
-  });
+/** Per-seed values → mean, sample std and the 95% CI's half-width. */
+export const acrossSeeds = (xs: number[]) => ({ mean: mean(xs), std: std(xs), ci95: ci95(xs) });
+
+/** The table cells "mean ± std | [CI] | per seed" of per-seed values (no CI from one seed). */
+export function seedCells(xs: number[]): string {
+  const r = acrossSeeds(xs);
+  return `${fmt(r.mean)} ± ${fmt(r.std)} | ${Number.isNaN(r.ci95) ? "–" : `[${fmt(r.mean - r.ci95)}, ${fmt(r.mean + r.ci95)}]`} | ${xs.map(fmt).join(", ")}`;
 }
 
 export function seedReport(envId: string, seeds: number[], evals: EvalFile[]): string {
-  const rows = seedTable(evals);
   return [
     `# ULTRA report — ${envId}, seeds ${seeds.join(", ")}`,
     "",
@@ -92,7 +95,7 @@ export function seedReport(envId: string, seeds: number[], evals: EvalFile[]): s
     "",
     "| arm | mean ± std over seeds | 95% CI | per seed |",
     "|---|---|---|---|",
-    ...rows.map((r) => `| ${armName(r.arm)} | ${fmt(r.mean)} ± ${fmt(r.std)} | ${Number.isNaN(r.ci95) ? "–" : `[${fmt(r.mean - r.ci95)}, ${fmt(r.mean + r.ci95)}]`} | ${r.means.map(fmt).join(", ")} |`),
+    ...Object.keys(evals[0].arms).map((arm) => `| ${armName(arm)} | ${seedCells(evals.map((e) => e.arms[arm].mean))} |`),
     "",
   ].join("\n");
 }
