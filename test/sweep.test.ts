@@ -77,6 +77,19 @@ describe("sidecar actors on Ray, CURVE", () => {
     expect((await sc.call("echo", { payload: { a: [1, 2] } })).payload).toEqual({ a: [1, 2] });
   });
 
+  it("refuses actor arguments it cannot use, naming them", async () => {
+    const keys = { server_public: "x".repeat(40), server_secret: "y".repeat(40), client_public: "z".repeat(40) };
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ name: "curve-test", curve: keys, shared_dir: tmpdir() }, /actor name must be a new non-empty string, got 'curve-test'/],
+      [{ name: "a", curve: { ...keys, client_public: "short" }, shared_dir: tmpdir() }, /curve must hold server_public, server_secret and client_public as 40-character z85 keys/],
+      [{ name: "b", curve: keys, shared_dir: 7 }, /shared_dir must be a path, got 7/],
+      [{ name: "c", curve: keys, shared_dir: tmpdir(), cpus: -1 }, /cpus and gpus must be non-negative numbers, got -1, 0/],
+    ];
+    for (const [args, why] of cases) await expect(cluster.local.call("actor_start", args as never)).rejects.toThrow(why);
+    // a directory the actor's node cannot write: the actor refuses to start, naming it
+    await expect(cluster.sidecar("unwritable", "/nonexistent-sweep", { cpus: 1, gpus: 0 })).rejects.toThrow(/\/nonexistent-sweep is not writable on node .*: a sweep directory must be on a filesystem every Ray node mounts/);
+  });
+
   it("refuses a client with the wrong client key, the wrong server key, or no CURVE at all", async () => {
     const good = cluster.clientCurve;
     const other = curveKeyPair();
@@ -179,6 +192,13 @@ describe("ultra sweep, stopped and resumed", () => {
     expect(await exited).toBe(143);
     expect(await waitFor(() => rayProcesses().length === 0, 5000)).toBe(true);
     expect(Date.now() - t0).toBeLessThan(5000);
+    // an existing sweep is never overwritten, and --resume keeps its grid
+    const again = await ultraWith({}, "sweep", "--envs", "HalfCheetah", "--variants", "RA", "--out", out);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain(`${out} already holds a sweep; pass --resume to continue it, or choose another --out`);
+    const other = await ultraWith({}, "sweep", "--out", out, "--resume", "--seeds", "0-5");
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain("--resume continues the grid stored in");
     const r = await ultraWith({}, "sweep", "--out", out, "--resume");
     expect(r.code, r.stderr).toBe(0);
     const trials = readJson(join(out, "sweep.json")).trials;

@@ -102,6 +102,8 @@ def test_python_exception_arrives_with_traceback(sidecar):
         ("env_make", {"spec": {"env_id": "CartPole-v1", "vec_env": "threads"}}, "spec.vec_env must be one of dummy, subproc, got 'threads'"),
         ("blob", {"nbytes": 2**40}, "nbytes must be an int in 0..1073741824, got 1099511627776"),
         ("plot_curves", {"curves": [1], "path": "x.png", "title": "t"}, "plot_curves takes curves (a map of arm to points), path and title"),
+        ("plot_curves", {"curves": {}, "path": "x.png", "title": "t", "band_scale": {"ultra_RA": -1}}, "band_scale must map arms to non-negative numbers"),
+        ("ray_init", {"address": "http://example.com:8265"}, "address must be local, auto or ray://HOST:PORT, got 'http://example.com:8265'"),
         ("bench_learn", {"spec": {}, "ppo": {}, "steps": 1, "impl": "sb3", "threads": 0}, "threads must be an int in 1..256, got 0"),
         ("bench_learn", {"spec": {}, "ppo": {}, "steps": 1, "impl": "dqn", "threads": 1}, "impl must be one of sb3, ultra, got 'dqn'"),
         ("bench_learn", {"spec": {}, "ppo": {}, "steps": 1, "impl": "sb3", "threads": 1, "table_states": 5}, "a modulation table needs impl 'ultra'"),
