@@ -10,7 +10,7 @@ from ultra_sidecar.envs import find_vec_normalize, make_env
 from ultra_sidecar.models import load_ppo, new_ppo, save_ppo
 from ultra_sidecar.modulation import ModulatedPPO, ModulationTable
 from ultra_sidecar.protocol import ProtocolError
-from ultra_sidecar.snapshot import snapshot
+from ultra_sidecar.snapshot import restore, snapshot
 
 N_STEPS = 128
 SMALL_PPO = {"policy": "MlpPolicy", "n_steps": N_STEPS, "batch_size": 64, "n_epochs": 2, "seed": 0, "device": "cpu", "policy_kwargs": {"net_arch": [16, 16]}}
@@ -98,7 +98,7 @@ def test_actions_are_overridden_exactly_at_critical_states(variant):
     np.testing.assert_allclose(buf.log_probs.reshape(-1), log_probs.numpy(), rtol=0, atol=1e-5)
     added = 0.5 * bonus if variant == "RA" else 0.0
     np.testing.assert_allclose(buf.rewards[:k, 0], rewards[:, 0] + added, rtol=0, atol=1e-5)
-    expected = {"matched_steps": k, "overridden_actions": k, "reward_added_steps": k if variant == "RA" else 0, "critical_resets": 0}
+    expected = {"matched_steps": k, "restored_start_matches": 0, "overridden_actions": k, "reward_added_steps": k if variant == "RA" else 0, "critical_resets": 0}
     assert model.modulation_stats == expected
 
 
@@ -115,7 +115,7 @@ def test_variant_r_adds_reward_only_at_critical_states():
         added[t, i] = 0.5 * r
     np.testing.assert_allclose(buf.rewards - plain.rewards, added, rtol=0, atol=1e-5)
     assert np.array_equal(buf.actions, plain.actions)  # same seed, and R leaves actions alone
-    assert model.modulation_stats == {"matched_steps": 4, "overridden_actions": 0, "reward_added_steps": 4, "critical_resets": 0}
+    assert model.modulation_stats == {"matched_steps": 4, "restored_start_matches": 0, "overridden_actions": 0, "reward_added_steps": 4, "critical_resets": 0}
 
 
 def test_reset_variant_restarts_ended_episodes_at_critical_states():
@@ -139,7 +139,9 @@ def test_reset_variant_restarts_ended_episodes_at_critical_states():
     restored = find_vec_normalize(model.get_env()).normalize_obs(raw[None])[0]
     assert (buf.observations[starts] == restored).all()
     assert not (buf.actions[starts] == HALF).all(-1).any()
-    assert model.modulation_stats == {"matched_steps": 18, "overridden_actions": 0, "reward_added_steps": 0, "critical_resets": 18}
+    assert model.modulation_stats == {
+        "matched_steps": 18, "restored_start_matches": 18, "overridden_actions": 0, "reward_added_steps": 0, "critical_resets": 18,
+    }
 
 
 CHEETAH_STATE = {"obs": np.zeros(17), "action": HALF, "reward": 0.0, "snapshot": None}
@@ -171,9 +173,51 @@ def test_model_learn_applies_a_table_for_that_call_only(sidecar):
     everywhere = _table("A", [{"obs": np.zeros(17), "action": HALF, "reward": 0.0, "snapshot": None}], radius=1e9)
     events = []
     res = sidecar.call("model_learn", events, model=model, steps=128, modulation=everywhere)
-    assert res["modulation"] == {"matched_steps": 128, "overridden_actions": 128, "reward_added_steps": 0, "critical_resets": 0}
+    assert res["modulation"] == {"matched_steps": 128, "restored_start_matches": 0, "overridden_actions": 128, "reward_added_steps": 0, "critical_resets": 0}
     assert events and all("modulation" in e["data"] for e in events)
     assert sidecar.call("model_learn", model=model, steps=64)["modulation"] is None
     with pytest.raises(SidecarError, match="modulation.variant") as e:
         sidecar.call("model_learn", model=model, steps=64, modulation={**everywhere, "variant": "X"})
     assert e.value.code == "bad_args"
+
+
+def _hopper_snapshot(steps: int = 20):
+    """A snapshot of a Hopper (under Monitor) `steps` steps into an episode, and the env it was taken in."""
+    venv = make_env({"env_id": "Hopper-v5", "n_envs": 1, "seed": 0})
+    venv.reset()
+    for _ in range(steps):
+        venv.step(np.zeros((1, 3), dtype=np.float32))
+    return venv, snapshot(venv, 0)
+
+
+def test_critical_resets_keep_the_envs_reset_randomness():
+    """Restoring a snapshot as an episode start must not rewind the env's reset RNG: the natural resets after it
+    stay as varied as a plain env's. Rewinding it (a replay restore) makes every later reset the same state."""
+    venv, snap = _hopper_snapshot()
+    env = venv.envs[0]
+
+    def starts(start_episode: bool) -> int:
+        qpos = set()
+        for _ in range(10):
+            restore(venv, 0, snap, start_episode=start_episode)
+            env.reset()  # the natural reset that follows an episode begun at the snapshot
+            qpos.add(env.unwrapped.data.qpos.tobytes())
+        return len(qpos)
+
+    assert starts(start_episode=True) == 10
+    assert starts(start_episode=False) == 1  # an exact replay restores the RNG too (resume, counterfactuals)
+
+
+def test_an_episode_restored_at_a_critical_state_logs_only_its_own_rewards():
+    venv, snap = _hopper_snapshot(steps=20)
+    assert len(venv.envs[0].rewards) == 20  # the Monitor's episode so far: the snapshot's prefix
+    restore(venv, 0, snap, start_episode=True)
+    collected = []
+    while True:
+        _, r, done, info = venv.step(np.ones((1, 3), dtype=np.float32))
+        collected.append(float(r[0]))
+        if done[0]:
+            break
+    ep = info[0]["episode"]
+    assert ep["l"] == len(collected)
+    assert ep["r"] == pytest.approx(sum(collected), abs=1e-4)

@@ -48,3 +48,74 @@ def rollout_returns(
         obs_t, _ = model.policy.obs_to_tensor(obs)
         values = model.policy.predict_values(obs_t).cpu().numpy().reshape(-1)
     return returns + discount * values * alive
+
+
+def _policy_noise(model: PPO, rng: np.random.Generator) -> np.ndarray:
+    """One step's noise for one rollout: a standard normal per action dim (Gaussian policies), Gumbel noise per
+    action (categorical ones). The same noise drives both rollouts of a pair."""
+    space = model.action_space
+    if isinstance(space, spaces.Box):
+        return rng.standard_normal(space.shape[0])
+    if isinstance(space, spaces.Discrete):
+        return rng.gumbel(size=int(space.n))
+    raise ProtocolError("unsupported", f"paired rollouts support Box and Discrete actions, not {type(space).__name__}")
+
+
+def _sample(model: PPO, obs: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """a ~ π(·|obs) with the given noise (reparameterised): mean + std·ε, or argmax(logits + Gumbel)."""
+    with torch.no_grad():
+        obs_t, _ = model.policy.obs_to_tensor(obs)
+        dist = model.policy.get_distribution(obs_t).distribution
+        noise_t = torch.as_tensor(noise, dtype=torch.float32, device=model.device)
+        if isinstance(model.action_space, spaces.Discrete):
+            return (dist.logits + noise_t).argmax(-1).cpu().numpy()
+        if model.policy.squash_output or getattr(model.policy, "use_sde", False):
+            raise ProtocolError("unsupported", "paired rollouts need a plain diagonal Gaussian policy (no gSDE, no squashing)")
+        return (dist.mean + dist.stddev * noise_t).cpu().numpy()
+
+
+def paired_returns(model: PPO, venv: VecEnv, snap: dict, action, pairs: int, horizon: int, seed: int) -> dict:
+    """Common-random-number rollouts from a snapshot, to judge one suggested first action against the policy.
+
+    Group k runs three sub-envs from the same state: two take fresh samples of π(·|s) as their first action, one
+    the suggestion; afterwards all three follow π driven by the same noise (seeded by (seed, k)), and the env's own
+    randomness is the snapshot's in each. So differences within a group are the first actions' effects, not noise:
+    suggested − own is the suggestion's gain, own − own_again how much two of the policy's own actions differ.
+    Returns are discounted with the model's γ over `horizon` steps, plus γ^H·V(s_H) (the critic's units: normalised
+    rewards under VecNormalize). Returns {own, suggested, own_again}: one return per group each."""
+    n = venv.num_envs
+    if n % 3 or n < 3:
+        raise ProtocolError("bad_args", f"paired rollouts run in groups of 3 sub-envs; the env has {n}, make it a multiple of 3")
+    vn = find_vec_normalize(venv)
+    if vn is not None and vn.training:
+        raise ProtocolError("bad_args", "paired rollouts need an env with frozen normalisation (training: false)")
+    box = isinstance(venv.action_space, spaces.Box)
+    suggested = np.asarray(action, dtype=venv.action_space.dtype)
+    if suggested.shape != venv.action_space.shape:
+        raise ProtocolError("bad_args", f"action has shape {suggested.shape}, the action space {venv.action_space.shape}")
+    gamma, per_batch = float(model.gamma), n // 3
+    out = np.zeros((0, 3))
+    for first in range(0, pairs, per_batch):
+        rngs = [np.random.default_rng([seed, k]) for k in range(first, first + per_batch)]
+        obs = np.stack([restore(venv, i, snap) for i in range(n)])
+        returns, alive, discount = np.zeros(n), np.ones(n, dtype=bool), 1.0
+        for t in range(horizon):
+            noise = np.repeat(np.stack([_policy_noise(model, r) for r in rngs]), 3, axis=0)  # group k: sub-envs 3k..3k+2
+            if t == 0:  # the policy's two first actions need noise of their own; the suggestion takes none
+                noise[2::3] = np.stack([_policy_noise(model, r) for r in rngs])
+            actions = _sample(model, obs, noise)
+            if t == 0:
+                actions[1::3] = suggested
+            env_actions = np.clip(actions, venv.action_space.low, venv.action_space.high) if box else actions
+            obs, rewards, dones, _ = venv.step(env_actions)
+            returns += discount * rewards * alive
+            alive &= ~dones
+            discount *= gamma
+            if not alive.any():
+                break
+        if alive.any():
+            with torch.no_grad():
+                obs_t, _ = model.policy.obs_to_tensor(obs)
+                returns += discount * model.policy.predict_values(obs_t).cpu().numpy().reshape(-1) * alive
+        out = np.concatenate([out, returns.reshape(per_batch, 3)[: pairs - first]])
+    return {"own": out[:, 0], "suggested": out[:, 1], "own_again": out[:, 2]}

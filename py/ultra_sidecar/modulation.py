@@ -24,6 +24,7 @@ from .snapshot import restore
 
 VARIANTS = ("A", "R", "RA", "reset")
 FIELDS = ("variant", "radius", "reset_prob", "reward_scale", "seed", "states")
+STATS = ("matched_steps", "restored_start_matches", "overridden_actions", "reward_added_steps", "critical_resets")
 
 
 def _bad(where: str, message: str) -> ProtocolError:
@@ -104,7 +105,11 @@ class ModulationTable:
         self.has_action, self.rewards = np.array(has_action, dtype=bool), np.array(rewards, dtype=np.float64)
         self.snapshot_ids = np.array([i for i, s in enumerate(self.snapshots) if s is not None], dtype=np.int64)
         self.overrides_actions, self.adds_reward = self.variant in ("A", "RA"), self.variant in ("R", "RA")
-        self.stats = dict.fromkeys(("matched_steps", "overridden_actions", "reward_added_steps", "critical_resets"), 0)
+        # matched_steps counts every step near an entry; restored_start_matches the ones that are just the first step
+        # of an episode restored from that entry's snapshot. The difference is how often modulation reaches states
+        # the policy got to by itself.
+        self.stats = dict.fromkeys(STATS, 0)
+        self.restored = np.zeros(venv.num_envs, dtype=bool)  # sub-envs whose current obs is a restored snapshot's
 
     def __len__(self) -> int:
         return len(self.obs)
@@ -127,6 +132,14 @@ class ModulationTable:
         nearest = d2.argmin(1)
         rms = np.sqrt(np.maximum(d2[np.arange(len(x)), nearest], 0.0) / x.shape[1])
         return nearest, rms <= self.radius
+
+    def distances(self, raw_obs: np.ndarray) -> np.ndarray:
+        """RMS distances (as match measures them) from each raw observation to every entry: (len(raw_obs), len(self)).
+        For calibrating the radius from the base policy's own states; refresh() first."""
+        vn = self.vec_normalize
+        x = self._rows(vn.normalize_obs(raw_obs) if vn is not None else raw_obs)
+        d2 = (x**2).sum(1)[:, None] + self.key_norms[None, :] - 2.0 * x @ self.keys.T
+        return np.sqrt(np.maximum(d2, 0.0) / x.shape[1])
 
     def draw_start(self) -> dict | None:
         """With probability reset_prob, a uniformly drawn entry's snapshot for the next episode to start from."""
@@ -181,6 +194,8 @@ class ModulatedPPO(PPO):
             if table is not None:
                 nearest, critical = table.match(self._last_obs)  # type: ignore[arg-type]
                 table.stats["matched_steps"] += int(critical.sum())
+                table.stats["restored_start_matches"] += int((critical & table.restored).sum())
+                table.restored[:] = False
                 override = critical & table.has_action[nearest] & table.overrides_actions
                 if override.any():
                     suggested = table.actions[nearest[override]]
@@ -208,7 +223,8 @@ class ModulatedPPO(PPO):
                 for i in np.flatnonzero(dones):
                     snap = table.draw_start()
                     if snap is not None:
-                        new_obs[i] = restore(env, int(i), snap)
+                        new_obs[i] = restore(env, int(i), snap, start_episode=True)
+                        table.restored[i] = True
                         table.stats["critical_resets"] += 1
 
             self.num_timesteps += env.num_envs
@@ -252,3 +268,16 @@ class ModulatedPPO(PPO):
         callback.on_rollout_end()
 
         return True
+
+
+def obs_distances(venv: VecEnv, obs, keys) -> np.ndarray:
+    """The `obs_distances` op: RMS distances in `venv`'s agent-facing observation space (its current VecNormalize
+    statistics) from each raw observation in `obs` to each in `keys`."""
+    obs, keys = np.asarray(obs), np.asarray(keys)
+    shape = venv.observation_space.shape
+    if obs.shape[1:] != shape:
+        raise _bad("obs", f"must be rows of the env's observations {shape}, got shape {obs.shape}")
+    table = ModulationTable({"variant": "reset", "radius": 0.0, "reset_prob": 0.0, "reward_scale": 0.0, "seed": 0,
+                             "states": [{"obs": k} for k in keys]}, venv)
+    table.refresh()
+    return table.distances(obs).astype(np.float32)

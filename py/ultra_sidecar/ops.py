@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import bench, collect, counterfactual, models, plots, protocol, ray_ops, snapshot
+from . import bench, collect, counterfactual, models, modulation, plots, protocol, ray_ops, snapshot
 from .envs import describe_space, find_vec_normalize, make_env
 from .protocol import ProtocolError
 
@@ -167,6 +167,16 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
                 bool(args.get("deterministic", True)),
             )
         },
+        "paired_returns": lambda args, emit: counterfactual.paired_returns(
+            model_of(args),
+            env_of(args),
+            args["snapshot"],
+            args["action"],
+            protocol.int_in(args["pairs"], "pairs", 2, 4096),
+            protocol.int_in(args["horizon"], "horizon", 1, 100_000),
+            protocol.int_in(args["seed"], "seed", 0, 2**63 - 1),
+        ),
+        "obs_distances": lambda args, emit: {"d": modulation.obs_distances(env_of(args), args["obs"], args["keys"])},
         "plot_curves": lambda args, emit: {
             "path": plots.plot_curves(args["curves"], args["path"], args["title"], args.get("band_scale"))
         },

@@ -17,6 +17,7 @@ import json
 import gymnasium as gym
 from gymnasium.wrappers import PassiveEnvChecker
 import numpy as np
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack, VecNormalize, VecTransposeImage
 
 from .protocol import ProtocolError
@@ -115,8 +116,14 @@ def snapshot(venv: VecEnv, index: int) -> dict:
     return {"base": _base_state(env), "rng": json.dumps(rng), "wrappers": wrappers, "vec": vec}
 
 
-def restore(venv: VecEnv, index: int, snap: dict) -> np.ndarray:
-    """Put sub-env `index` into the snapshot's state; return the observation the agent sees there."""
+def restore(venv: VecEnv, index: int, snap: dict, start_episode: bool = False) -> np.ndarray:
+    """Put sub-env `index` into the snapshot's state; return the observation the agent sees there.
+
+    start_episode: the snapshot is where a new episode of this env starts (a critical-state reset), not a replay
+    of the episode it came from. The env's reset RNG is then left as it is (rewinding it would make every later
+    natural reset replay the snapshot's episode's start), the Monitor counts only the rewards collected from here
+    (not the snapshot's prefix, which another policy earned), and VecNormalize's return accumulator starts at 0,
+    as after any reset. The simulator state (and ALE's own RNG inside it) is the snapshot's either way."""
     _check_index(venv, index)
     if not isinstance(snap, dict) or not {"base", "rng", "wrappers", "vec"} <= snap.keys():
         raise ProtocolError("bad_args", "snapshot must be a map with base, rng, wrappers, vec (from env_snapshot)")
@@ -127,10 +134,13 @@ def restore(venv: VecEnv, index: int, snap: dict) -> np.ndarray:
     if names != [n for n, _ in snap["wrappers"]]:
         raise ProtocolError("bad_args", f"snapshot was taken under wrappers {[n for n, _ in snap['wrappers']]}, env has {names}")
     _set_base_state(env, snap["base"])
-    env.unwrapped.np_random.bit_generator.state = json.loads(snap["rng"])
+    if not start_episode:
+        env.unwrapped.np_random.bit_generator.state = json.loads(snap["rng"])
     for w, (_, attrs) in zip(wrappers, snap["wrappers"]):
         for a, value in attrs.items():
             setattr(w, a, list(value) if isinstance(getattr(w, a), list) else value)
+        if start_episode and isinstance(w, Monitor):
+            w.rewards, w.needs_reset = [], False
         if isinstance(w, PassiveEnvChecker):
             # its one-time checks of the first steps compare with data from a reset this env may never have had
             # (a snapshot from step 0 would run them): they were done where the snapshot was taken
@@ -144,7 +154,7 @@ def restore(venv: VecEnv, index: int, snap: dict) -> np.ndarray:
             if getattr(v, "old_obs", None) is None or len(v.old_obs) != v.num_envs:  # never reset, or stats from another env count
                 v.old_obs = np.zeros((v.num_envs, *np.shape(vec["norm_old_obs"])), dtype=np.float32)
             v.old_obs[index] = vec["norm_old_obs"]
-            v.returns[index] = vec["norm_return"]
+            v.returns[index] = 0.0 if start_episode else vec["norm_return"]
             obs = v.normalize_obs(np.asarray(vec["norm_old_obs"])[None])[0]
         elif isinstance(v, VecFrameStack):
             v.stacked_obs.stacked_obs[index] = vec["stacked_obs"]

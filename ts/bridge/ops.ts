@@ -139,6 +139,13 @@ interface OpTable {
     { model: string; env: string; snapshot: Snapshot; candidates: NDArray; horizon: number; gamma: number; deterministic?: boolean },
     { returns: NDArray<Float64Array> },
   ];
+  /** common-random-number groups from a snapshot: two fresh π(·|s) samples and `action` first, then π with shared noise */
+  paired_returns: [
+    { model: string; env: string; snapshot: Snapshot; action: NDArray | number; pairs: number; horizon: number; seed: number },
+    { own: NDArray<Float64Array>; suggested: NDArray<Float64Array>; own_again: NDArray<Float64Array> },
+  ];
+  /** RMS distances, as the modulation table matches, from each raw obs row to each key row: d[i][j] */
+  obs_distances: [{ env: string; obs: NDArray; keys: NDArray }, { d: NDArray<Float32Array> }];
   /** band_scale: an arm's band is ±band_scale[arm] × sample std over seeds (t/√n: a 95% CI); default ±std */
   plot_curves: [{ curves: Record<string, unknown>; path: string; title: string; band_scale?: Record<string, number> }, { path: string }];
   close: [{ handle: string }, Record<string, never>];
@@ -166,6 +173,6 @@ export type OpArgs<K extends OpName> = OpTable[K][0];
 export type OpResult<K extends OpName> = OpTable[K][1];
 export const OP_NAMES = [
   "hello", "ping", "shutdown", "echo", "blob", "env_make", "env_reset", "env_step", "env_snapshot", "env_restore",
-  "model_new", "model_load", "model_save", "model_learn", "model_predict", "model_evaluate", "collect", "counterfactual",
+  "model_new", "model_load", "model_save", "model_learn", "model_predict", "model_evaluate", "collect", "counterfactual", "paired_returns", "obs_distances",
   "plot_curves", "close", "bench_learn", "ray_init", "actor_start", "actor_kill",
 ] as const satisfies readonly OpName[];

@@ -3,6 +3,20 @@ import { z } from "zod";
 import type { SpaceInfo } from "../bridge/ops.js";
 import type { Episode } from "./episodes.js";
 
+/** What verification measured for a suggested action (in the critic's units: normalised reward under VecNormalize). */
+export const Verification = z.object({
+  pairs: z.number().int(),
+  /** mean paired gain (suggestion − fresh policy sample) over the pairs that decided */
+  mean_gain: z.number(),
+  /** its one-sided 95% lower bound (Student's t) */
+  lower_bound: z.number(),
+  /** the minimum effect the lower bound had to clear: min_effect × the spread of the policy's own first actions */
+  threshold: z.number(),
+  /** the mean gain on fresh pairs, for kept suggestions: the estimate not selected on passing */
+  held_out_gain: z.number().optional(),
+});
+export type Verification = z.infer<typeof Verification>;
+
 export const CriticalState = z.object({
   episode: z.number().int().nonnegative(),
   step: z.number().int().nonnegative(),
@@ -10,8 +24,9 @@ export const CriticalState = z.object({
   reward: z.number(),
   reason: z.string(),
   adviser: z.string(),
-  /** verified advice: estimated return of the suggested action minus the policy's own, from the snapshot */
+  /** verified advice: the held-out mean gain of the suggested action over the policy's own, from the snapshot */
   gain: z.number().optional(),
+  verification: Verification.optional(),
 });
 export type CriticalState = z.infer<typeof CriticalState>;
 
@@ -26,10 +41,22 @@ export const AdviceCounts = z.object({
 });
 export type AdviceCounts = z.infer<typeof AdviceCounts>;
 
+/** The radius each table matches with: calibrated per state set (match_fraction) or the setting as given. */
+export const Radius = z.object({
+  /** for the adviser's states (ULTRA's arm and the reset-only baseline) */
+  states: z.number().nonnegative(),
+  /** for the random states of the random_critical baseline */
+  random: z.number().nonnegative(),
+  /** the share of the base policy's own states within the radius it was calibrated to; null: not calibrated */
+  match_fraction: z.number().nullable(),
+});
+export type Radius = z.infer<typeof Radius>;
+
 export const CriticalStatesFile = z.object({
   env_id: z.string(),
   adviser: z.string(),
   counts: AdviceCounts,
+  radius: Radius,
   states: z.array(CriticalState),
 });
 export type CriticalStatesFile = z.infer<typeof CriticalStatesFile>;

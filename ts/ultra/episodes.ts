@@ -20,7 +20,8 @@ export interface Episode {
   snapshots: Snapshot[];
 }
 
-function concat(parts: NDArray[]): NDArray {
+/** Rows of several arrays, in order, as one array. */
+export function concat(parts: NDArray[]): NDArray {
   const first = parts[0];
   const rows = parts.reduce((n, p) => n + p.shape[0], 0);
   const Ctor = first.data.constructor as { new (n: number): TypedArray };

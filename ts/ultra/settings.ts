@@ -34,8 +34,18 @@ export const Settings = z.object({
     concurrency: z.number().int().positive(),
     structured: z.enum(["auto", "json_schema", "json_object"]),
   }),
+  /** verified advice: common-random-number pairs per suggestion and the effect (in std of the policy's own return) it must clear */
+  verification: z.object({ pairs: z.number().int().min(2), min_effect: z.number().min(0) }),
   rollout_adviser: z.object({ candidates: z.number().int().min(2), horizon: z.number().int().positive(), gamma: z.number().gt(0).lte(1) }),
-  modulation: z.object({ radius: z.number().nonnegative(), reset_prob: z.number().min(0).max(1), reward_scale: z.number() }),
+  modulation: z.object({
+    /** RMS distance in the agent's normalised observation space within which a state counts as a critical one */
+    radius: z.number().nonnegative(),
+    /** calibrate the radius from the base policy's own states so that this fraction of them (from other episodes
+     * than the critical state's) lie within it; null: use `radius` as given */
+    match_fraction: z.number().gt(0).lt(1).nullable(),
+    reset_prob: z.number().min(0).max(1),
+    reward_scale: z.number(),
+  }),
   improve: z.object({
     steps: z.number().int().positive(),
     learning_rate: z.number().positive(),

@@ -67,15 +67,13 @@ function publish(ctx: RunContext, dir: string): void {
 function tableFor(ctx: RunContext, arm: Arm, store: StateStore) {
   const variant: TableVariant | null = arm.startsWith("ultra_") ? (ctx.settings.variant as TableVariant) : arm === "continue_ppo" ? null : "reset";
   if (variant === null) return null;
-  const states =
-    arm === "random_critical"
-      ? ctx.run.readChecked("identify/random_states.json", CriticalState.array())
-      : ctx.run.readChecked("critical_states.json", CriticalStatesFile).states;
-  return modulationTable(states, store, variant, ctx.settings, ctx.seed);
+  const file = ctx.run.readChecked("critical_states.json", CriticalStatesFile);
+  const states = arm === "random_critical" ? ctx.run.readChecked("identify/random_states.json", CriticalState.array()) : file.states;
+  return modulationTable(states, store, variant, ctx.settings, ctx.seed, arm === "random_critical" ? file.radius.random : file.radius.states);
 }
 
 /** Counters summed over an arm's learn calls. */
-function totalModulation(calls: unknown[]): Record<string, number> | null {
+export function totalModulation(calls: unknown[]): Record<string, number> | null {
   const stats = calls.filter((c): c is Record<string, number> => c !== null && typeof c === "object");
   if (!stats.length) return null;
   return Object.fromEntries(Object.keys(stats[0]).map((k) => [k, stats.reduce((n, s) => n + s[k], 0)]));

@@ -6,7 +6,7 @@ import { CriticalStatesFile } from "../critical.js";
 import type { RunDir, RunRecord } from "../rundir.js";
 import { ci95, mean, std } from "../stats.js";
 import type { EvalFile } from "./evaluate.js";
-import { readProgress, type Arm } from "./improve.js";
+import { readProgress, totalModulation, type Arm } from "./improve.js";
 
 const ARM_NAMES: Record<string, string> = {
   base: "base policy (no refinement)",
@@ -51,6 +51,9 @@ export async function report(run: RunDir, sc: Sidecar): Promise<string> {
     "",
     "## Returns",
     "",
+    ...(crit.states.length
+      ? []
+      : ["**Warning: no critical state was accepted, so every refined arm trained exactly as continue PPO did; their differences are noise of evaluation only.**", ""]),
     "| arm | mean ± std | vs base | episodes |",
     "|---|---|---|---|",
     ...arms.map((a) => `| ${armName(a)} | ${fmt(ev.arms[a].mean)} ± ${fmt(ev.arms[a].std)} | ${a === "base" ? "–" : `${ev.arms[a].mean - base >= 0 ? "+" : ""}${fmt(ev.arms[a].mean - base)}`} | ${ev.arms[a].returns.length} |`),
@@ -64,18 +67,40 @@ export async function report(run: RunDir, sc: Sidecar): Promise<string> {
     `| ${crit.adviser} | ${c.proposed} | ${c.valid} | ${c.clipped} | ${c.rejected} | ${c.unverified} | ${crit.states.length} | ${gains.length ? fmt(mean(gains)) : "–"} |`,
     "",
     ...llmUsage(rec),
-    "Verified advice: each suggested action was tried from its state's snapshot against the policy's own action (short rollouts, the policy after it); only actions that did better were kept. The gain is in the critic's units (normalised reward).",
+    ...(rec.settings as { verify?: boolean }).verify === false
+      ? ["Verification was off: every valid suggestion was kept."]
+      : [
+          "Verified advice: each suggested action was tried from its state's snapshot in common-random-number groups (two fresh samples of the policy and the suggestion first, then the policy with shared noise); it was kept only if the one-sided 95% lower bound of its mean gain exceeded `min_effect` × the spread of the policy's own first actions. The gain shown is re-estimated on fresh groups, in the critic's units (normalised reward).",
+        ],
     ...Object.entries(c.rejections).map(([why, n]) => `\nRejected ${n}×: ${why}.`),
+    "",
+    "## Modulation",
+    "",
+    `Radius: ${fmt(crit.radius.states)} for the adviser's states, ${fmt(crit.radius.random)} for the random ones (RMS, normalised observations; ${crit.radius.match_fraction === null ? "as configured" : `calibrated so that ${crit.radius.match_fraction * 100}% of the base policy's own states lie within it`}).`,
+    "Steps near a critical state, per arm: \"restored\" is the first step of an episode restored at that state's snapshot, \"reached\" every other match, i.e. states the policy got to by itself.",
+    "",
+    "| arm | env steps | matched (reached) | matched (restored) | actions overridden | rewards added | critical resets |",
+    "|---|---|---|---|---|---|---|",
+    ...arms.filter((a) => a !== "base").map((a) => modulationRow(run, a)),
     "",
     "## Critical states",
     "",
-    "| episode | step | action | reward | reason |",
-    "|---|---|---|---|---|",
-    ...crit.states.map((s) => `| ${s.episode} | ${s.step} | ${s.action === null ? "–" : Array.isArray(s.action) ? `[${s.action.map((x) => x.toFixed(2)).join(", ")}]` : s.action} | ${s.reward.toFixed(3)} | ${s.reason.replace(/\|/g, "/")} |`),
+    "| episode | step | action | reward | verification: gain (held out) · lower bound / threshold | reason |",
+    "|---|---|---|---|---|---|",
+    ...crit.states.map((s) => `| ${s.episode} | ${s.step} | ${s.action === null ? "–" : Array.isArray(s.action) ? `[${s.action.map((x) => x.toFixed(2)).join(", ")}]` : s.action} | ${s.reward.toFixed(3)} | ${s.verification ? `${fmt(s.verification.held_out_gain ?? NaN)} · ${fmt(s.verification.lower_bound)} / ${fmt(s.verification.threshold)}` : "–"} | ${s.reason.replace(/\|/g, "/")} |`),
     "",
   ];
   run.write("report.md", lines.join("\n"));
   return run.path("report.md");
+}
+
+/** One arm's modulation counters over its whole improve phase. */
+function modulationRow(run: RunDir, arm: string): string {
+  const p = readProgress({ run }, arm as Arm);
+  const m = totalModulation(p?.modulation ?? []);
+  if (!m) return `| ${armName(arm)} | ${p?.steps_done ?? "–"} | – | – | – | – | – |`;
+  const restored = m.restored_start_matches ?? 0;
+  return `| ${armName(arm)} | ${p!.steps_done} | ${m.matched_steps - restored} | ${restored} | ${m.overridden_actions} | ${m.reward_added_steps} | ${m.critical_resets} |`;
 }
 
 /** Per-seed values → mean, sample std and the 95% CI's half-width. */
