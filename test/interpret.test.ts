@@ -153,16 +153,16 @@ const N = 1000;
 const DROPS = { 137: 40, 512: 90, 873: 25 }; // step -> size of a planted value drop after it
 
 function syntheticCheetah(n = N) {
-  const obs = Array.from({ length: n }, (_, t) => Array.from({ length: 17 }, (_, i) => (i === 8 ? 3 + Math.sin(t / 40) : 0.3 * Math.sin(t / 17 + i))));
+  const rawObs = Array.from({ length: n }, (_, t) => Array.from({ length: 17 }, (_, i) => (i === 8 ? 3 + Math.sin(t / 40) : 0.3 * Math.sin(t / 17 + i))));
   const actions = Array.from({ length: n }, (_, t) => Array.from({ length: 6 }, (_, i) => Math.cos(t / 9 + i)));
-  const rewards = obs.map((o) => o[8] - 0.3);
+  const rewards = rawObs.map((o) => o[8] - 0.3);
   let v = 300;
   const values = Array.from({ length: n }, (_, t) => {
     const here = v;
     v += 0.01 * Math.sin(t / 5) - ((DROPS as Record<number, number>)[t] ?? 0);
     return here;
   });
-  return { obs, actions, rewards, values };
+  return { rawObs, actions, rewards, values };
 }
 
 describe("summarizeEpisode", () => {
@@ -188,7 +188,7 @@ describe("summarizeEpisode", () => {
     const wide = summarizeEpisode(ep, hc, { maxChars: 40000 });
     expect(wide.segments.every((s) => s.detail === "full")).toBe(true);
     expect(wide.text).toContain(`Value drop at step 512: V ${num(ep.values[512])} -> ${num(ep.values[513])} (-89.99`);
-    expect(wide.text).toContain(`State: ${hc.describe(ep.obs[512])}. Action: ${hc.describeAction(ep.actions[512])}.`);
+    expect(wide.text).toContain(`State: ${hc.describe(ep.rawObs[512])}. Action: ${hc.describeAction(ep.actions[512])}.`);
 
     const tight = summarizeEpisode(ep, hc, { maxChars: 4000, segmentSteps: 100 });
     const rank = (d: string) => ["full", "brief", "minimal"].indexOf(d);
@@ -210,6 +210,9 @@ describe("summarizeEpisode", () => {
     expect(summarizeEpisode(ep, hc, { maxChars: 3000 }).text).toBe(summarizeEpisode(ep, hc, { maxChars: 3000 }).text);
     expect(() => summarizeEpisode(ep, hc, { maxChars: 150 })).toThrow(/maxChars 150 is too small/);
     expect(() => summarizeEpisode({ ...ep, values: ep.values.slice(1) }, hc, { maxChars: 3000 })).toThrow(/values has 999 entries for 1000 steps/);
+    // an Episode passed whole has obs (normalised) and raw_obs, never rawObs: refused, not read in the wrong units
+    const { rawObs, ...rest } = ep;
+    expect(() => summarizeEpisode({ ...rest, obs: rawObs, raw_obs: rawObs } as never, hc, { maxChars: 3000 })).toThrow(/rawObs .* is missing/);
   });
 
   it("takes NDArrays from the sidecar (Pong: frames, int64 actions, RAM) and lists sparse rewards", () => {
@@ -226,7 +229,7 @@ describe("summarizeEpisode", () => {
     const ram = new NDArray("uint8", [n, 128], ramData);
     const rewards = NDArray.float32(Array.from({ length: n }, (_, t) => (t === 250 ? -1 : 0)));
     const values = NDArray.float32(Array.from({ length: n }, (_, t) => (t <= 230 ? 0.1 : -0.6)));
-    const s = summarizeEpisode({ obs: frames, actions, rewards, values, ram }, interpreterFor("Pong"), { maxChars: 6000 });
+    const s = summarizeEpisode({ rawObs: frames, actions, rewards, values, ram }, interpreterFor("Pong"), { maxChars: 6000 });
     expect(s.text.length).toBeLessThanOrEqual(6000);
     expect(s.topDrops[0]).toMatchObject({ step: 230 });
     expect(s.text).toContain("The reward is 0 until step 250.");

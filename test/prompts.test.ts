@@ -22,7 +22,7 @@ function expectGolden(name: string, text: string) {
 /** 30 steps of a cheetah that trips at step 17: speed and pitch go wrong, V drops. */
 function cheetahEpisode() {
   const n = 30;
-  const obs = Array.from({ length: n }, (_, t) =>
+  const rawObs = Array.from({ length: n }, (_, t) =>
     Array.from({ length: 17 }, (_, i) => {
       if (i === 8) return t < 18 ? 2.5 + 0.05 * t : 1.2;
       if (i === 1) return t < 18 ? 0.05 : 0.05 + 0.2 * (t - 17);
@@ -30,9 +30,9 @@ function cheetahEpisode() {
     }),
   );
   const actions = Array.from({ length: n }, (_, t) => Array.from({ length: 6 }, (_, i) => Math.round(100 * Math.cos(t / 4 + i)) / 100));
-  const rewards = obs.map((o) => o[8] - 0.25);
+  const rewards = rawObs.map((o) => o[8] - 0.25);
   const values = Array.from({ length: n }, (_, t) => (t <= 17 ? 150 - 0.1 * t : 120 - 0.2 * t));
-  return { obs, actions, rewards, values };
+  return { rawObs, actions, rewards, values };
 }
 
 /** 24 Pong steps: the ball comes toward the agent below its paddle, the paddle goes up, the point is lost. */
@@ -43,11 +43,11 @@ function pongEpisode() {
     Object.assign(r, { 13: t >= 22 ? 4 : 3, 14: 2, 50: 90 + t, 51: 130 - 2 * t, 49: Math.min(205, 100 + 5 * t), 54: t >= 22 ? 0 : 150 + t });
     return r;
   });
-  const obs = Array.from({ length: n }, () => new Array(4).fill(0)); // stands in for frames: Pong reads the RAM
+  const rawObs = Array.from({ length: n }, () => new Array(4).fill(0)); // stands in for frames: Pong reads the RAM
   const actions = Array.from({ length: n }, (_, t) => (t < 6 ? 0 : 2));
   const rewards = Array.from({ length: n }, (_, t) => (t === 21 ? -1 : 0));
   const values = Array.from({ length: n }, (_, t) => (t <= 8 ? 0.3 : t <= 15 ? -0.2 : -0.7));
-  return { obs, actions, rewards, values, ram };
+  return { rawObs, actions, rewards, values, ram };
 }
 
 const boxSpace = (dim: number) => ({ type: "Box", shape: [dim], low: new Array(dim).fill(-1), high: new Array(dim).fill(1) });

@@ -15,7 +15,8 @@ export interface KeyFeature {
 export interface StateInterpreter {
   /** config name */
   name: string;
-  /** Named features of one raw (un-normalised) observation (and, for Pong, RAM when given). */
+  /** Named features of one raw (un-normalised) observation (and, for Pong, RAM when given): Episode.raw_obs,
+   * never Episode.obs, which VecNormalize scaled for the policy (the labels say m, m/s, rad). */
   features(obs: ArrayLike<number>, ram?: ArrayLike<number>): Record<string, number>;
   /** One line of natural language for a state, e.g. "torso height 1.21 m, pitch +0.05 rad, forward velocity 2.3 m/s, ..." */
   describe(obs: ArrayLike<number>, ram?: ArrayLike<number>): string;

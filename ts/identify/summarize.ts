@@ -16,8 +16,9 @@ export type Rows = readonly ArrayLike<number>[] | ArrayWithShape;
 export type Column = ArrayLike<number> | ArrayWithShape;
 
 export interface EpisodeInput {
-  /** raw (un-normalised) observations, one row per step */
-  obs: Rows;
+  /** raw observations, one row per step: the env's own units (m, m/s, rad), which the interpreters label.
+   * Never the VecNormalize'd obs the policy sees (Episode.obs); pass Episode.raw_obs. */
+  rawObs: Rows;
   /** one row per step (Box), or one integer per step (Discrete) */
   actions: Rows | Column;
   rewards: Column;
@@ -261,7 +262,8 @@ function fit(header: string, layout: Layout, maxChars: number): boolean {
 // ---- entry point --------------------------------------------------------------------------------------
 
 export function summarizeEpisode(ep: EpisodeInput, interp: StateInterpreter, opts: SummaryOptions): EpisodeSummary {
-  const n = rowCount(ep.obs);
+  if (!ep.rawObs) throw new UltraError("summarizeEpisode: rawObs (the raw, un-normalised observations) is missing");
+  const n = rowCount(ep.rawObs);
   if (n === 0) throw new UltraError("summarizeEpisode: the episode has no steps");
   if (!(opts.maxChars > 0)) throw new UltraError(`summarizeEpisode: maxChars must be positive, got ${opts.maxChars}`);
   if (opts.segmentSteps !== undefined && !(Number.isInteger(opts.segmentSteps) && opts.segmentSteps > 0))
@@ -269,7 +271,7 @@ export function summarizeEpisode(ep: EpisodeInput, interp: StateInterpreter, opt
   const s0 = ep.startStep ?? 0;
   const rewards = column(ep.rewards, "rewards", n);
   const values = column(ep.values, "values", n);
-  const obs = rowAccess(ep.obs, "obs", n);
+  const obs = rowAccess(ep.rawObs, "rawObs", n);
   const ram = ep.ram ? rowAccess(ep.ram, "ram", n) : undefined;
   const action = rowAccess(ep.actions, "actions", n);
   const sep = opts.minSeparation ?? 5;
