@@ -65,14 +65,16 @@ sweep: setup
 doctor: setup
 	npx ultra doctor
 
-# Each writes bench/results/<name>.json; minutes to an hour on a 2-core CPU (Pong's CNN dominates).
+# The figures of bench/README.md: each writes bench/results/<name>.json (--record; without it `ultra bench` only
+# prints); minutes to an hour on a 2-core CPU (Pong's CNN dominates). `ultra bench faults --kills 50 --record` is separate.
 bench: setup
-	npx ultra bench determinism --env HalfCheetah --steps 4096
-	npx ultra bench overhead --env HalfCheetah --steps 20000 --repeats 3
-	npx ultra bench overhead --env Pong --steps 2048 --repeats 2
-	npx ultra bench scale --env HalfCheetah --steps 16384
-	npx ultra bench bridge
-	npx ultra bench sweep --env HalfCheetah --seeds 2
+	npx ultra bench determinism --env HalfCheetah --steps 4096 --record
+	npx ultra bench determinism --env Pong --steps 8192 --record
+	npx ultra bench overhead --env HalfCheetah --steps 10240 --repeats 6 --record
+	npx ultra bench overhead --env Pong --steps 2048 --repeats 2 --record
+	npx ultra bench scale --env HalfCheetah --steps 16384 --record
+	npx ultra bench bridge --record
+	npx ultra bench sweep --env HalfCheetah --seeds 2 --record
 
 clean:
 	rm -rf dist node_modules $(VENV) .pytest_cache

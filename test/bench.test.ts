@@ -1,11 +1,10 @@
 // The learning benchmarks through the CLI, on budgets small enough for CI: real sidecar, real SB3, real envs.
 // Speeds are not asserted here (that is what the benchmarks report); what they compute and compare is.
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { firstDifference } from "../ts/bench/learn.js";
-import type { BenchLearnResult } from "../ts/bridge/ops.js";
+import { firstDifference, nothingCompared, type StepTrace, type TracedRun } from "../ts/bench/learn.js";
 import { NDArray } from "../ts/protocol.js";
 import { readJson as json, ultraWith } from "./helpers.js";
 
@@ -13,30 +12,55 @@ const dir = mkdtempSync(join(tmpdir(), "ultra-bench-"));
 const ultra = (...args: string[]) => ultraWith({ ULTRA_BENCH_RESULTS: dir }, ...args);
 
 describe("bench determinism", () => {
-  it("finds SB3's learn() and the project's path bitwise-equal, and two project runs too", async () => {
+  it("finds SB3's learn() and the project's path bitwise-equal, and two project runs too, step by step", async () => {
     const r = await ultra("bench", "determinism", "--steps", "1024", "--json", join(dir, "det.json"));
     expect(r.code, r.stderr).toBe(0);
     const d = json(join(dir, "det.json"));
-    expect(d).toMatchObject({ env: "HalfCheetah-v5", equal: true });
+    expect(d).toMatchObject({ env: "HalfCheetah-v5", ok: true, equal: true, nothing_compared: null });
     expect(Object.values<any>(d.comparisons).map((c) => c.first_difference)).toEqual([null, null]);
-    expect(d.tensors).toBeGreaterThan(4); // every policy tensor was compared, not an empty map
-    expect(r.stderr).toMatch(/determinism HalfCheetah-v5, 1024 steps, \d+ tensors, \d+ episodes: equal: true/);
+    expect(d.compared.tensors).toBeGreaterThan(4); // every policy tensor was compared, not an empty map
+    expect(d.compared.env_steps).toBe(1024); // every env step's action, reward and observation (one sub-env)
+    expect(r.stderr).toMatch(/determinism HalfCheetah-v5, 1024 steps, \d+ tensors, 1024 env steps, \d+ episodes: equal: true/);
+    // without --record nothing goes to the results dir
+    expect(existsSync(join(dir, "determinism-HalfCheetah_v5.json"))).toBe(false);
+    expect(r.stderr).toContain("determinism-HalfCheetah_v5: not recorded (--record writes");
   });
 
-  it("names the first tensor that differs, or the returns", () => {
-    const run = (w: number[], returns = [1, 2]): BenchLearnResult => ({
+  it("fails, and says so, when a budget leaves nothing to compare", async () => {
+    const r = await ultra("bench", "determinism", "--steps", "0", "--record");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("determinism HalfCheetah-v5: FAILED: nothing was compared: no env step");
+    const d = json(join(dir, "determinism-HalfCheetah_v5.json")); // --record wrote it (to $ULTRA_BENCH_RESULTS here)
+    expect(d).toMatchObject({ ok: false, equal: true, compared: { env_steps: 0, episodes: 0 } });
+    expect(nothingCompared({ tensors: 13, env_steps: 0, episodes: 0 })).toMatch(/^nothing was compared: no env step/);
+    expect(nothingCompared({ tensors: 0, env_steps: 0, episodes: 0 })).toMatch(/no policy tensor and no env step/);
+    expect(nothingCompared({ tensors: 28, env_steps: 1024, episodes: 0 })).toBeNull(); // Pong: steps, but no episode ends
+  });
+
+  it("names the first tensor that differs, then the first env step, then the returns", () => {
+    const trace = (actions: number[], rewards: number[]): StepTrace => ({
+      rewards: new NDArray("float64", [rewards.length, 1], new Float64Array(rewards)),
+      actions: new NDArray("uint8", [actions.length, 8], new Uint8Array(actions.flatMap((x) => Array(8).fill(x)))),
+      observations: new NDArray("uint8", [actions.length, 8], new Uint8Array(actions.length * 8)),
+    });
+    const run = (w: number[], returns = [1, 2], steps = trace([1, 2, 3], [0.5, 0.5, 0.5])): TracedRun => ({
       seconds: 1,
       steps: 1,
       steps_per_s: 1,
       episode_returns: returns,
       modulation: null,
       params: { "a.weight": new NDArray("float32", [2], new Float32Array([1, 2])), "b.bias": new NDArray("float32", [2], new Float32Array(w)) },
+      trace: steps,
     });
     expect(firstDifference(run([3, 4]), run([3, 4]))).toBeNull();
     expect(firstDifference(run([3, 4]), run([3, 4 + 2 ** -20]))).toBe("b.bias"); // one low bit
     expect(firstDifference(run([3, 4]), run([3, 4], [1, 2.5]))).toBe("episode returns");
     const { "b.bias": _, ...fewer } = run([3, 4]).params!;
     expect(firstDifference(run([3, 4]), { ...run([3, 4]), params: fewer })).toBe("b.bias (missing in one run)");
+    expect(firstDifference(run([3, 4]), run([3, 4], [1, 2], trace([1, 9, 3], [0.5, 0.5, 0.5])))).toBe("actions at env step 1");
+    expect(firstDifference(run([3, 4]), run([3, 4], [1, 2], trace([1, 2, 3], [0.5, 0.5, 0.5 + 2 ** -40])))).toBe("rewards at env step 2");
+    expect(firstDifference(run([3, 4]), run([3, 4], [1, 2], trace([1, 2], [0.5, 0.5])))).toBe("env steps taken (3 vs 2)");
+    expect(firstDifference(run([3, 4]), { ...run([3, 4]), trace: undefined })).toBe("env steps (trace missing in one run)");
   });
 });
 

@@ -189,8 +189,9 @@ const cli = yargs(hideBin(process.argv))
       else process.stdout.write(formatDescription(d) + "\n");
     },
   )
-  .command("bench", "benchmarks (JSON output; also written to bench/results/)", (y: Argv) =>
+  .command("bench", "benchmarks (JSON on stdout; with --record also bench/results/<name>.json)", (y: Argv) =>
     y
+      .option("record", { type: "boolean", default: false, describe: "write bench/results/<name>.json, the committed figures (make bench does)" })
       .command(
         "bridge",
         "round-trip p50/p99 and MB/s for a large chunk, over ipc and tcp, beside a bare pyzmq/msgpack floor",
@@ -208,7 +209,7 @@ const cli = yargs(hideBin(process.argv))
                 `${r.payload_mb} MB down ${fmt(r.sidecar.download_mb_s)} MB/s (floor ${fmt(r.floor.download_mb_s)}, ${fmt(r.ratio.download)}×), ` +
                 `up+back ${fmt(r.sidecar.upload_mb_s)} MB/s (floor ${fmt(r.floor.upload_mb_s)}, ${fmt(r.ratio.upload)}×)`,
             );
-          printJson(writeResult("bridge", { results }, a.json));
+          printJson(writeResult("bridge", { results }, a));
         },
       )
       .command(
@@ -228,12 +229,12 @@ const cli = yargs(hideBin(process.argv))
           const sps = Object.entries(r.steps_per_s).map(([k, v]) => `${k} ${fmt(v.median)}`).join(", ");
           const ratios = Object.entries(r.ratio).map(([k, v]) => `${k} ${v.toFixed(3)}× (goal ≥ ${r.goals[k]})`).join(", ");
           log(`overhead ${r.env}: steps/s ${sps}; ratio to sb3: ${ratios}; goals ${r.met ? "met" : "NOT met"}`);
-          printJson(writeResult(`overhead-${r.env.replace(/\W+/g, "_")}`, r, a.json));
+          printJson(writeResult(`overhead-${r.env.replace(/\W+/g, "_")}`, r, a));
         },
       )
       .command(
         "determinism",
-        "SB3's PPO.learn() and the project's path (empty table), same seed: bitwise-equal parameters and returns?",
+        "SB3's PPO.learn() and the project's path (empty table), same seed: bitwise-equal parameters, env steps and returns?",
         (b: Argv) =>
           b
             .option("env", { type: "string", default: "HalfCheetah" })
@@ -243,9 +244,11 @@ const cli = yargs(hideBin(process.argv))
         async (a) => {
           const r = await benchDeterminism(learnBench(a));
           const diffs = Object.entries(r.comparisons).map(([k, v]) => `${k}: ${v.equal ? "equal" : `differ at ${v.first_difference}`}`);
-          log(`determinism ${r.env}, ${r.steps} steps, ${r.tensors} tensors, ${r.episodes} episodes: equal: ${r.equal} (${diffs.join("; ")})`);
-          printJson(writeResult(`determinism-${r.env.replace(/\W+/g, "_")}`, r, a.json));
-          if (!r.equal) process.exitCode = 1;
+          const c = r.compared;
+          log(`determinism ${r.env}, ${r.steps} steps, ${c.tensors} tensors, ${c.env_steps} env steps, ${c.episodes} episodes: equal: ${r.equal} (${diffs.join("; ")})`);
+          if (r.nothing_compared) log(`determinism ${r.env}: FAILED: ${r.nothing_compared}`);
+          printJson(writeResult(`determinism-${r.env.replace(/\W+/g, "_")}`, r, a));
+          if (!r.ok) process.exitCode = 1;
         },
       )
       .command(
@@ -266,7 +269,7 @@ const cli = yargs(hideBin(process.argv))
           });
           const r = await benchScale({ ...learnBench(a), nEnvs: parseIntList(a.nEnvs, "--n-envs"), vecEnvs });
           log(`scale ${r.env} on ${r.device}: ${r.rows.map((x) => `${x.vec_env}×${x.n_envs} ${fmt(x.steps_per_s)}`).join(", ")} steps/s`);
-          printJson(writeResult(`scale-${r.env.replace(/\W+/g, "_")}-${r.device}`, r, a.json));
+          printJson(writeResult(`scale-${r.env.replace(/\W+/g, "_")}-${r.device}`, r, a));
         },
       )
       .command(
@@ -286,7 +289,7 @@ const cli = yargs(hideBin(process.argv))
           const r = await benchFaults({ env: a.env, kills: a.kills, killsPerRun: a.killsPerRun, seed: a.seed, adviser: a.adviser, profile: a.profile, out: a.out });
           const phases = Object.entries(r.by_phase).map(([k, v]) => `${k} ${v}`).join(", ");
           log(`faults: kills ${r.kills} (${phases}), clear errors ${r.clear_errors}, orphans ${r.orphans}, resumed ${r.resumed}, identical ${r.identical}/${r.resumed}`);
-          printJson(writeResult("faults", r, a.json));
+          printJson(writeResult("faults", r, a));
           if (r.failures.length) process.exitCode = 1;
         },
       )
@@ -304,7 +307,7 @@ const cli = yargs(hideBin(process.argv))
           const r = await benchSweep({ env: a.env, seeds: a.seeds, profile: a.profile, adviser: a.adviser });
           const rows = r.rows.map((x) => `${x.mode}×${x.parallel} ${fmt(x.trials_per_hour)} trials/h (CPU ${Math.round(100 * x.cpu_utilisation)}%)`).join(", ");
           log(`sweep ${r.env}: ${rows}; Ray overhead per trial ${(100 * r.ray_overhead_per_trial).toFixed(1)}% (goal ≤ 5%: ${r.met ? "met" : "NOT met"})`);
-          printJson(writeResult(`sweep-${r.env.replace(/\W+/g, "_")}`, r, a.json));
+          printJson(writeResult(`sweep-${r.env.replace(/\W+/g, "_")}`, r, a));
         },
       )
       .demandCommand(1, "name a benchmark: bridge, overhead, determinism, scale, faults, sweep"),

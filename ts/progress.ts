@@ -2,7 +2,7 @@
 // Inside `withLogFile` (a sweep's trial, among others running at once) both go to that trial's log file.
 import { AsyncLocalStorage } from "node:async_hooks";
 import { appendFileSync } from "node:fs";
-import cliProgress from "cli-progress";
+import cliProgress, { type TimeFormatter } from "cli-progress";
 
 const logFile = new AsyncLocalStorage<string>();
 
@@ -24,6 +24,7 @@ export function progressBar(phase: string, total: number, unit = "steps", start 
       noTTYOutput: true,
       notTTYSchedule: 5000,
       etaBuffer: 50,
+      formatTime: formatEta,
       hideCursor: true,
     },
     cliProgress.Presets.shades_classic,
@@ -45,6 +46,12 @@ export function progressBar(phase: string, total: number, unit = "steps", start 
     },
   };
 }
+
+/** cli-progress's time format, except for an ETA it cannot estimate yet (no progress since the bar started, e.g. a
+ * sweep before its first trial ends): cli-progress passes "INF" or "NULL" (or its initial "0", a string) there,
+ * which its own format turns into "NFs" or "LLs"; this shows "–". */
+export const formatEta: TimeFormatter = (t, options, roundToMultipleOf) =>
+  typeof t === "number" && Number.isFinite(t) ? cliProgress.Format.TimeFormat(t, options, roundToMultipleOf) : "–";
 
 /** A bar's extra fields as "key value" pairs. */
 const describe = (extra: Record<string, string | number>) => Object.entries(extra).map(([k, v]) => `${k} ${typeof v === "number" ? fmt(v) : v}`).join(" ");

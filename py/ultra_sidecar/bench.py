@@ -4,11 +4,13 @@ the bridge is not in the figures."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import numpy as np
 import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
 
 from .envs import find_vec_normalize, make_env
 from .models import new_ppo
@@ -36,10 +38,49 @@ def synthetic_table(spec: dict, n: int, seed: int, radius: float) -> dict:
     return {"variant": "RA", "radius": radius, "reset_prob": 0.25, "reward_scale": 1.0, "seed": seed, "states": states}
 
 
+def _digest(x) -> bytes:
+    """8 bytes of BLAKE2b over an array's dtype, shape and bytes (a dict observation: over its keys in order)."""
+    h = hashlib.blake2b(digest_size=8)
+    for k, a in sorted(x.items()) if isinstance(x, dict) else [("", x)]:
+        a = np.ascontiguousarray(a)
+        h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.digest()
+
+
+def _rows(digests: list[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(len(digests), 8).copy()
+
+
+class StepTrace(BaseCallback):
+    """Every vectorised env step of learn(), as both SB3's PPO and ModulatedPPO hand it to their callback (the same
+    locals in both collect_rollouts): the rewards PPO got (before its time-limit bootstrap), and digests of the
+    actions the env was stepped with and of the observations it returned. Compared between runs, these check a
+    short run step by step, where a bench-sized budget may finish no episode (Pong) and so compare no return."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rewards: list[np.ndarray] = []
+        self.actions: list[bytes] = []
+        self.observations: list[bytes] = []
+
+    def _on_step(self) -> bool:
+        self.rewards.append(np.array(self.locals["rewards"], dtype=np.float64))  # a copy: PPO edits it in place
+        self.actions.append(_digest(self.locals["clipped_actions"]))
+        self.observations.append(_digest(self.locals["new_obs"]))
+        return True
+
+    def result(self, n_envs: int) -> dict:
+        """rewards: [steps, n_envs] float64; actions, observations: [steps, 8] uint8 digests."""
+        rewards = np.stack(self.rewards) if self.rewards else np.zeros((0, n_envs), dtype=np.float64)
+        return {"rewards": rewards, "actions": _rows(self.actions), "observations": _rows(self.observations)}
+
+
 def learn_run(args: dict) -> dict:
     """args: spec (env), ppo (hyperparameters incl. seed), steps, impl (sb3 | ultra), threads (torch threads, set
     before the model is built), table_states (ultra only: None = no table, 0 = an empty one, n = a synthetic table
-    of n critical states within table_radius), params (return the policy's tensors)."""
+    of n critical states within table_radius), params (return the policy's tensors), trace (return every env
+    step's rewards and action and observation digests: StepTrace)."""
     impl, n_states = args["impl"], args.get("table_states")
     if impl not in IMPLS:
         raise ProtocolError("bad_args", f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
@@ -55,8 +96,9 @@ def learn_run(args: dict) -> dict:
     model = new_ppo(venv, {"device": "cpu", **ppo}, IMPLS[impl])
     if table is not None:
         model.modulation = ModulationTable(table, venv)
+    trace = StepTrace() if args.get("trace") else None
     t0 = time.perf_counter()
-    model.learn(int(args["steps"]))
+    model.learn(int(args["steps"]), callback=trace)
     seconds = time.perf_counter() - t0
     returns = [float(r) for rs in venv.env_method("get_episode_rewards") for r in rs]  # Monitor's, per sub-env
     out = {
@@ -66,6 +108,8 @@ def learn_run(args: dict) -> dict:
         "episode_returns": returns,
         "modulation": model.modulation_stats if impl == "ultra" else None,
     }
+    if trace is not None:
+        out["trace"] = trace.result(venv.num_envs)
     if args.get("params"):
         out["params"] = {k: v.detach().cpu().numpy() for k, v in model.policy.state_dict().items()}
     venv.close()

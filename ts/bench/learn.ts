@@ -4,11 +4,23 @@
 import type { BenchLearnResult, OpArgs } from "../bridge/ops.js";
 import type { Sidecar } from "../bridge/sidecar.js";
 import { envSpec, resolveEnv } from "../config.js";
+import type { NDArray } from "../protocol.js";
 import { resolveSettings } from "../ultra/settings.js";
 import { progressBar } from "../progress.js";
 import { startedSidecar } from "./common.js";
 
+/** trace: return every env step of the run (StepTrace) */
 type RunArgs = OpArgs<"bench_learn">;
+
+/** Every vectorised env step of a run's learn() (py/ultra_sidecar/bench.py StepTrace), row i = step i: the rewards
+ * PPO got ([steps, n_envs] float64), and 8-byte digests ([steps, 8] uint8) of the actions the envs were stepped
+ * with and of the observations they returned. */
+export interface StepTrace {
+  rewards: NDArray;
+  actions: NDArray;
+  observations: NDArray;
+}
+export type TracedRun = BenchLearnResult & { trace?: StepTrace };
 /** A timed run may take minutes; it sends nothing meanwhile. */
 const RUN_TIMEOUT_S = 6 * 3600;
 
@@ -35,7 +47,7 @@ function runArgs(o: LearnBenchOptions, over: Partial<RunArgs> & { nEnvs?: number
   };
 }
 
-const learn = (sc: Sidecar, args: RunArgs) => sc.call("bench_learn", args, { timeoutS: RUN_TIMEOUT_S });
+const learn = (sc: Sidecar, args: RunArgs) => sc.call("bench_learn", args, { timeoutS: RUN_TIMEOUT_S }) as Promise<TracedRun>;
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -94,8 +106,26 @@ export async function benchOverhead(o: LearnBenchOptions & { repeats: number; ta
 
 // ── determinism ─────────────────────────────────────────────────────────────────────────────────────────────
 
-/** The first policy tensor (state_dict order) that differs bitwise, or null. */
-export function firstDifference(a: BenchLearnResult, b: BenchLearnResult): string | null {
+const bytes = (x: NDArray) => Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength);
+const sameArray = (x: NDArray, y: NDArray) => x.dtype === y.dtype && x.shape.join() === y.shape.join() && bytes(x).equals(bytes(y));
+
+/** The first env step (and what of it) at which two traces differ, or null. */
+function firstStepDifference(a: StepTrace, b: StepTrace): string | null {
+  const steps = (t: StepTrace) => t.rewards.shape[0];
+  if (steps(a) !== steps(b)) return `env steps taken (${steps(a)} vs ${steps(b)})`;
+  const fields = ["actions", "rewards", "observations"] as const; // in a step's order: the action, then what it gave
+  for (const f of fields) if (a[f].dtype !== b[f].dtype || a[f].shape.join() !== b[f].shape.join()) return `${f} (shape or dtype)`;
+  const row = (x: NDArray, i: number) => {
+    const n = x.data.byteLength / Math.max(x.shape[0], 1);
+    return bytes(x).subarray(i * n, (i + 1) * n);
+  };
+  for (let i = 0; i < steps(a); i++) for (const f of fields) if (!row(a[f], i).equals(row(b[f], i))) return `${f} at env step ${i}`;
+  return null;
+}
+
+/** The first difference between two runs, or null: a policy tensor (state_dict order, bitwise), then the first env
+ * step whose action, reward or observation differs, then the episode returns. */
+export function firstDifference(a: TracedRun, b: TracedRun): string | null {
   const pa = a.params ?? {};
   const pb = b.params ?? {};
   const names = [...new Set([...Object.keys(pa), ...Object.keys(pb)])];
@@ -103,12 +133,29 @@ export function firstDifference(a: BenchLearnResult, b: BenchLearnResult): strin
     const x = pa[n];
     const y = pb[n];
     if (!x || !y) return `${n} (missing in one run)`;
-    const bx = Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength);
-    const by = Buffer.from(y.data.buffer, y.data.byteOffset, y.data.byteLength);
-    if (x.dtype !== y.dtype || x.shape.join() !== y.shape.join() || !bx.equals(by)) return n;
+    if (!sameArray(x, y)) return n;
   }
+  if (!a.trace !== !b.trace) return "env steps (trace missing in one run)";
+  const step = a.trace && b.trace ? firstStepDifference(a.trace, b.trace) : null;
+  if (step) return step;
   const ra = JSON.stringify(a.episode_returns);
   return ra === JSON.stringify(b.episode_returns) ? null : "episode returns";
+}
+
+/** What a determinism run compared in each pair of runs: policy tensors, env steps (timesteps over all sub-envs:
+ * action, reward and observation each) and episode returns. */
+export interface Compared {
+  tensors: number;
+  env_steps: number;
+  episodes: number;
+}
+
+/** Why an "equal" over `c` would be vacuous, or null: a run that took no env step (a zero budget, or a sidecar
+ * that sent no trace) leaves only the initial weights to compare, which the seed alone makes equal. Episode returns
+ * may be missing at a bench-sized budget (Pong finishes no episode in a few thousand steps); the env steps are not. */
+export function nothingCompared(c: Compared): string | null {
+  const none = [c.tensors === 0 && "no policy tensor", c.env_steps === 0 && "no env step"].filter(Boolean);
+  return none.length ? `nothing was compared: ${none.join(" and ")} (a zero --steps, or the runs sent no trace)` : null;
 }
 
 export async function benchDeterminism(o: LearnBenchOptions) {
@@ -117,28 +164,38 @@ export async function benchDeterminism(o: LearnBenchOptions) {
     ["ultra_empty", { table_states: 0 }],
     ["ultra_empty_again", { table_states: 0 }],
   ];
-  const res: Record<string, BenchLearnResult> = {};
+  const res: Record<string, TracedRun> = {};
   const bar = progressBar(`determinism ${o.env}`, runs.length * o.steps);
   await startedSidecar({}, async (sc) => {
     for (const [i, [name, over]] of runs.entries()) {
-      res[name] = await learn(sc, runArgs(o, { ...over, params: true }));
+      res[name] = await learn(sc, runArgs(o, { ...over, params: true, trace: true }));
       bar.update((i + 1) * o.steps);
     }
   });
   bar.stop();
   const vsSb3 = firstDifference(res.sb3, res.ultra_empty);
   const again = firstDifference(res.ultra_empty, res.ultra_empty_again);
+  const rewards = res.sb3.trace?.rewards;
+  const compared: Compared = {
+    tensors: Object.keys(res.sb3.params ?? {}).length,
+    env_steps: rewards ? rewards.shape[0] * (rewards.shape[1] ?? 1) : 0,
+    episodes: res.sb3.episode_returns.length,
+  };
+  const equal = vsSb3 === null && again === null;
+  const vacuous = nothingCompared(compared);
   return {
     env: resolveEnv(o.env).env_id,
     steps: o.steps,
     seed: o.seed,
-    equal: vsSb3 === null && again === null,
+    /** no difference found and something compared: what the exit status says */
+    ok: equal && vacuous === null,
+    equal,
+    nothing_compared: vacuous,
+    compared,
     comparisons: {
       "sb3 vs ultra (empty table)": { equal: vsSb3 === null, first_difference: vsSb3 },
       "ultra vs ultra (same seed)": { equal: again === null, first_difference: again },
     },
-    tensors: Object.keys(res.sb3.params ?? {}).length,
-    episodes: res.sb3.episode_returns.length,
   };
 }
 

@@ -150,7 +150,7 @@ interface OpTable {
   plot_curves: [{ curves: Record<string, unknown>; path: string; title: string; band_scale?: Record<string, number> }, { path: string }];
   close: [{ handle: string }, Record<string, never>];
   bench_learn: [
-    { spec: EnvSpec; ppo: Record<string, unknown>; steps: number; impl: "sb3" | "ultra"; threads: number; table_states?: number | null; table_radius?: number; params?: boolean },
+    { spec: EnvSpec; ppo: Record<string, unknown>; steps: number; impl: "sb3" | "ultra"; threads: number; table_states?: number | null; table_radius?: number; params?: boolean; trace?: boolean },
     BenchLearnResult,
   ];
   ray_init: [{ address: string; num_cpus?: number }, { address: string; nodes: number; cpus: number; gpus: number; local: boolean }];
