@@ -25,18 +25,28 @@ def rollout_returns(
     n = venv.num_envs
     if len(candidates) != n:
         raise ProtocolError("bad_args", f"{len(candidates)} candidate actions for an env with {n} sub-envs; make the env with n_envs = candidates")
-    box = isinstance(venv.action_space, spaces.Box)
     obs = np.stack([restore(venv, i, snap) for i in range(n)])
     vn = find_vec_normalize(venv)
     if vn is not None and vn.training:
         raise ProtocolError("bad_args", "counterfactual rollouts need an env with frozen normalisation (training: false)")
-    returns, alive, discount = np.zeros(n), np.ones(n, dtype=bool), 1.0
-    actions = np.asarray(candidates)
+
+    def act(t: int, obs: np.ndarray) -> np.ndarray:
+        if t == 0:
+            return np.asarray(candidates)
+        with torch.no_grad():
+            obs_t, _ = model.policy.obs_to_tensor(obs)
+            return model.policy._predict(obs_t, deterministic=deterministic).cpu().numpy()
+
+    return _returns(model, venv, obs, act, horizon, gamma)
+
+
+def _returns(model: PPO, venv: VecEnv, obs: np.ndarray, act, horizon: int, gamma: float) -> np.ndarray:
+    """Per sub-env: Σ γ^t r_t over `horizon` steps from `obs` (rewards stop where its episode ends), plus γ^H·V(s_H)
+    where it is still running. act(t, obs) gives step t's actions."""
+    box = isinstance(venv.action_space, spaces.Box)
+    returns, alive, discount = np.zeros(venv.num_envs), np.ones(venv.num_envs, dtype=bool), 1.0
     for t in range(horizon):
-        if t > 0:
-            with torch.no_grad():
-                obs_t, _ = model.policy.obs_to_tensor(obs)
-                actions = model.policy._predict(obs_t, deterministic=deterministic).cpu().numpy()
+        actions = act(t, obs)
         env_actions = np.clip(actions, venv.action_space.low, venv.action_space.high) if box else actions
         obs, rewards, dones, _ = venv.step(env_actions)
         returns += discount * rewards * alive
@@ -48,7 +58,6 @@ def rollout_returns(
         obs_t, _ = model.policy.obs_to_tensor(obs)
         values = model.policy.predict_values(obs_t).cpu().numpy().reshape(-1)
     return returns + discount * values * alive
-
 
 def _policy_noise(model: PPO, rng: np.random.Generator) -> np.ndarray:
     """One step's noise for one rollout: a standard normal per action dim (Gaussian policies), Gumbel noise per
@@ -89,7 +98,6 @@ def paired_returns(model: PPO, venv: VecEnv, snap: dict, action, pairs: int, hor
     vn = find_vec_normalize(venv)
     if vn is not None and vn.training:
         raise ProtocolError("bad_args", "paired rollouts need an env with frozen normalisation (training: false)")
-    box = isinstance(venv.action_space, spaces.Box)
     suggested = np.asarray(action, dtype=venv.action_space.dtype)
     if suggested.shape != venv.action_space.shape:
         raise ProtocolError("bad_args", f"action has shape {suggested.shape}, the action space {venv.action_space.shape}")
@@ -98,24 +106,16 @@ def paired_returns(model: PPO, venv: VecEnv, snap: dict, action, pairs: int, hor
     for first in range(0, pairs, per_batch):
         rngs = [np.random.default_rng([seed, k]) for k in range(first, first + per_batch)]
         obs = np.stack([restore(venv, i, snap) for i in range(n)])
-        returns, alive, discount = np.zeros(n), np.ones(n, dtype=bool), 1.0
-        for t in range(horizon):
+
+        def act(t: int, obs: np.ndarray) -> np.ndarray:
             noise = np.repeat(np.stack([_policy_noise(model, r) for r in rngs]), 3, axis=0)  # group k: sub-envs 3k..3k+2
             if t == 0:  # the policy's two first actions need noise of their own; the suggestion takes none
                 noise[2::3] = np.stack([_policy_noise(model, r) for r in rngs])
             actions = _sample(model, obs, noise)
             if t == 0:
                 actions[1::3] = suggested
-            env_actions = np.clip(actions, venv.action_space.low, venv.action_space.high) if box else actions
-            obs, rewards, dones, _ = venv.step(env_actions)
-            returns += discount * rewards * alive
-            alive &= ~dones
-            discount *= gamma
-            if not alive.any():
-                break
-        if alive.any():
-            with torch.no_grad():
-                obs_t, _ = model.policy.obs_to_tensor(obs)
-                returns += discount * model.policy.predict_values(obs_t).cpu().numpy().reshape(-1) * alive
+            return actions
+
+        returns = _returns(model, venv, obs, act, horizon, gamma)
         out = np.concatenate([out, returns.reshape(per_batch, 3)[: pairs - first]])
     return {"own": out[:, 0], "suggested": out[:, 1], "own_again": out[:, 2]}
