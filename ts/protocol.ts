@@ -8,7 +8,7 @@ interface ProtocolSpec {
   ready_line: string;
   ndarray: { ext_type: number; out_of_band_flag: number; out_of_band_bytes: number; dtypes: DType[] };
   errors: Record<string, string>;
-  ops: Record<string, { args: Record<string, string>; events?: string[] }>;
+  ops: Record<string, { args: Record<string, string>; optional_args?: Record<string, string>; events?: string[] }>;
 }
 
 export const SPEC: ProtocolSpec = JSON.parse(readFileSync(PROTOCOL_JSON, "utf8"));
