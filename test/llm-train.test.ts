@@ -55,7 +55,8 @@ describe("the default adviser: the embedded local LLM", () => {
     const root = mkdtempSync(join(tmpdir(), "ultra-local-"));
     const live = join(root, "live");
     const offline = { OPENAI_BASE_URL: "http://127.0.0.1:9/v1", OPENAI_API_KEY: "" };
-    const r = await ultra(offline, "train", "--env", "HalfCheetah", "--profile", "smoke", "--out", live);
+    // verification off: this test is about what the model picks (verification has its own tests)
+    const r = await ultra(offline, "train", "--env", "HalfCheetah", "--profile", "smoke", "--verify", "off", "--out", live);
     expect(r.code, r.stderr).toBe(0);
     expect(json(join(live, "run.json")).settings.adviser).toBe("local");
     const crit = json(join(live, "critical_states.json"));
@@ -63,15 +64,24 @@ describe("the default adviser: the embedded local LLM", () => {
     const c = crit.counts;
     expect(c.proposed).toBe(c.valid + c.rejected); // every proposal is either valid or rejected with a reason
     expect(c.valid).toBe(crit.states.length + c.unverified);
-    const usage = json(join(live, "run.json")).phases.identify.result.usage;
-    expect(usage.calls).toBe(2); // smoke: 2 episodes, one request each
-    expect(usage.prompt_tokens).toBeGreaterThan(1000); // real episode text went in
+    const result = json(join(live, "run.json")).phases.identify.result;
+    expect(result.mode).toBe("candidates"); // auto: a local model reads cards
+    expect(result.usage.calls).toBe(2); // smoke: 2 episodes, one request each
+    expect(result.usage.prompt_tokens).toBeGreaterThan(1000); // real episode cards went in
+    expect(result.usage.prompt_tokens / 2).toBeLessThanOrEqual(2000);
+    // the model's picks: accepted, and every accepted step is one of the cards shown for its episode
+    expect(crit.states.length).toBeGreaterThan(0);
+    for (const s of crit.states) {
+      const shown = json(join(live, "identify", `episode-${String(s.episode).padStart(3, "0")}.json`)).cards as { letter: string; step: number }[];
+      expect(shown.find((card) => card.letter === s.card.letter)?.step).toBe(s.step);
+    }
+    expect(readFileSync(join(live, "report.md"), "utf8")).toMatch(/Of the \d+ accepted states picked from cards, \d+ (is|are) the episode's top value-drop card/);
     expect(readFileSync(join(live, "report.md"), "utf8")).toContain(
       `| ${crit.adviser} | ${c.proposed} | ${c.valid} | ${c.clipped} | ${c.rejected} | ${c.unverified} | ${crit.states.length} |`,
     );
 
     const replayed = join(root, "replayed");
-    const rr = await ultra(offline, "train", "--env", "HalfCheetah", "--profile", "smoke", "--adviser", `replay:${live}`, "--out", replayed);
+    const rr = await ultra(offline, "train", "--env", "HalfCheetah", "--profile", "smoke", "--verify", "off", "--adviser", `replay:${live}`, "--out", replayed);
     expect(rr.code, rr.stderr).toBe(0);
     expect(readFileSync(join(replayed, "critical_states.json"), "utf8")).toBe(readFileSync(join(live, "critical_states.json"), "utf8"));
     const returns = (dir: string) => Object.values<any>(json(join(dir, "eval.json")).arms).map((a) => a.returns);

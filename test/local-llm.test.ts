@@ -11,6 +11,9 @@ import type { Episode } from "../ts/ultra/episodes.js";
 import { DEFAULT_LOCAL_MODEL, grammarSchema, localClient } from "../ts/ultra/llm/local.js";
 import { replySchema } from "../ts/ultra/llm/schema.js";
 import type { LlmClient, LlmRequest } from "../ts/ultra/llm/types.js";
+import { candidatesQuery } from "../ts/ultra/phases/identify.js";
+import { NDArray } from "../ts/protocol.js";
+import { rng } from "../ts/ultra/rng.js";
 
 const BOX: SpaceInfo = { type: "Box", shape: [6], low: Array(6).fill(-1), high: Array(6).fill(1) };
 
@@ -109,12 +112,47 @@ describe("the embedded local model", () => {
     expect([0, 1, 2, null]).toContain(json.critical_states[0].action);
   });
 
-  it("takes concurrent requests one at a time, and the same seed gives the same text", async () => {
+  it("takes concurrent requests one at a time, reuses the shared prompt prefix, and the same seed gives the same text", async () => {
     const req = request({ maxTokens: 60, seed: 11, temperature: 0.8 });
     const [a, b] = await Promise.all([client.complete(req), client.complete(req)]);
     expect(a.text.length).toBeGreaterThan(0);
     expect(b.text).toBe(a.text);
-    expect(b.usage).toEqual(a.usage); // each request starts from an empty context: nothing of the other is reused
+    expect(b.usage.promptTokens).toBe(a.usage.promptTokens);
+    // the second prompt is the first one again: all but the last few tokens come from the evaluated prefix
+    expect(b.usage.cachedPromptTokens).toBeGreaterThan(a.usage.promptTokens - 20);
+    // a prompt with another ending reuses the prefix only, and still answers as it does from an empty context
+    const other = request({ prompt: { system: SYSTEM, user: USER.replace("return -12.40", "return -15.10") }, maxTokens: 60, seed: 11, temperature: 0.8 });
+    const c = await client.complete(other);
+    expect(c.usage.cachedPromptTokens).toBeLessThan(c.usage.promptTokens - 50);
+    const fresh = await client.complete(request({ prompt: { system: "x", user: "y" }, maxTokens: 1 })).then(() => client.complete(other));
+    expect(fresh.usage.cachedPromptTokens).toBe(0);
+    expect(c.text).toBe(fresh.text);
+  });
+
+  it("in candidates mode, reads a 1000-step HalfCheetah episode in under 2k tokens and picks only cards it was shown", async () => {
+    const n = 1000;
+    const r = rng(5);
+    const f32 = (len: number, f: (i: number) => number) => Float32Array.from({ length: len }, (_, i) => f(i));
+    const ep = {
+      episode: 0, length: n, return: 900, terminated: false,
+      raw_obs: new NDArray("float32", [n, 17], f32(n * 17, () => r() - 0.5)),
+      actions: new NDArray("float32", [n, 6], f32(n * 6, () => 2 * r() - 1)),
+      rewards: new NDArray("float32", [n], f32(n, (t) => (t === 420 ? -3 : 1))),
+      values: new NDArray("float32", [n], f32(n, (t) => 50 - (t > 300 ? 8 : 0) - (t > 650 ? 5 : 0) + r())),
+    } as unknown as Episode;
+    const q = candidatesQuery(ep, "HalfCheetah", { cards: 6, minSeparation: 10, maxCriticalStates: 2, actionSpace: BOX });
+    const reply = await client.complete({ prompt: q.prompt, schema: q.schema, maxTokens: 200, temperature: 0.2, seed: 1 });
+    console.log(`${client.name} (candidates): ${reply.usage.promptTokens} prompt tokens (${reply.usage.cachedPromptTokens} reused) + ${reply.usage.completionTokens} in ${reply.seconds.toFixed(1)} s: ${reply.text}`);
+    expect(reply.usage.promptTokens).toBeLessThanOrEqual(2000);
+    const items = JSON.parse(reply.text).critical_states as { card: string; change: string }[];
+    expect(items.length).toBeGreaterThanOrEqual(1);
+    const counts = emptyCounts();
+    const states = validateAdvice(q.toAdvice(items), ep, BOX, client.name, counts);
+    // a letter, a menu change and a reward on the grid, every time; the schema cannot stop a card named twice
+    const unique = new Set(items.map((i) => i.card)).size;
+    expect(counts.rejections).toEqual(unique < items.length ? { "step named twice": items.length - unique } : {});
+    expect(states.length).toBe(unique);
+    for (const s of states) expect(q.cards!.map((c) => c.step)).toContain(s.step);
   });
 
   it("refuses a prompt longer than its context, naming both sizes", async () => {

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { UltraError } from "../ts/bridge/errors.js";
 import type { SpaceInfo } from "../ts/bridge/ops.js";
 import { LlmAdviser, parseReply } from "../ts/ultra/advisers/llm.js";
+import { episodeQuery } from "../ts/ultra/phases/identify.js";
 import type { AdviceContext, AdviceResult } from "../ts/ultra/advisers/types.js";
 import { emptyCounts, validateAdvice } from "../ts/ultra/critical.js";
 import type { Episode } from "../ts/ultra/episodes.js";
@@ -27,6 +28,7 @@ const box: SpaceInfo = { type: "Box", shape: [2], low: [-1, -1], high: [1, 1] };
 const ep = { episode: 2, length: 50 } as Episode;
 const ctx = { actionSpace: box, settings: { identify: { max_critical_states: 3 } }, seed: 7 } as unknown as AdviceContext;
 const prompt = { system: "You are the adviser. Reply in JSON.", user: "# Hopper\n\nThe episode: ..." };
+const query = episodeQuery(prompt, box, 3);
 const client = (url: string, opts: Parameters<typeof openaiClient>[1] = {}) => openaiClient("gpt-4o-mini", { baseURL: url, apiKey: "test-key", ...opts });
 const adviser = (url: string, opts: Parameters<typeof openaiClient>[1] = {}) => new LlmAdviser(client(url, opts), { maxTokens: 512, temperature: 0.2 });
 const good = [
@@ -38,7 +40,7 @@ describe("openai client", () => {
   it("sends the prompt with a strict json_schema and reads the reply, usage and cost", async () => {
     const s = await standIn(() => chat(statesJson(good)));
     const a = adviser(s.url);
-    const res = await a.advise(ep, prompt, ctx);
+    const res = await a.advise(ep, query, ctx);
     expect(res.advice).toEqual(good);
     expect(s.seen).toHaveLength(1);
     const { body, headers } = s.seen[0];
@@ -64,8 +66,8 @@ describe("openai client", () => {
     const handler: Handler = (body) => (body.response_format.type === "json_schema" ? reject : chat(statesJson(good)));
     const s = await standIn(handler);
     const a = adviser(s.url);
-    expect((await a.advise(ep, prompt, ctx)).advice).toEqual(good);
-    expect((await a.advise(ep, prompt, ctx)).advice).toEqual(good);
+    expect((await a.advise(ep, query, ctx)).advice).toEqual(good);
+    expect((await a.advise(ep, query, ctx)).advice).toEqual(good);
     expect(s.seen.map((r) => r.body.response_format.type)).toEqual(["json_schema", "json_object", "json_object"]);
     // Asked for json_schema only: the rejection is an error.
     const strict = await standIn(handler);
@@ -135,7 +137,7 @@ describe("LLM adviser replies", () => {
     const truncated = '{"critical_states": [{"step": 3, "rea';
     const s = await standIn((body) => chat(isRepair(body) ? "Sure! Here are the critical states: step 3." : truncated));
     const a = adviser(s.url);
-    const res = await a.advise(ep, prompt, ctx);
+    const res = await a.advise(ep, query, ctx);
     expect(res.advice).toEqual([]);
     expect(res.reply).toMatchObject({ texts: [truncated, "Sure! Here are the critical states: step 3."], error: expect.stringMatching(/^not valid JSON/) });
     expect(s.seen).toHaveLength(2);
@@ -149,7 +151,7 @@ describe("LLM adviser replies", () => {
   it("uses a repaired reply", async () => {
     const s = await standIn((body) => chat(isRepair(body) ? statesJson(good) : '{"states": []}'));
     const a = adviser(s.url);
-    const res = await a.advise(ep, prompt, ctx);
+    const res = await a.advise(ep, query, ctx);
     expect(res.advice).toEqual(good);
     expect(res.request).toMatchObject({ repair: expect.stringContaining("critical_states") });
     expect(a.usage()).toMatchObject({ calls: 2, repairs: 1, failures: 0 });
@@ -165,7 +167,7 @@ describe("LLM adviser replies", () => {
       "step 12 looks bad",
     ];
     const s = await standIn(() => chat(statesJson(states)));
-    const res = await adviser(s.url).advise(ep, prompt, ctx);
+    const res = await adviser(s.url).advise(ep, query, ctx);
     expect(res.advice).toEqual(states);
     const counts = emptyCounts();
     const accepted = validateAdvice(res.advice, ep, box, "openai:gpt-4o-mini", counts);
@@ -207,7 +209,7 @@ describe("LLM adviser replies", () => {
       return chat(text, { prompt_tokens: 1, completion_tokens: 1 });
     }, 2000);
     const a = adviser(s.url);
-    const results: AdviceResult[] = await Promise.all(Array.from({ length: 1000 }, (_, i) => a.advise({ ...ep, episode: i }, prompt, ctx)));
+    const results: AdviceResult[] = await Promise.all(Array.from({ length: 1000 }, (_, i) => a.advise({ ...ep, episode: i }, query, ctx)));
     const counts = emptyCounts();
     for (const [i, r] of results.entries()) validateAdvice(r.advice, { ...ep, episode: i }, box, a.name, counts);
     const u = a.usage();
@@ -275,17 +277,17 @@ describe("reply cache and replay", () => {
   it("replays a run with the server down; a request it never saw is an error naming it", async () => {
     const run = runDir();
     const s = await standIn(() => chat(statesJson(good)));
-    const live = await new LlmAdviser(cachedClient(client(s.url), cacheDir(run)), { maxTokens: 512, temperature: 0.2 }).advise(ep, prompt, ctx);
+    const live = await new LlmAdviser(cachedClient(client(s.url), cacheDir(run)), { maxTokens: 512, temperature: 0.2 }).advise(ep, query, ctx);
     await s.close();
     const replay = replayClient(run);
     expect(replay.name).toBe("openai:gpt-4o-mini"); // the replayed run records the original adviser
     expect(replay.contextTokens).toBe(128_000);
-    const again = await new LlmAdviser(replay, { maxTokens: 512, temperature: 0.2 }).advise(ep, prompt, ctx);
+    const again = await new LlmAdviser(replay, { maxTokens: 512, temperature: 0.2 }).advise(ep, query, ctx);
     expect(again.advice).toEqual(live.advice);
     expect(again.reply).toEqual(live.reply);
     const other = { ...ep, episode: 3 };
     const seed = mixSeed(7, 3) & 0x7fffffff;
-    const err = await new LlmAdviser(replay, { maxTokens: 512, temperature: 0.2 }).advise(other, prompt, ctx).catch((e) => e);
+    const err = await new LlmAdviser(replay, { maxTokens: 512, temperature: 0.2 }).advise(other, query, ctx).catch((e) => e);
     expect(err).toBeInstanceOf(UltraError);
     const key = requestKey("openai:gpt-4o-mini", { prompt, schema: replySchema(box, 3), maxTokens: 512, temperature: 0.2, seed });
     expect(err.message).toContain(`key ${key}`);

@@ -97,6 +97,17 @@ describe("verification", () => {
     expect(accepted).toBeLessThanOrEqual(10);
   });
 
+  it("counts the env steps it takes (Pendulum cannot end within the horizon): pairs × 3 × horizon", async () => {
+    const snap = await snapshotAt("Pendulum-v1", PENDULUM.state, PENDULUM.obs);
+    const { env } = await sc.call("env_make", { spec: { env_id: "Pendulum-v1", n_envs: 6, seed: 0 } }); // two groups at a time
+    const { model } = await sc.call("model_new", { env, ppo: TINY_PPO });
+    const r = await sc.call("paired_returns", { model, env, snapshot: snap, action: NDArray.float32([-2]), pairs: 4, horizon: HORIZON, seed: 0 });
+    expect(r.env_steps).toBe(4 * 3 * HORIZON);
+    const candidates = NDArray.float32([-2, 0, 0.5, 1, 1.5, 2], [6, 1]);
+    const c = await sc.call("counterfactual", { model, env, snapshot: snap, candidates, horizon: HORIZON, gamma: 0.99 });
+    expect(c.env_steps).toBe(6 * HORIZON);
+  });
+
   it("refuses an env whose sub-envs are not groups of three", async () => {
     const snap = await snapshotAt("Pendulum-v1", PENDULUM.state, PENDULUM.obs);
     const { env } = await sc.call("env_make", { spec: { env_id: "Pendulum-v1", n_envs: 4, seed: 0 } });

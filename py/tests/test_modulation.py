@@ -38,7 +38,8 @@ def _trajectory(venv, actions):
 
 
 def _table(variant, states, **kw):
-    return {"variant": variant, "radius": 1e-3, "reset_prob": 0.0, "reward_scale": 0.5, "seed": 0, "states": states, **kw}
+    return {"variant": variant, "radius": 1e-3, "reset_prob": 0.0, "reward_scale": 0.5, "reward_unit": 1.0, "action_tolerance": 0.5, "seed": 0,
+            "states": states, **kw}
 
 
 def _one_rollout(model, table=None):
@@ -102,20 +103,63 @@ def test_actions_are_overridden_exactly_at_critical_states(variant):
     assert model.modulation_stats == expected
 
 
-def test_variant_r_adds_reward_only_at_critical_states():
+def test_variant_r_adds_reward_only_at_critical_states_for_the_action_taken():
     plain = _one_rollout(new_ppo(_env(), SMALL_PPO))
-    raw, _ = _trajectory(_env(), np.clip(plain.actions, -1.0, 1.0))  # the states that rollout visited
+    taken = np.clip(plain.actions, -1.0, 1.0)
+    raw, _ = _trajectory(_env(), taken)  # the states that rollout visited
+    # two reward-only states (paid whatever the action) and two with a suggestion (paid by closeness to it)
     picks, bonus = [(3, 0), (40, 1), (41, 0), (100, 1)], [1.0, -2.0, 3.0, 4.0]
-    states = [{"obs": raw[t, i], "action": HALF, "reward": r} for (t, i), r in zip(picks, bonus)]
+    suggestion = [None, None, taken[41, 0] + 0.25, taken[100, 1] * 0.0 + 0.5]
+    states = [{"obs": raw[t, i], "action": a if a is None else np.clip(a, -1, 1).astype(np.float32), "reward": r}
+              for (t, i), r, a in zip(picks, bonus, suggestion)]
     model = new_ppo(_env(), SMALL_PPO)
-    buf = _one_rollout(model, ModulationTable(_table("R", states), model.get_env()))
+    buf = _one_rollout(model, ModulationTable(_table("R", states, action_tolerance=2.0), model.get_env()))
 
     added = np.zeros_like(plain.rewards)
-    for (t, i), r in zip(picks, bonus):
-        added[t, i] = 0.5 * r
+    for ((t, i), r), s in zip(zip(picks, bonus), states):
+        d = 0.0 if s["action"] is None else np.sqrt(np.mean((taken[t, i] - s["action"]) ** 2))  # half-range 1
+        added[t, i] = 0.5 * r * max(0.0, 1.0 - d / 2.0)
+    assert 0 < added[41, 0] < 0.5 * 3.0  # partly paid: near the suggestion, not on it
     np.testing.assert_allclose(buf.rewards - plain.rewards, added, rtol=0, atol=1e-5)
     assert np.array_equal(buf.actions, plain.actions)  # same seed, and R leaves actions alone
-    assert model.modulation_stats == {"matched_steps": 4, "restored_start_matches": 0, "overridden_actions": 0, "reward_added_steps": 4, "critical_resets": 0}
+    paid = int((added != 0).sum())
+    assert model.modulation_stats == {"matched_steps": 4, "restored_start_matches": 0, "overridden_actions": 0, "reward_added_steps": paid, "critical_resets": 0}
+
+
+def test_the_bonus_is_in_reward_units_converted_as_vec_normalize_converts_rewards():
+    """reward 1.0 is one `reward_unit` of raw reward; under VecNormalize(norm_reward) PPO sees it divided by
+    sqrt(ret_rms.var + epsilon) with the statistics at the rollout's start, as the env's own rewards are."""
+    def run(table):
+        venv = _env()
+        vn = find_vec_normalize(venv)
+        assert vn.norm_reward
+        model = new_ppo(venv, SMALL_PPO)
+        t = None if table is None else ModulationTable(table, venv)
+        vn.ret_rms.var = np.float64(9.0)  # after the table is made: the current statistics count
+        return _one_rollout(model, t), model, vn
+
+    plain, _, _ = run(None)
+    everywhere = _table("R", [{"obs": np.zeros(17), "action": None, "reward": 2.0}], radius=1e9, reward_unit=0.7)
+    buf, model, vn = run(everywhere)
+    expected = 0.5 * 2.0 * 0.7 / np.sqrt(9.0 + vn.epsilon)
+    np.testing.assert_allclose(buf.rewards - plain.rewards, expected, rtol=0, atol=1e-5)
+    assert model.modulation_stats["reward_added_steps"] == N_STEPS * 2
+
+
+def test_variant_r_pays_a_discrete_suggestion_only_when_it_is_taken():
+    def run(table):
+        venv = make_env({"env_id": "CartPole-v1", "n_envs": 2, "seed": 0})
+        model = new_ppo(venv, SMALL_PPO)
+        return _one_rollout(model, None if table is None else ModulationTable(table, venv)), model
+
+    plain, _ = run(None)
+    buf, model = run(_table("R", [{"obs": np.zeros(4), "action": 1, "reward": 1.0}], radius=1e9, reward_unit=2.0))
+    assert np.array_equal(buf.actions, plain.actions)
+    took = plain.actions[..., 0] == 1
+    assert 0 < took.sum() < took.size  # every step matched; some took the suggestion, some did not
+    np.testing.assert_allclose(buf.rewards - plain.rewards, np.where(took, 0.5 * 1.0 * 2.0, 0.0), rtol=0, atol=1e-6)
+    stats = model.modulation_stats
+    assert stats["matched_steps"] == took.size and stats["reward_added_steps"] == int(took.sum())
 
 
 def test_reset_variant_restarts_ended_episodes_at_critical_states():
@@ -153,6 +197,8 @@ CHEETAH_STATE = {"obs": np.zeros(17), "action": HALF, "reward": 0.0, "snapshot":
         ("HalfCheetah-v5", {"variant": "B"}, "modulation.variant"),
         ("HalfCheetah-v5", {"radius": -0.1}, "modulation.radius"),
         ("HalfCheetah-v5", {"reset_prob": 1.5}, "modulation.reset_prob"),
+        ("HalfCheetah-v5", {"reward_unit": 0.0}, "modulation.reward_unit must be a finite number > 0"),
+        ("HalfCheetah-v5", {"action_tolerance": -1.0}, "modulation.action_tolerance"),
         ("HalfCheetah-v5", {"seed": None}, "modulation.seed"),
         ("HalfCheetah-v5", {"states": [{**CHEETAH_STATE, "obs": np.zeros(5)}]}, r"modulation.states\[0\].obs has shape \(5,\)"),
         ("HalfCheetah-v5", {"states": [CHEETAH_STATE, {**CHEETAH_STATE, "action": np.full(6, 1.5)}]}, r"states\[1\].action lies outside"),

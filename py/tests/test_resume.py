@@ -5,16 +5,17 @@ import pytest
 import torch
 
 from conftest import HALF_CHEETAH, TINY_PPO
-from ultra_sidecar.envs import make_env
+from ultra_sidecar.envs import find_vec_normalize, make_env
 from ultra_sidecar.models import learn, load_ppo, new_ppo, save_ppo
 from ultra_sidecar.protocol import ProtocolError
+from ultra_sidecar.snapshot import snapshot
 
 PPO_HP = {**TINY_PPO, "n_steps": 128, "device": "cpu"}
 SEGMENT = 384  # not a multiple of 1000: the checkpoint falls inside an episode
 
 
-def _env_for(ckpt_dir=None, n_envs=2):
-    spec = {**HALF_CHEETAH, "n_envs": n_envs, "seed": 3}
+def _env_for(ckpt_dir=None, n_envs=2, **extra):
+    spec = {**HALF_CHEETAH, "n_envs": n_envs, "seed": 3, **extra}
     return make_env({**spec, "normalize": False, "vec_normalize_path": f"{ckpt_dir}/vec_normalize.pkl"} if ckpt_dir else spec)
 
 
@@ -30,7 +31,7 @@ def _same(a, b):
 
 def test_a_resumed_run_continues_bit_for_bit(tmp_path):
     quiet = lambda *_: None  # noqa: E731
-    table = {"variant": "RA", "radius": 0.5, "reset_prob": 0.5, "reward_scale": 1.0, "seed": 0, "states": []}
+    table = {"variant": "RA", "radius": 0.5, "reset_prob": 0.5, "reward_scale": 1.0, "reward_unit": 1.0, "action_tolerance": 0.5, "seed": 0, "states": []}
 
     straight = new_ppo(_env_for(), {**PPO_HP})
     learn(straight, SEGMENT, quiet, modulation=table)
@@ -48,6 +49,54 @@ def test_a_resumed_run_continues_bit_for_bit(tmp_path):
     plain = load_ppo(str(tmp_path / "model.zip"), _env_for(tmp_path), "cpu", {"learning_rate": 3e-4}, seed=99)
     learn(plain, SEGMENT, quiet, modulation=table)
     assert not _same(_state(plain), _state(straight))
+
+
+SHORT = {"env_kwargs": {"max_episode_steps": 100}}  # episodes end inside a segment, so critical resets happen
+
+
+def _critical_states(count=6, every=10):
+    """`count` states of sub-env 0 of an env made as the training env is (same wrappers), each with its raw
+    observation, its snapshot, an in-bounds action and a reward: a table that matches, overrides, adds and resets."""
+    src, rng = _env_for(**SHORT), np.random.default_rng(7)
+    src.reset()
+    states = []
+    for t in range(1, count * every + 1):
+        src.step(rng.uniform(-0.9, 0.9, size=(src.num_envs, 6)).astype(np.float32))
+        if t % every == 0:
+            raw = find_vec_normalize(src).get_original_obs()[0]
+            action = rng.uniform(-0.9, 0.9, size=6).astype(np.float32)
+            states.append({"obs": raw.copy(), "action": action, "reward": float(t) / 100, "snapshot": snapshot(src, 0)})
+    return states
+
+
+def test_a_resumed_run_with_a_non_empty_table_continues_bit_for_bit(tmp_path):
+    """The table matches, overrides actions, adds rewards and restarts episodes at its states (its own reset RNG)
+    in both segments; the resumed second segment still equals the uninterrupted one, counters included. As improve
+    does (tableFor), each learn() segment gets the table with a seed of its own."""
+    quiet = lambda *_: None  # noqa: E731
+    table = {"variant": "RA", "radius": 1.0, "reset_prob": 0.5, "reward_scale": 1.0, "reward_unit": 1.0, "action_tolerance": 0.5,
+             "seed": 5, "states": _critical_states()}
+    later = {**table, "seed": 6}  # the second segment's table
+
+    straight = new_ppo(_env_for(**SHORT), {**PPO_HP})
+    first = learn(straight, SEGMENT, quiet, modulation=table)["modulation"]
+    save_ppo(straight, str(tmp_path / "model.zip"), with_resume=True)
+    second = learn(straight, SEGMENT, quiet, modulation=later)["modulation"]
+
+    resumed = load_ppo(str(tmp_path / "model.zip"), _env_for(tmp_path, **SHORT), "cpu", {"learning_rate": 3e-4}, seed=99, with_resume=True)
+    again = learn(resumed, SEGMENT, quiet, modulation=later)["modulation"]
+
+    for stats in (first, second):  # every hook of the table fired in each segment
+        assert all(stats[k] > 0 for k in ("matched_steps", "overridden_actions", "reward_added_steps", "critical_resets")), stats
+    assert again == second
+    assert resumed.num_timesteps == straight.num_timesteps
+    assert _same(_state(resumed), _state(straight))
+    assert np.array_equal(resumed._last_obs, straight._last_obs)
+
+    # the table's own reset draws count: with another seed the same resumed checkpoint continues otherwise
+    other = load_ppo(str(tmp_path / "model.zip"), _env_for(tmp_path, **SHORT), "cpu", {"learning_rate": 3e-4}, seed=99, with_resume=True)
+    learn(other, SEGMENT, quiet, modulation={**table, "seed": 7})
+    assert not _same(_state(other), _state(straight))
 
 
 def test_a_resume_state_of_another_checkpoint_is_refused(tmp_path):

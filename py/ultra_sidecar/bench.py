@@ -35,7 +35,8 @@ def synthetic_table(spec: dict, n: int, seed: int, radius: float) -> dict:
         raw = vn.get_original_obs()[0] if vn is not None else obs[0]
         states.append({"obs": raw, "action": venv.action_space.sample(), "reward": float(rng.uniform(-1, 1)), "snapshot": snapshot(venv, 0)})
     venv.close()
-    return {"variant": "RA", "radius": radius, "reset_prob": 0.25, "reward_scale": 1.0, "seed": seed, "states": states}
+    return {"variant": "RA", "radius": radius, "reset_prob": 0.25, "reward_scale": 1.0, "reward_unit": 1.0, "action_tolerance": 0.5, "seed": seed,
+            "states": states}
 
 
 def _digest(x) -> bytes:

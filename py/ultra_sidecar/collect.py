@@ -26,7 +26,7 @@ def _ram(venv: VecEnv, i: int) -> np.ndarray | None:
     return u.ale.getRAM().copy() if hasattr(u, "ale") else None
 
 
-def _chunks(episode: int, env_index: int, steps: dict, snaps: list, snap_steps: list, size: int, ret: float):
+def _chunks(episode: int, env_index: int, steps: dict, snaps: list, snap_steps: list, size: int, ret: float, terminated: bool):
     """Split one finished episode into chunks of at most `size` steps. raw_obs is sent only when it differs
     from obs (under VecNormalize): on Atari it would double the largest array."""
     n = len(steps["rewards"])
@@ -46,6 +46,7 @@ def _chunks(episode: int, env_index: int, steps: dict, snaps: list, snap_steps: 
             "length": n,
             "final": end == n,
             "return": ret if end == n else None,
+            "terminated": terminated if end == n else None,
             **{k: a[start:end] for k, a in arrays.items()},
             "snapshot_steps": snap_steps[sel],
             "snapshots": [s for s, keep in zip(snaps, sel) if keep],
@@ -88,8 +89,10 @@ def collect(model: PPO, venv: VecEnv, episodes: int, deterministic: bool, snapsh
             if dones[i]:
                 ep = infos[i].get("episode")
                 ret = float(ep["r"]) if ep else float(np.sum(steps["rewards"]))
+                # the env's own ending (a fall, a lost game) rather than the time limit: the adviser is told which
+                terminated = not infos[i].get("TimeLimit.truncated", False)
                 if finished < episodes:
-                    for chunk in _chunks(finished, i, steps, bufs[i][1], bufs[i][2], chunk_steps, ret):
+                    for chunk in _chunks(finished, i, steps, bufs[i][1], bufs[i][2], chunk_steps, ret, terminated):
                         emit("chunk", chunk)
                     summary.append({"episode": finished, "env_index": i, "return": ret, "length": len(steps["rewards"])})
                     total_steps += len(steps["rewards"])

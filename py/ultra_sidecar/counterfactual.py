@@ -1,7 +1,8 @@
 """Counterfactual rollouts from a snapshot: which first action does best when the policy takes over after it?
 
 All candidates run in lockstep in one VecEnv (one sub-env per candidate), so the policy sees one batch per step.
-Used by the `rollout` adviser to pick actions, and to verify any adviser's suggestions."""
+Used by the `rollout` adviser to pick actions, and to verify any adviser's suggestions. Both ops return
+`env_steps`, the sub-env steps they took, which the improvement phase counts in ULTRA's budget."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ from .snapshot import restore
 
 def rollout_returns(
     model: PPO, venv: VecEnv, snap: dict, candidates: np.ndarray, horizon: int, gamma: float, deterministic: bool = True
-) -> np.ndarray:
+) -> dict:
     """Estimated return of: candidate action i, then the policy for `horizon` − 1 steps, then the critic's
     V(s_H) for what would follow (so sparse rewards beyond the horizon still count). Rewards are the ones the
-    model learned from (normalised under VecNormalize), in the critic's units. Sub-env i runs candidate i."""
+    model learned from (normalised under VecNormalize), in the critic's units. Sub-env i runs candidate i.
+    Returns {returns, env_steps}."""
     n = venv.num_envs
     if len(candidates) != n:
         raise ProtocolError("bad_args", f"{len(candidates)} candidate actions for an env with {n} sub-envs; make the env with n_envs = candidates")
@@ -37,27 +39,31 @@ def rollout_returns(
             obs_t, _ = model.policy.obs_to_tensor(obs)
             return model.policy._predict(obs_t, deterministic=deterministic).cpu().numpy()
 
-    return _returns(model, venv, obs, act, horizon, gamma)
+    returns, steps = _returns(model, venv, obs, act, horizon, gamma)
+    return {"returns": returns, "env_steps": steps}
 
 
-def _returns(model: PPO, venv: VecEnv, obs: np.ndarray, act, horizon: int, gamma: float) -> np.ndarray:
+def _returns(model: PPO, venv: VecEnv, obs: np.ndarray, act, horizon: int, gamma: float) -> tuple[np.ndarray, int]:
     """Per sub-env: Σ γ^t r_t over `horizon` steps from `obs` (rewards stop where its episode ends), plus γ^H·V(s_H)
-    where it is still running. act(t, obs) gives step t's actions."""
+    where it is still running. act(t, obs) gives step t's actions. Also the sub-env steps taken: every sub-env
+    is stepped until all have ended (one that ended early runs on in its next episode: those steps cost too)."""
     box = isinstance(venv.action_space, spaces.Box)
     returns, alive, discount = np.zeros(venv.num_envs), np.ones(venv.num_envs, dtype=bool), 1.0
+    steps = 0
     for t in range(horizon):
         actions = act(t, obs)
         env_actions = np.clip(actions, venv.action_space.low, venv.action_space.high) if box else actions
         obs, rewards, dones, _ = venv.step(env_actions)
+        steps += venv.num_envs
         returns += discount * rewards * alive
         alive &= ~dones
         discount *= gamma
         if not alive.any():
-            return returns
+            return returns, steps
     with torch.no_grad():
         obs_t, _ = model.policy.obs_to_tensor(obs)
         values = model.policy.predict_values(obs_t).cpu().numpy().reshape(-1)
-    return returns + discount * values * alive
+    return returns + discount * values * alive, steps
 
 def _policy_noise(model: PPO, rng: np.random.Generator) -> np.ndarray:
     """One step's noise for one rollout: a standard normal per action dim (Gaussian policies), Gumbel noise per
@@ -91,7 +97,8 @@ def paired_returns(model: PPO, venv: VecEnv, snap: dict, action, pairs: int, hor
     randomness is the snapshot's in each. So differences within a group are the first actions' effects, not noise:
     suggested − own is the suggestion's gain, own − own_again how much two of the policy's own actions differ.
     Returns are discounted with the model's γ over `horizon` steps, plus γ^H·V(s_H) (the critic's units: normalised
-    rewards under VecNormalize). Returns {own, suggested, own_again}: one return per group each."""
+    rewards under VecNormalize). Returns {own, suggested, own_again}: one return per group each, and env_steps
+    (a last, partial batch still steps every sub-env)."""
     n = venv.num_envs
     if n % 3 or n < 3:
         raise ProtocolError("bad_args", f"paired rollouts run in groups of 3 sub-envs; the env has {n}, make it a multiple of 3")
@@ -102,7 +109,7 @@ def paired_returns(model: PPO, venv: VecEnv, snap: dict, action, pairs: int, hor
     if suggested.shape != venv.action_space.shape:
         raise ProtocolError("bad_args", f"action has shape {suggested.shape}, the action space {venv.action_space.shape}")
     gamma, per_batch = float(model.gamma), n // 3
-    out = np.zeros((0, 3))
+    out, env_steps = np.zeros((0, 3)), 0
     for first in range(0, pairs, per_batch):
         rngs = [np.random.default_rng([seed, k]) for k in range(first, first + per_batch)]
         obs = np.stack([restore(venv, i, snap) for i in range(n)])
@@ -116,6 +123,7 @@ def paired_returns(model: PPO, venv: VecEnv, snap: dict, action, pairs: int, hor
                 actions[1::3] = suggested
             return actions
 
-        returns = _returns(model, venv, obs, act, horizon, gamma)
+        returns, steps = _returns(model, venv, obs, act, horizon, gamma)
+        env_steps += steps
         out = np.concatenate([out, returns.reshape(per_batch, 3)[: pairs - first]])
-    return {"own": out[:, 0], "suggested": out[:, 1], "own_again": out[:, 2]}
+    return {"own": out[:, 0], "suggested": out[:, 1], "own_again": out[:, 2], "env_steps": env_steps}

@@ -4,6 +4,18 @@ The identification phase names critical states; a ModulationTable holds them wit
 and a snapshot. At a critical state the rollout takes the suggested action (variants A, RA) and/or adds the
 entry's reward (R, RA); ended episodes may restart from a critical state's snapshot (every variant; "reset" does
 only that, as the RICE baseline does).
+
+The adviser's reward has one unit in every env: `reward_unit` is the base policy's per-step reward scale (the std
+of its raw per-step rewards, measured by identify), so an entry's reward 1.0 is worth one typical step's reward.
+The bonus `reward_scale * reward * reward_unit` (raw reward units) is converted into the space PPO sees, as
+VecNormalize converts the env's rewards: divided by sqrt(ret_rms.var + epsilon) when it normalises rewards (its
+current statistics, each rollout), else left raw.
+
+What R rewards (variants R, RA): taking the suggested action at the critical state. Discrete actions: paid only
+when the taken action equals the suggestion. Box actions: paid × max(0, 1 − d/action_tolerance), d the RMS
+distance between the taken and the suggested action in units of the action space's half-range. In RA the action
+is overridden, so the bonus is always paid in full. An entry without an action (a reward-only state) marks the
+state itself: it is paid whatever action was taken.
 """
 
 from __future__ import annotations
@@ -23,7 +35,7 @@ from .protocol import ProtocolError
 from .snapshot import restore
 
 VARIANTS = ("A", "R", "RA", "reset")
-FIELDS = ("variant", "radius", "reset_prob", "reward_scale", "seed", "states")
+FIELDS = ("variant", "radius", "reset_prob", "reward_scale", "reward_unit", "action_tolerance", "seed", "states")
 STATS = ("matched_steps", "restored_start_matches", "overridden_actions", "reward_added_steps", "critical_resets")
 
 
@@ -35,6 +47,13 @@ def _number(value, where: str, low: float = -np.inf, high: float = np.inf) -> fl
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not low <= value <= high:
         raise _bad(where, f"must be a number in [{low}, {high}], got {value!r}")
     return float(value)
+
+
+def _positive(value, where: str, meaning: str) -> float:
+    x = _number(value, where)
+    if not 0.0 < x < np.inf:
+        raise _bad(where, f"must be a finite number > 0 ({meaning}), got {value!r}")
+    return x
 
 
 def _action(space: spaces.Space, value, where: str) -> np.ndarray:
@@ -57,8 +76,8 @@ class ModulationTable:
     """Critical states (from model_learn's `modulation` map) and the nearest-entry lookup of ModulatedPPO.
 
     Distances are RMS distances in the agent's normalised observation space: VecNormalize's normalisation
-    when the env has one, else /255 for images, else none. `reward_scale * reward` is added to the reward PPO
-    sees, i.e. in units of the normalised reward when the env normalises rewards."""
+    when the env has one, else /255 for images, else none. The bonus is `reward_scale * reward * reward_unit`
+    raw reward units, converted as VecNormalize converts rewards (see the module docstring)."""
 
     def __init__(self, wire: dict, venv: VecEnv):
         missing = [k for k in FIELDS if k not in wire] if isinstance(wire, dict) else list(FIELDS)
@@ -74,6 +93,8 @@ class ModulationTable:
         self.radius = _number(wire["radius"], "radius", 0.0)
         self.reset_prob = _number(wire["reset_prob"], "reset_prob", 0.0, 1.0)
         self.reward_scale = _number(wire["reward_scale"], "reward_scale")
+        self.reward_unit = _positive(wire["reward_unit"], "reward_unit", "the raw reward of one typical step; identify measures it")
+        self.action_tolerance = _positive(wire["action_tolerance"], "action_tolerance", "an RMS distance in half-ranges of the action space")
         self.rng = np.random.default_rng(wire["seed"])  # reset draws only; the global RNGs stay SB3's
 
         obs_space, act_space = venv.observation_space, venv.action_space
@@ -105,6 +126,11 @@ class ModulationTable:
         self.has_action, self.rewards = np.array(has_action, dtype=bool), np.array(rewards, dtype=np.float64)
         self.snapshot_ids = np.array([i for i, s in enumerate(self.snapshots) if s is not None], dtype=np.int64)
         self.overrides_actions, self.adds_reward = self.variant in ("A", "RA"), self.variant in ("R", "RA")
+        self.discrete = isinstance(act_space, spaces.Discrete)
+        if not self.discrete:  # Box distances are in half-ranges; an unbounded dimension counts in raw units
+            half = (act_space.high.astype(np.float64) - act_space.low.astype(np.float64)) / 2.0
+            self.half_range = np.where(np.isfinite(half) & (half > 0), half, 1.0)
+        self.reward_factor = self.reward_unit  # raw → PPO's reward space; refresh() sets it from VecNormalize
         # matched_steps counts every step near an entry; restored_start_matches the ones that are just the first step
         # of an episode restored from that entry's snapshot. The difference is how often modulation reaches states
         # the policy got to by itself.
@@ -123,6 +149,25 @@ class ModulationTable:
         vn = self.vec_normalize
         self.keys = self._rows(vn.normalize_obs(self.obs) if vn is not None else self.obs)
         self.key_norms = (self.keys**2).sum(1)
+        # the bonus is scaled as VecNormalize scales rewards (without its clip: the bonus is bounded by the table)
+        norm = vn is not None and vn.norm_reward
+        self.reward_factor = self.reward_unit / np.sqrt(vn.ret_rms.var + vn.epsilon) if norm else self.reward_unit
+
+    def payment(self, nearest: np.ndarray, critical: np.ndarray, taken: np.ndarray, overridden: np.ndarray) -> np.ndarray:
+        """Per sub-env, the share of its entry's bonus paid for the action it took (`taken`: as sent to the env):
+        0 away from critical states; 1 for a reward-only entry or an overridden action; otherwise 1 if it equals
+        the suggestion (Discrete) or max(0, 1 − d/action_tolerance) (Box, d in half-ranges)."""
+        paid = critical.astype(np.float64)
+        judged = critical & self.has_action[nearest] & ~overridden
+        if judged.any():
+            suggested = self.actions[nearest[judged]]
+            if self.discrete:
+                paid[judged] = (np.asarray(taken).reshape(-1)[judged] == suggested).astype(np.float64)
+            else:
+                diff = (np.asarray(taken, dtype=np.float64)[judged] - suggested) / self.half_range
+                d = np.sqrt((diff**2).reshape(len(suggested), -1).mean(1))
+                paid[judged] = np.maximum(0.0, 1.0 - d / self.action_tolerance)
+        return paid
 
     def match(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each sub-env's (agent-facing) observation: its nearest entry, and whether that is within radius."""
@@ -215,10 +260,12 @@ class ModulatedPPO(PPO):
             new_obs, rewards, dones, infos = env.step(clipped_actions)
 
             if table is not None:
-                # ULTRA: the entry's reward, on top of the (possibly normalised) reward PPO sees.
+                # ULTRA: the entry's reward for the action taken, converted into the (possibly normalised) reward PPO sees.
                 if table.adds_reward and critical.any():
-                    rewards[critical] += table.reward_scale * table.rewards[nearest[critical]]
-                    table.stats["reward_added_steps"] += int(critical.sum())
+                    paid = table.payment(nearest, critical, clipped_actions, override)
+                    bonus = table.reward_scale * table.reward_factor * table.rewards[nearest] * paid
+                    rewards[critical] += bonus[critical]
+                    table.stats["reward_added_steps"] += int((paid > 0).sum())
                 # ULTRA: an ended episode may restart from a critical state; it enters the buffer as an episode start.
                 for i in np.flatnonzero(dones):
                     snap = table.draw_start()
@@ -277,7 +324,7 @@ def obs_distances(venv: VecEnv, obs, keys) -> np.ndarray:
     shape = venv.observation_space.shape
     if obs.shape[1:] != shape:
         raise _bad("obs", f"must be rows of the env's observations {shape}, got shape {obs.shape}")
-    table = ModulationTable({"variant": "reset", "radius": 0.0, "reset_prob": 0.0, "reward_scale": 0.0, "seed": 0,
-                             "states": [{"obs": k} for k in keys]}, venv)
+    table = ModulationTable({"variant": "reset", "radius": 0.0, "reset_prob": 0.0, "reward_scale": 0.0, "reward_unit": 1.0,
+                             "action_tolerance": 0.5, "seed": 0, "states": [{"obs": k} for k in keys]}, venv)
     table.refresh()
     return table.distances(obs).astype(np.float32)

@@ -156,17 +156,15 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
             int(args.get("chunk_steps", 1024)),
             emit,
         ),
-        "counterfactual": lambda args, emit: {
-            "returns": counterfactual.rollout_returns(
-                model_of(args),
-                env_of(args),
-                args["snapshot"],
-                args["candidates"],
-                int(args["horizon"]),
-                float(args["gamma"]),
-                bool(args.get("deterministic", True)),
-            )
-        },
+        "counterfactual": lambda args, emit: counterfactual.rollout_returns(
+            model_of(args),
+            env_of(args),
+            args["snapshot"],
+            args["candidates"],
+            int(args["horizon"]),
+            float(args["gamma"]),
+            bool(args.get("deterministic", True)),
+        ),
         "paired_returns": lambda args, emit: counterfactual.paired_returns(
             model_of(args),
             env_of(args),

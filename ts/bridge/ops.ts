@@ -71,6 +71,8 @@ export interface TrajectoryChunk {
   length: number;
   final: boolean;
   return: number | null;
+  /** on the final chunk: true when the env ended the episode (a fall, a lost game), false at the time limit */
+  terminated: boolean | null;
   obs: NDArray;
   /** un-normalised observations; absent when the env has no VecNormalize (then they equal obs) */
   raw_obs?: NDArray;
@@ -137,12 +139,13 @@ interface OpTable {
   ];
   counterfactual: [
     { model: string; env: string; snapshot: Snapshot; candidates: NDArray; horizon: number; gamma: number; deterministic?: boolean },
-    { returns: NDArray<Float64Array> },
+    /** env_steps: sub-env steps taken (ULTRA's preparation cost) */
+    { returns: NDArray<Float64Array>; env_steps: number },
   ];
   /** common-random-number groups from a snapshot: two fresh π(·|s) samples and `action` first, then π with shared noise */
   paired_returns: [
     { model: string; env: string; snapshot: Snapshot; action: NDArray | number; pairs: number; horizon: number; seed: number },
-    { own: NDArray<Float64Array>; suggested: NDArray<Float64Array>; own_again: NDArray<Float64Array> },
+    { own: NDArray<Float64Array>; suggested: NDArray<Float64Array>; own_again: NDArray<Float64Array>; env_steps: number },
   ];
   /** RMS distances, as the modulation table matches, from each raw obs row to each key row: d[i][j] */
   obs_distances: [{ env: string; obs: NDArray; keys: NDArray }, { d: NDArray<Float32Array> }];

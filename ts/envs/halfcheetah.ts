@@ -39,6 +39,7 @@ export const halfCheetah: StateInterpreter = {
       `joint angles (rad): ${listed(JOINTS, angles)}; joint velocities (rad/s): ${listed(JOINTS, speeds)}`
     );
   },
+  actionNames: JOINTS,
   actionSemantics: `6 torques in [-1, 1]: ${JOINTS.join(", ")}`,
   describeAction(action) {
     return describeTorques("HalfCheetah", JOINTS, CTRL_COST_WEIGHT, action);

@@ -48,6 +48,10 @@ export const pong: StateInterpreter = {
       `the ball is ${f.ball_distance_x} px left of your paddle's face, ${vertical} (${reach})`;
     return `${score}; ball at x ${f.ball_x}, y ${f.ball_y}: ${where}; ${paddles} (RAM units, y grows downward)`;
   },
+  brief(obs, ram) {
+    return this.describe(obs, ram);
+  },
+  actionNames: ACTIONS,
   actionSemantics: "6 discrete actions: 0 NOOP (stay), 1 FIRE (stay), 2 RIGHT (move paddle up), 3 LEFT (move paddle down), 4 RIGHTFIRE (up), 5 LEFTFIRE (down)",
   describeAction(action) {
     const a = typeof action === "number" ? action : Number(action[0]);

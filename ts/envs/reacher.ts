@@ -34,6 +34,7 @@ export const reacher: StateInterpreter = {
       `joint velocities: shoulder ${signed(f.shoulder_velocity)} rad/s, elbow ${signed(f.elbow_velocity)} rad/s`
     );
   },
+  actionNames: ["shoulder", "elbow"],
   actionSemantics: "2 torques in [-1, 1]: shoulder (joint between the fixed base and the first link), elbow (joint between the two links)",
   describeAction(action) {
     return describeTorques("Reacher", JOINTS, 0.1, action);

@@ -66,6 +66,11 @@ export function uprightInterpreter(spec: UprightSpec): StateInterpreter {
         `joint velocities (rad/s): ${listed(spec.joints, spec.jointKeys.map((key) => f[`${key}_velocity`]))}; ${health}`
       );
     },
+    brief(obs) {
+      const full = this.describe(obs);
+      return `${full.split("; ")[0]}; ${full.split("; ").slice(-1)[0]}`; // the body, and whether it is healthy
+    },
+    actionNames: spec.joints,
     actionSemantics: `${k} torques in [-1, 1]: ${spec.joints.join(", ")}`,
     describeAction(action) {
       return describeTorques(spec.name, spec.joints, spec.ctrlCostWeight, action);

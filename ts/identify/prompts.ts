@@ -91,3 +91,34 @@ export function actionSpaceText(space: SpaceInfo): string {
   if (low && high) return `a JSON list of ${dim} numbers, number i in [low[i], high[i]] with low = [${low.join(", ")}] and high = [${high.join(", ")}]`;
   return `a JSON list of ${dim} numbers`;
 }
+
+/** Candidates mode (ts/identify/cards.ts): the env's description, worked cases and the action menu first, the
+ * same for every episode (a local model evaluates that prefix once), then the episode's overview and cards. */
+export function renderCandidatesPrompt(
+  configName: string,
+  vars: { overview: string; cards: string; menu: string; maxCriticalStates: number },
+  opts: { dir?: string } = {},
+): Prompt {
+  if (!Number.isInteger(vars.maxCriticalStates) || vars.maxCriticalStates < 1)
+    throw new UltraError(`prompt variable "maxCriticalStates" must be a positive integer, got ${vars.maxCriticalStates}`);
+  const dir = opts.dir ?? PROMPTS_DIR;
+  const interp = interpreterFor(configName);
+  const base: Record<string, string> = {
+    envName: interp.name,
+    actionSemantics: interp.actionSemantics,
+    actionSpace: "one of the action menu's changes (below)",
+    maxCriticalStates: String(vars.maxCriticalStates),
+  };
+  const render = (file: string, extra: Record<string, string> = {}) =>
+    renderTemplate(readFileSync(join(dir, file), "utf8").trimEnd(), { ...base, ...extra }, `prompts/${file}`);
+  return {
+    system: render("candidates/system.md"),
+    user: render("candidates/user.md", {
+      task: render(envTemplate(configName)),
+      cases: render("candidates/cases.md"),
+      menu: vars.menu,
+      episode: vars.overview,
+      cards: vars.cards,
+    }),
+  };
+}

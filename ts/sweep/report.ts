@@ -1,17 +1,84 @@
-// The sweep report: per env, every arm's final return over seeds (mean ± std, 95% CI), learning curves with
-// 95% CI bands, and the adviser's statistics; then every trial's status. Also summary.json for scripts.
+// The sweep report: per env, every arm's final return over seeds (mean ± std, 95% CI) and its difference to
+// continue PPO paired by seed, learning curves with 95% CI bands, and the adviser's statistics; then every
+// trial's status. Also summary.json for scripts.
 import type { Sidecar } from "../bridge/sidecar.js";
 import { resolveEnv } from "../config.js";
 import { CriticalStatesFile } from "../ultra/critical.js";
-import { acrossSeeds, armName, identifyUsage, seedCells } from "../ultra/phases/report.js";
+import { acrossSeeds, armName, identicalWarnings, identifyUsage, pairedTable, seedCells } from "../ultra/phases/report.js";
 import type { EvalFile } from "../ultra/phases/evaluate.js";
 import { readProgress, type Arm } from "../ultra/phases/improve.js";
 import type { RunDir } from "../ultra/rundir.js";
-import { ci95Factor } from "../ultra/stats.js";
+import { ci95Factor, pairedDiff, type Paired } from "../ultra/stats.js";
 import type { Sweep } from "./scheduler.js";
 import type { Trial } from "./spec.js";
 
 type ArmRow = { arm: string; seeds: number[]; returns: number[] } & ReturnType<typeof acrossSeeds>;
+
+/** An arm's result on one seed (its evaluation's mean and episode returns), or why it has none. */
+export type SeedResult = { mean: number; returns: number[] } | { missing: string };
+
+export interface EnvTable {
+  /** the seeds every arm has a result for: the only ones compared */
+  seeds: number[];
+  dropped: { seed: number; missing: { arm: string; why: string }[] }[];
+  rows: ArmRow[];
+  /** each arm but base and continue PPO minus continue PPO, paired by seed (when continue PPO is an arm) */
+  paired: Record<string, Paired>;
+  lines: string[];
+}
+
+/** One env's tables, over the seeds where every arm has a result. When a trial failed, averaging arm A over seeds
+ * {1, 2, 3} and arm B over {1, 2} would put seed 3's luck into their difference, so seed 3 is dropped for all. */
+export function envTable(arms: string[], seeds: number[], result: (arm: string, seed: number) => SeedResult): EnvTable {
+  const got = new Map(arms.map((arm) => [arm, seeds.map((seed) => result(arm, seed))]));
+  const kept: number[] = [];
+  const dropped: EnvTable["dropped"] = [];
+  seeds.forEach((seed, i) => {
+    const missing = arms.flatMap((arm) => {
+      const r = got.get(arm)![i];
+      return "missing" in r ? [{ arm, why: r.missing }] : [];
+    });
+    if (missing.length) dropped.push({ seed, missing });
+    else kept.push(seed);
+  });
+  const on = (arm: string) => got.get(arm)!.filter((_, i) => kept.includes(seeds[i])) as { mean: number; returns: number[] }[];
+  const rows: ArmRow[] = arms.map((arm) => {
+    const returns = on(arm).map((r) => r.mean);
+    return { arm, seeds: kept, returns, ...acrossSeeds(returns) };
+  });
+  const perSeed = Object.fromEntries(rows.map((r) => [r.arm, r.returns]));
+  const paired = perSeed.continue_ppo
+    ? Object.fromEntries(arms.filter((a) => a !== "base" && a !== "continue_ppo").map((a) => [a, pairedDiff(perSeed[a], perSeed.continue_ppo)]))
+    : {};
+  const lines = [
+    ...(dropped.length
+      ? [
+          `Compared over seeds ${kept.join(", ") || "none"}, where every arm has a result; dropped: ` +
+            dropped.map((d) => `seed ${d.seed} (${d.missing.map((m) => `${armName(m.arm)}: ${m.why}`).join("; ")})`).join(", ") +
+            ".",
+          "",
+        ]
+      : []),
+    "| arm | seeds | mean ± std over seeds | 95% CI | per seed |",
+    "|---|---|---|---|---|",
+    ...rows.map((r) => (r.returns.length ? `| ${armName(r.arm)} | ${r.returns.length} | ${seedCells(r.returns)} |` : `| ${armName(r.arm)} | 0 | – | – | – |`)),
+    "",
+    ...(kept.length ? identicalWarnings(Object.fromEntries(arms.filter((a) => a !== "base").map((a) => [a, on(a).flatMap((r) => r.returns)]))) : []),
+    ...(kept.length ? pairedTable(perSeed, "###") : []),
+  ];
+  return { seeds: kept, dropped, rows, paired, lines };
+}
+
+/** Why an arm has no result for a seed: the trial that would hold it, and where that trial stands. */
+function missingWhy(trials: Trial[], arm: string, seed: number): string {
+  const mine = trials.filter((t) => t.seed === seed);
+  const owner = arm.startsWith("ultra_")
+    ? mine.filter((t) => `ultra_${t.variant}` === arm)
+    : arm === "base"
+      ? mine
+      : mine.filter((t) => t.baselines.includes(arm as Trial["baselines"][number]));
+  return owner.length ? owner.map((t) => `trial ${t.id} ${t.status}`).join(", ") : "no trial trains it";
+}
 
 /** Which trial holds an arm's result for one seed: ULTRA arms their variant's trial, the rest the trial that trained them. */
 function holder(trials: Trial[], arm: string, seed: number): Trial | undefined {
@@ -56,19 +123,16 @@ export async function sweepReport(sweep: Sweep, sc: Sidecar): Promise<{ report: 
     const env = resolveEnv(envName);
     const mine = trials.filter((t) => t.env === envName);
     const arms = ["base", ...spec.variants.map((v) => `ultra_${v}`), ...spec.baselines];
-    const rows: ArmRow[] = arms.map((arm) => {
-      const got = spec.seeds.flatMap((seed) => {
-        const t = holder(mine, arm, seed);
-        const ev = t && sweep.runDir(t).readJson<EvalFile>("eval.json").arms[arm];
-        return ev ? [{ seed, mean: ev.mean }] : [];
-      });
-      const returns = got.map((g) => g.mean);
-      return { arm, seeds: got.map((g) => g.seed), returns, ...acrossSeeds(returns) };
+    const table = envTable(arms, spec.seeds, (arm, seed) => {
+      const t = holder(mine, arm, seed);
+      const ev = t && sweep.runDir(t).readJson<EvalFile>("eval.json").arms[arm];
+      return ev ? { mean: ev.mean, returns: ev.returns } : { missing: t ? `not in ${t.id}'s eval.json` : missingWhy(mine, arm, seed) };
     });
     const curves: Record<string, unknown> = {};
     const band: Record<string, number> = {};
     for (const arm of arms.slice(1)) {
-      const perSeed = spec.seeds.flatMap((seed) => {
+      // the curves too: over the compared seeds only
+      const perSeed = table.seeds.flatMap((seed) => {
         const t = holder(mine, arm, seed);
         return t ? [readProgress({ run: sweep.runDir(t) }, arm as Arm)?.curve ?? []] : [];
       });
@@ -78,18 +142,11 @@ export async function sweepReport(sweep: Sweep, sc: Sidecar): Promise<{ report: 
     const png = `curves-${env.name}.png`;
     await sc.call("plot_curves", { curves, path: sweep.dir.path(png), title: `${env.env_id}: refinement, mean over seeds with 95% CI`, band_scale: band });
     const advice = adviserStats(mine.filter((t) => t.status === "done").map((t) => sweep.runDir(t)));
-    summary[env.env_id] = { arms: rows, adviser: advice };
+    summary[env.env_id] = { seeds: table.seeds, dropped: table.dropped, arms: table.rows, paired_vs_continue_ppo: table.paired, adviser: advice };
     lines.push(
       `## ${env.env_id}`,
       "",
-      "| arm | seeds | mean ± std over seeds | 95% CI | per seed |",
-      "|---|---|---|---|---|",
-      ...rows.map((r) =>
-        r.returns.length
-          ? `| ${armName(r.arm)} | ${r.returns.length} | ${seedCells(r.returns)} |`
-          : `| ${armName(r.arm)} | 0 | – | – | – |`,
-      ),
-      "",
+      ...table.lines,
       `![learning curves](${png})`,
       "",
       `Adviser over ${advice.runs} runs: ${advice.proposed} critical states proposed, ${advice.valid} valid, ${advice.rejected} rejected, ` +

@@ -17,6 +17,16 @@ export const Verification = z.object({
 });
 export type Verification = z.infer<typeof Verification>;
 
+/** Candidates mode: the card a state was picked from and the menu change that made its action. */
+export const CardChoice = z.object({
+  letter: z.string(),
+  kinds: z.array(z.string()),
+  /** the card was the episode's largest value drop, i.e. what the rollout adviser picks first without an LLM */
+  top_value_drop: z.boolean(),
+  change: z.string(),
+});
+export type CardChoice = z.infer<typeof CardChoice>;
+
 export const CriticalState = z.object({
   episode: z.number().int().nonnegative(),
   step: z.number().int().nonnegative(),
@@ -27,6 +37,7 @@ export const CriticalState = z.object({
   /** verified advice: the held-out mean gain of the suggested action over the policy's own, from the snapshot */
   gain: z.number().optional(),
   verification: Verification.optional(),
+  card: CardChoice.optional(),
 });
 export type CriticalState = z.infer<typeof CriticalState>;
 
@@ -52,11 +63,46 @@ export const Radius = z.object({
 });
 export type Radius = z.infer<typeof Radius>;
 
+/** A field identify writes that files from older versions lack: missing, it says to re-run identify. */
+const fromIdentify = (field: string) => ({
+  error: (iss: { input?: unknown }) =>
+    iss.input === undefined ? `${field} is missing: this file was written by an older identify; re-run identify (ultra identify --run DIR)` : undefined,
+});
+
+/** The unit of the adviser's reward: the base policy's per-step reward scale on identify's episodes, in raw reward. */
+export const RewardUnit = z.object(
+  {
+    value: z.number().positive(),
+    /** the env steps it was measured on */
+    steps: z.number().int().nonnegative(),
+    /** std of the raw per-step rewards; mean_abs where that was 0; fallback (1.0) where both were */
+    basis: z.enum(["std", "mean_abs", "fallback"]),
+  },
+  fromIdentify("reward_unit"),
+);
+export type RewardUnit = z.infer<typeof RewardUnit>;
+
+/** Env steps identify took, by purpose: the preparation cost of the arms that use its states. */
+export const EnvSteps = z.object(
+  {
+    /** the episodes shown to the adviser */
+    collect: z.number().int().nonnegative(),
+    /** the adviser's own rollouts (the rollout adviser's counterfactuals) */
+    adviser: z.number().int().nonnegative(),
+    /** verification's paired rollouts */
+    verify: z.number().int().nonnegative(),
+  },
+  fromIdentify("env_steps"),
+);
+export type EnvSteps = z.infer<typeof EnvSteps>;
+
 export const CriticalStatesFile = z.object({
   env_id: z.string(),
   adviser: z.string(),
   counts: AdviceCounts,
   radius: Radius,
+  reward_unit: RewardUnit,
+  env_steps: EnvSteps,
   states: z.array(CriticalState),
 });
 export type CriticalStatesFile = z.infer<typeof CriticalStatesFile>;
@@ -68,6 +114,7 @@ const Advice = z.object({
   reason: z.string().default(""),
   action: z.union([z.array(z.number()), z.number(), z.null()]).default(null),
   reward: z.number().refine(Number.isFinite, "reward must be finite").default(0),
+  card: CardChoice.optional(),
 });
 
 /** Check each proposal against the episode and the action space. Out-of-range continuous actions are
@@ -111,7 +158,7 @@ export function validateAdvice(raw: unknown[], ep: Episode, space: SpaceInfo, ad
       action = clipped;
     }
     counts.valid++;
-    out.push({ episode: ep.episode, step: a.step, action, reward: a.reward, reason: a.reason, adviser });
+    out.push({ episode: ep.episode, step: a.step, action, reward: a.reward, reason: a.reason, adviser, ...(a.card ? { card: a.card } : {}) });
   }
   return out;
 }

@@ -7,6 +7,8 @@ export interface Episode {
   episode: number;
   length: number;
   return: number;
+  /** true: the env ended the episode (a fall, a lost game); false: the time limit did */
+  terminated: boolean;
   obs: NDArray;
   /** un-normalised observations (what the interpreter and the modulation table use); = obs without VecNormalize */
   raw_obs: NDArray;
@@ -43,6 +45,7 @@ export function assemble(chunks: TrajectoryChunk[]): Episode {
     episode: last.episode,
     length: last.length,
     return: last.return ?? 0,
+    terminated: last.terminated ?? false,
     obs,
     raw_obs: chunks[0].raw_obs ? field("raw_obs") : obs, // absent when the env is not normalised
     ...(chunks[0].ram ? { ram: field("ram") } : {}),

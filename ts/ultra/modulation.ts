@@ -2,7 +2,7 @@
 import type { Snapshot } from "../bridge/ops.js";
 import type { Sidecar } from "../bridge/sidecar.js";
 import { NDArray } from "../protocol.js";
-import type { CriticalState } from "./critical.js";
+import type { CriticalState, RewardUnit } from "./critical.js";
 import { concat, type Episode } from "./episodes.js";
 import { mixSeed, rng } from "./rng.js";
 import type { Settings } from "./settings.js";
@@ -18,6 +18,11 @@ export interface ModulationTable {
   radius: number;
   reset_prob: number;
   reward_scale: number;
+  /** raw reward of one typical step of the base policy: an entry's reward 1.0 adds reward_scale × this (the sidecar
+   * converts it as VecNormalize converts rewards) */
+  reward_unit: number;
+  /** R, RA: a Box suggestion pays × max(0, 1 − d/action_tolerance), d the taken action's RMS distance in half-ranges */
+  action_tolerance: number;
   seed: number;
   states: { obs: NDArray; action: NDArray | number | null; reward: number; snapshot: Snapshot }[];
 }
@@ -32,13 +37,23 @@ export function storeStates(states: CriticalState[], ep: Episode, store: StateSt
   for (const c of states) store[stateKey(c.episode, c.step)] = { obs: rowOf(ep.raw_obs, c.step), snapshot: ep.snapshots[c.step] };
 }
 
-export function modulationTable(states: CriticalState[], store: StateStore, variant: TableVariant, s: Settings, seed: number, radius: number): ModulationTable {
-  const { reset_prob, reward_scale } = s.modulation;
+export function modulationTable(
+  states: CriticalState[],
+  store: StateStore,
+  variant: TableVariant,
+  s: Settings,
+  seed: number,
+  radius: number,
+  rewardUnit: number,
+): ModulationTable {
+  const { reset_prob, reward_scale, action_tolerance } = s.modulation;
   return {
     variant,
     radius,
     reset_prob,
     reward_scale,
+    reward_unit: rewardUnit,
+    action_tolerance,
     seed,
     states: states.map((c) => {
       const kept = store[stateKey(c.episode, c.step)];
@@ -47,6 +62,36 @@ export function modulationTable(states: CriticalState[], store: StateStore, vari
       return { obs: kept.obs, action, reward: c.reward, snapshot: kept.snapshot };
     }),
   };
+}
+
+/** Running moments of the base policy's raw per-step rewards (Welford), for its reward unit. */
+export interface RewardMoments {
+  n: number;
+  mean: number;
+  m2: number;
+  abs: number;
+}
+export const emptyMoments = (): RewardMoments => ({ n: 0, mean: 0, m2: 0, abs: 0 });
+
+export function addRewards(m: RewardMoments, rewards: ArrayLike<number>): void {
+  for (let i = 0; i < rewards.length; i++) {
+    const r = rewards[i];
+    m.n++;
+    const d = r - m.mean;
+    m.mean += d / m.n;
+    m.m2 += d * (r - m.mean);
+    m.abs += Math.abs(r);
+  }
+}
+
+/** The adviser reward's unit: the std of the per-step rewards, so that 1.0 means one typical step's reward in every
+ * env; where every step earned the same, their mean |r|; where that is 0 too (or nothing was measured), 1.0. */
+export function rewardUnitOf(m: RewardMoments): RewardUnit {
+  const std = m.n ? Math.sqrt(m.m2 / m.n) : 0;
+  if (std > 0) return { value: std, steps: m.n, basis: "std" };
+  const meanAbs = m.n ? m.abs / m.n : 0;
+  if (meanAbs > 0) return { value: meanAbs, steps: m.n, basis: "mean_abs" };
+  return { value: 1, steps: m.n, basis: "fallback" };
 }
 
 /** The random-critical-states baseline: `count` distinct random steps of `ep`. */

@@ -25,6 +25,11 @@ export const Settings = z.object({
     min_separation: z.number().int().nonnegative(),
     deterministic: z.boolean(),
     prompt_chars: z.number().int().positive(),
+    /** what an LLM adviser reads: `episode` (the paper's, for strong models), `candidates` (lettered cards and an
+     * action menu, for small ones), `auto` (candidates for local models, episode otherwise) */
+    mode: z.enum(["auto", "episode", "candidates"]),
+    /** candidates mode: cards per episode */
+    cards: z.number().int().min(1).max(8),
   }),
   llm: z.object({
     max_tokens: z.number().int().positive(),
@@ -44,13 +49,19 @@ export const Settings = z.object({
      * than the critical state's) lie within it; null: use `radius` as given */
     match_fraction: z.number().gt(0).lt(1).nullable(),
     reset_prob: z.number().min(0).max(1),
+    /** multiplies the adviser's reward, whose unit is the base policy's per-step reward scale (identify measures it) */
     reward_scale: z.number(),
+    /** R, RA: an entry with a Box action pays × max(0, 1 − d/action_tolerance), d the RMS distance of the taken
+     * action from the suggestion in half-ranges of the action space */
+    action_tolerance: z.number().positive(),
   }),
   improve: z.object({
     steps: z.number().int().positive(),
     learning_rate: z.number().positive(),
     n_envs: z.number().int().positive(),
     checkpoint_every: z.number().int().positive(),
+    /** updates: every arm trains improve.steps; env_steps: every arm's total env steps (identification's included) are equal */
+    budget: z.enum(["updates", "env_steps"]),
   }),
   evaluate: z.object({ episodes: z.number().int().positive() }),
   baselines: z.array(z.enum(BASELINES)),

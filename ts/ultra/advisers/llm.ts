@@ -5,11 +5,10 @@
 import { z } from "zod";
 import type { Prompt } from "../../identify/prompts.js";
 import type { Episode } from "../episodes.js";
-import { replySchema } from "../llm/schema.js";
 import type { CachedClient } from "../llm/cache.js";
 import type { LlmClient, LlmReply, LlmRequest } from "../llm/types.js";
 import { mixSeed } from "../rng.js";
-import type { AdviceContext, AdviceResult, Adviser } from "./types.js";
+import type { AdviceContext, AdviceResult, Adviser, EpisodeQuery } from "./types.js";
 
 export interface LlmAdviserOptions {
   maxTokens: number;
@@ -20,6 +19,8 @@ export interface LlmAdviserOptions {
 export type AdviserUsage = {
   calls: number;
   prompt_tokens: number;
+  /** of prompt_tokens, those a local model reused from the previous prompt's evaluated prefix */
+  cached_prompt_tokens: number;
   completion_tokens: number;
   cost_usd: number;
   seconds: number;
@@ -53,7 +54,7 @@ const repairPrompt = (p: Prompt, reply: string, error: string): Prompt => ({
 
 export class LlmAdviser implements Adviser {
   readonly name: string;
-  private readonly totals: AdviserUsage = { calls: 0, prompt_tokens: 0, completion_tokens: 0, cost_usd: 0, seconds: 0, repairs: 0, failures: 0 };
+  private readonly totals: AdviserUsage = { calls: 0, prompt_tokens: 0, cached_prompt_tokens: 0, completion_tokens: 0, cost_usd: 0, seconds: 0, repairs: 0, failures: 0 };
 
   constructor(
     private readonly client: LlmClient,
@@ -71,10 +72,11 @@ export class LlmAdviser implements Adviser {
     return { ...this.totals, ...(cache.hits === undefined ? {} : { cache_hits: cache.hits, cache_misses: cache.misses }) };
   }
 
-  async advise(ep: Episode, prompt: Prompt, ctx: AdviceContext): Promise<AdviceResult> {
+  async advise(ep: Episode, query: EpisodeQuery, ctx: AdviceContext): Promise<AdviceResult> {
+    const { prompt } = query;
     const req: LlmRequest = {
       prompt,
-      schema: replySchema(ctx.actionSpace, ctx.settings.identify.max_critical_states),
+      schema: query.schema,
       maxTokens: this.opts.maxTokens,
       temperature: this.opts.temperature,
       seed: mixSeed(ctx.seed, ep.episode) & 0x7fffffff, // some servers read the seed as a signed 32-bit int
@@ -92,7 +94,7 @@ export class LlmAdviser implements Adviser {
       this.totals.failures++;
       return { request, reply: { texts, error: parsed.error }, advice: [] };
     }
-    return { request, reply: { texts }, advice: parsed.states };
+    return { request, reply: { texts }, advice: query.toAdvice(parsed.states) };
   }
 
   async close(): Promise<void> {
@@ -104,6 +106,7 @@ export class LlmAdviser implements Adviser {
     const t = this.totals;
     t.calls++;
     t.prompt_tokens += reply.usage.promptTokens;
+    t.cached_prompt_tokens += reply.usage.cachedPromptTokens ?? 0;
     t.completion_tokens += reply.usage.completionTokens;
     t.cost_usd += reply.usage.costUsd;
     t.seconds += reply.seconds;

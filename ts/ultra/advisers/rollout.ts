@@ -3,10 +3,9 @@
 // state's snapshot (the policy takes over after it); the reward is how much better it did, normalised.
 import { largestDrops } from "../../identify/drops.js";
 import { NDArray } from "../../protocol.js";
-import type { Prompt } from "../../identify/prompts.js";
 import type { Episode } from "../episodes.js";
 import { mixSeed, rng } from "../rng.js";
-import type { AdviceContext, AdviceResult, Adviser, CriticalStateAdvice } from "./types.js";
+import type { AdviceContext, AdviceResult, Adviser, CriticalStateAdvice, EpisodeQuery } from "./types.js";
 
 /** Candidate first actions: the policy's own (index 0), then uniform samples (Box) or every action (Discrete). */
 export function candidates(ep: Episode, step: number, ctx: AdviceContext): NDArray {
@@ -31,7 +30,7 @@ export function candidates(ep: Episode, step: number, ctx: AdviceContext): NDArr
 export class RolloutAdviser implements Adviser {
   readonly name = "rollout";
 
-  async advise(ep: Episode, _prompt: Prompt, ctx: AdviceContext): Promise<AdviceResult> {
+  async advise(ep: Episode, _query: EpisodeQuery, ctx: AdviceContext): Promise<AdviceResult> {
     const { max_critical_states, min_separation } = ctx.settings.identify;
     const { horizon, gamma } = ctx.settings.rollout_adviser;
     const request = { episode: ep.episode, length: ep.length, horizon, gamma, states: [] as unknown[] };

@@ -2,6 +2,7 @@
 import type { SpaceInfo } from "../../bridge/ops.js";
 import type { Sidecar } from "../../bridge/sidecar.js";
 import type { EnvConfig } from "../../config.js";
+import type { Card } from "../../identify/cards.js";
 import type { Prompt } from "../../identify/prompts.js";
 import type { Episode } from "../episodes.js";
 import type { Settings } from "../settings.js";
@@ -26,6 +27,22 @@ export interface AdviceContext {
   seed: number;
 }
 
+/** What an LLM adviser is asked about one episode, in either identification mode: `episode` (the paper's: the
+ * whole episode as text, free step numbers and actions) or `candidates` (lettered cards and an action menu,
+ * for small models; ts/identify/cards.ts). */
+export interface EpisodeQuery {
+  mode: IdentifyMode;
+  prompt: Prompt;
+  /** the reply's JSON schema */
+  schema: Record<string, unknown>;
+  /** a reply's critical_states entries as advice ({step, reason, action, reward}), for validateAdvice */
+  toAdvice(items: unknown[]): unknown[];
+  /** candidates mode: the cards shown */
+  cards?: Card[];
+}
+
+export type IdentifyMode = "episode" | "candidates";
+
 export interface AdviceResult {
   /** what was asked and what came back, verbatim, for identify/episode-NNN.json */
   request: unknown;
@@ -39,8 +56,8 @@ export interface Adviser {
   readonly contextTokens?: number;
   /** tokens, cost and reply failures so far, for run.json and the report */
   usage?(): Record<string, number>;
-  /** `prompt`: the episode rendered from prompts/ (LLM advisers send it; the rollout adviser does not need it). */
-  advise(episode: Episode, prompt: Prompt, ctx: AdviceContext): Promise<AdviceResult>;
+  /** `query`: the episode rendered from prompts/ with its reply schema (LLM advisers send it; the rollout adviser does not need it). */
+  advise(episode: Episode, query: EpisodeQuery, ctx: AdviceContext): Promise<AdviceResult>;
   /** free what the adviser holds (a local model's memory) */
   close?(): Promise<void>;
 }

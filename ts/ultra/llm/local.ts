@@ -9,6 +9,7 @@ import { promisify } from "node:util";
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaGrammar, LlamaModel } from "node-llama-cpp";
 import { UltraError } from "../../bridge/errors.js";
 import { pythonPath } from "../../paths.js";
+import type { Prompt } from "../../identify/prompts.js";
 import type { LlmClient, LlmReply, LlmRequest } from "./types.js";
 
 /** A model shipped by a PyPI package: the Python code that prints the GGUF's path (it must not import the
@@ -120,6 +121,10 @@ export function grammarSchema(schema: unknown): Json {
   return conv(schema) as Json;
 }
 
+/** node-llama-cpp's JSON grammar lets the model indent with newlines and spaces, ~40% of a small reply's tokens
+ * (each a full decoding step on the CPU); allow at most one space instead. The JSON is the same. */
+export const compactJson = (gbnf: string) => gbnf.replace(/\[\\n\] \([^)]*\) \| \[ \]\?/g, "[ ]?").replace(/\[\\n\] \| \[ \]\?/g, "[ ]?");
+
 // One generation at a time in this process, across clients (a sweep's trials run at once, each with its own):
 // llama.cpp's threads spin-wait, so two generations on the same cores are much slower than one after the other.
 let queue: Promise<unknown> = Promise.resolve();
@@ -149,7 +154,7 @@ export async function localClient(spec?: string, opts: LocalClientOptions = {}):
       );
   }
 
-  const { getLlama, LlamaChatSession, LlamaLogLevel } = await import("node-llama-cpp");
+  const { getLlama, LlamaChatSession, LlamaLogLevel, LlamaText } = await import("node-llama-cpp");
   const llama: Llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
   let model: LlamaModel;
   try {
@@ -163,7 +168,8 @@ export async function localClient(spec?: string, opts: LocalClientOptions = {}):
   const contextTokens = Math.min(model.trainContextSize, opts.maxContext ?? MAX_LOCAL_CONTEXT);
   let context: LlamaContext;
   try {
-    context = await model.createContext({ contextSize: contextTokens, sequences: 1, threads });
+    // swaFullCache: Gemma 3's sliding-window layers otherwise cannot reuse an evaluated prefix
+    context = await model.createContext({ contextSize: contextTokens, sequences: 1, threads, swaFullCache: true });
   } catch (e) {
     await model.dispose();
     await llama.dispose();
@@ -173,6 +179,16 @@ export async function localClient(spec?: string, opts: LocalClientOptions = {}):
   const grammars = new Map<string, LlamaGrammar>();
   const name = `local:${basename(file).replace(/\.gguf$/i, "")}`;
   let closed = false;
+  let last: Prompt | null = null;
+
+  /** Tokens of the chat-rendered prompt certainly equal to the last prompt's (a margin below the text's common
+   * prefix: the template's tokens before the system prompt, and a token that may merge across the boundary). */
+  function sharedPrefixTokens(p: Prompt): number {
+    if (!last || last.system !== p.system) return 0;
+    let c = 0;
+    while (c < p.user.length && p.user[c] === last.user[c]) c++;
+    return Math.max(0, model.tokenize(p.system).length + model.tokenize(p.user.slice(0, c)).length - 8);
+  }
 
   async function run(req: LlmRequest): Promise<LlmReply> {
     if (closed) throw new UltraError(`${name} is closed`);
@@ -180,14 +196,19 @@ export async function localClient(spec?: string, opts: LocalClientOptions = {}):
     const key = JSON.stringify(req.schema);
     let grammar = grammars.get(key);
     if (!grammar) {
-      grammar = await llama.createGrammarForJsonSchema(grammarSchema(req.schema) as Parameters<Llama["createGrammarForJsonSchema"]>[0]);
+      const json = await llama.createGrammarForJsonSchema(grammarSchema(req.schema) as Parameters<Llama["createGrammarForJsonSchema"]>[0]);
+      grammar = await llama.createGrammar({ grammar: compactJson(json.grammar), stopGenerationTriggers: [LlamaText(["\n".repeat(4)])], trimWhitespaceSuffix: true });
       grammars.set(key, grammar);
     }
     // the chat template adds a few dozen tokens around these
     const promptTokens = model.tokenize(req.prompt.system).length + model.tokenize(req.prompt.user).length + 32;
     if (promptTokens + 16 > contextTokens)
       throw new UltraError(`the prompt is about ${promptTokens} tokens, more than ${name}'s context of ${contextTokens}; summarise the episode to fit`);
-    await sequence.clearHistory();
+    // Keep only the evaluated prefix this prompt shares with the last one (identify's role, env description,
+    // cases and menu), so it is evaluated once per run; everything after it is erased, so the reply depends on
+    // this prompt alone (node-llama-cpp would otherwise realign and shift the old tokens after the difference).
+    await sequence.eraseContextTokenRanges([{ start: Math.min(sharedPrefixTokens(req.prompt), sequence.nextTokenIndex), end: sequence.nextTokenIndex }]);
+    last = req.prompt;
     const before = sequence.tokenMeter.getState();
     const session = new LlamaChatSession({ contextSequence: sequence, systemPrompt: req.prompt.system, autoDisposeSequence: false });
     try {
@@ -198,9 +219,16 @@ export async function localClient(spec?: string, opts: LocalClientOptions = {}):
         seed: req.seed,
       });
       const used = sequence.tokenMeter.diff(before);
+      // what the context holds now is the prompt (as the chat template rendered it) and the reply
+      const prompt = Math.max(used.usedInputTokens, sequence.nextTokenIndex - used.usedOutputTokens);
       return {
         text: res.responseText,
-        usage: { promptTokens: used.usedInputTokens, completionTokens: used.usedOutputTokens, costUsd: 0 },
+        usage: {
+          promptTokens: prompt,
+          completionTokens: used.usedOutputTokens,
+          costUsd: 0,
+          cachedPromptTokens: prompt - used.usedInputTokens,
+        },
         model: name,
         seconds: (performance.now() - t0) / 1000,
       };

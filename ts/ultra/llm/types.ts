@@ -17,6 +17,8 @@ export interface LlmUsage {
   completionTokens: number;
   /** estimated cost in USD, when the client knows its price; 0 for local models */
   costUsd: number;
+  /** prompt tokens served from an evaluated prefix instead of computed again (local models) */
+  cachedPromptTokens?: number;
 }
 
 export interface LlmReply {

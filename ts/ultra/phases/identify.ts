@@ -6,9 +6,16 @@ import { emptyCounts, validateAdvice, type CriticalState, type CriticalStatesFil
 import { collectEpisodes, type Episode } from "../episodes.js";
 import type { SpaceInfo } from "../../bridge/ops.js";
 import { interpreterFor } from "../../envs/index.js";
-import { actionSpaceText, renderPrompt, type Prompt } from "../../identify/prompts.js";
+import { actionMenu, adviceFromCards, cardsSchema, pickCards, renderCards, renderMenu, renderOverview } from "../../identify/cards.js";
+import { actionSpaceText, renderCandidatesPrompt, renderPrompt, type Prompt } from "../../identify/prompts.js";
+import { replySchema } from "../llm/schema.js";
+import type { Settings } from "../settings.js";
+import type { EpisodeQuery, IdentifyMode } from "../advisers/types.js";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { summarizeEpisode, type EpisodeSummary } from "../../identify/summarize.js";
-import { calibrateRadius, randomStates, storeStates, type StateStore } from "../modulation.js";
+import { addRewards, calibrateRadius, emptyMoments, randomStates, rewardUnitOf, storeStates, type StateStore } from "../modulation.js";
+import { countingSidecar } from "../budget.js";
 import type { NDArray } from "../../protocol.js";
 import { verifyAdvice } from "../verify.js";
 import { progressBar, log } from "../../progress.js";
@@ -25,12 +32,64 @@ export function episodePrompt(
   opts: { maxChars: number; minSeparation: number; maxCriticalStates: number; actionSpace: SpaceInfo },
 ): { summary: EpisodeSummary; prompt: Prompt } {
   const { raw_obs: rawObs, actions, rewards, values, ram } = ep;
-  const summary = summarizeEpisode({ rawObs, actions, rewards, values, ram }, interpreterFor(configName), {
+  const summary = summarizeEpisode({ rawObs, actions, rewards, values, ram, terminated: ep.terminated }, interpreterFor(configName), {
     maxChars: opts.maxChars,
     minSeparation: opts.minSeparation,
   });
   const prompt = renderPrompt(configName, { episode: summary.text, maxCriticalStates: opts.maxCriticalStates, actionSpace: actionSpaceText(opts.actionSpace) });
   return { summary, prompt };
+}
+
+/** The paper's mode: the whole episode as text; the reply names steps and writes actions. */
+export function episodeQuery(prompt: Prompt, actionSpace: SpaceInfo, maxCriticalStates: number): EpisodeQuery {
+  return { mode: "episode", prompt, schema: replySchema(actionSpace, maxCriticalStates), toAdvice: (items) => items };
+}
+
+/** Candidates mode: the episode's overview and lettered cards; the reply picks letters and menu changes. */
+export function candidatesQuery(
+  ep: Episode,
+  configName: string,
+  opts: { cards: number; minSeparation: number; maxCriticalStates: number; actionSpace: SpaceInfo },
+): EpisodeQuery {
+  const interp = interpreterFor(configName);
+  const cards = pickCards(ep, { k: opts.cards, minSeparation: opts.minSeparation });
+  const menu = actionMenu(opts.actionSpace, interp);
+  const prompt = renderCandidatesPrompt(configName, {
+    overview: renderOverview(ep, interp),
+    cards: renderCards(cards, ep, opts.actionSpace, interp),
+    menu: renderMenu(menu, opts.actionSpace, interp),
+    maxCriticalStates: opts.maxCriticalStates,
+  });
+  return {
+    mode: "candidates",
+    prompt,
+    schema: cardsSchema(cards, menu, opts.maxCriticalStates),
+    toAdvice: (items) => adviceFromCards(items, cards, ep, opts.actionSpace, interp),
+    cards,
+  };
+}
+
+/** `auto`: candidates for a local model (too small to read a whole episode), episode for any other adviser; a
+ * replayed run keeps the mode it was recorded in (its prompts are what its replies answer). */
+export function identifyMode(settings: Settings, runRecord?: (dir: string) => { phases?: { identify?: { result?: unknown } } } | null): IdentifyMode {
+  const { mode } = settings.identify;
+  if (mode !== "auto") return mode;
+  const spec = settings.adviser;
+  if (spec === "local" || spec.startsWith("local:")) return "candidates";
+  if (spec.startsWith("replay:") && runRecord) {
+    const recorded = (runRecord(spec.slice("replay:".length))?.phases?.identify?.result as { mode?: IdentifyMode } | undefined)?.mode;
+    if (recorded) return recorded;
+  }
+  return "episode";
+}
+
+/** run.json of another run directory, if there is one (for a replay's mode). */
+function readRunRecord(dir: string): { phases?: { identify?: { result?: unknown } } } | null {
+  try {
+    return JSON.parse(readFileSync(join(dir, "run.json"), "utf8"));
+  } catch {
+    return null;
+  }
 }
 
 export async function identify(ctx: RunContext): Promise<Record<string, unknown>> {
@@ -59,23 +118,34 @@ async function identifyWith(ctx: RunContext, adviser: Adviser): Promise<Record<s
   const random: CriticalState[] = [];
   const store: StateStore = {};
   const returns: number[] = [];
-  const bar = progressBar(`identify (${adviser.name})`, settings.identify.episodes, "episodes");
+  const envSteps = { collect: 0, adviser: 0, verify: 0 }; // the preparation cost of the arms that use these states
+  const moments = emptyMoments(); // of the raw per-step rewards: the adviser reward's unit
+  const mode = identifyMode(settings, readRunRecord);
+  const shown: Record<string, number> = { cards: 0, prompt_chars: 0 };
+  const bar = progressBar(`identify (${adviser.name}${adviser.usage ? `, ${mode} mode` : ""})`, settings.identify.episodes, "episodes");
   for (let i = 0; i < settings.identify.episodes; i++) {
     const [collected] = await collectEpisodes(sc, { model, env, episodes: 1, deterministic: settings.identify.deterministic });
     const ep = { ...collected, episode: i };
     const { snapshots: _, raw_obs, ...stored } = ep;
     run.writeMessage(episodeFile(i), raw_obs === ep.obs ? stored : { ...stored, raw_obs }); // no copy of obs twice
     returns.push(ep.return);
+    envSteps.collect += ep.length;
+    addRewards(moments, ep.rewards.data);
     // kept for every adviser, so runs can be compared
-    const { prompt } = episodePrompt(ep, cfg.name, {
-      maxChars: promptChars, minSeparation: settings.identify.min_separation, maxCriticalStates: settings.identify.max_critical_states, actionSpace,
-    });
+    const { min_separation: minSeparation, max_critical_states: maxCriticalStates } = settings.identify;
+    const query =
+      mode === "candidates"
+        ? candidatesQuery(ep, cfg.name, { cards: settings.identify.cards, minSeparation, maxCriticalStates, actionSpace })
+        : episodeQuery(episodePrompt(ep, cfg.name, { maxChars: promptChars, minSeparation, maxCriticalStates, actionSpace }).prompt, actionSpace, maxCriticalStates);
+    const { prompt } = query;
     run.write(identifyFile(i, "prompt.md"), `# system\n\n${prompt.system}\n\n# user\n\n${prompt.user}\n`);
-    const adviceCtx = { sc, model, counterfactualEnv, actionSpace, cfg, settings, seed: ctx.seed };
-    const res = await adviser.advise(ep, prompt, adviceCtx);
+    shown.cards += query.cards?.length ?? 0;
+    shown.prompt_chars += prompt.system.length + prompt.user.length;
+    const adviceCtx = { sc: countingSidecar(sc, envSteps, "adviser"), model, counterfactualEnv, actionSpace, cfg, settings, seed: ctx.seed };
+    const res = await adviser.advise(ep, query, adviceCtx);
     const valid = validateAdvice(res.advice, ep, actionSpace, adviser.name, counts);
-    const { kept: accepted, verdicts } = settings.verify ? await verifyAdvice(valid, ep, adviceCtx, verifyEnv, counts) : { kept: valid, verdicts: [] };
-    run.writeJson(identifyFile(i, "json"), { adviser: adviser.name, request: res.request, reply: res.reply, verification: verdicts, accepted });
+    const { kept: accepted, verdicts } = settings.verify ? await verifyAdvice(valid, ep, { ...adviceCtx, sc: countingSidecar(sc, envSteps, "verify") }, verifyEnv, counts) : { kept: valid, verdicts: [] };
+    run.writeJson(identifyFile(i, "json"), { adviser: adviser.name, mode, ...(query.cards ? { cards: query.cards } : {}), request: res.request, reply: res.reply, verification: verdicts, accepted });
     // The random-critical baseline gets as many states from the same episode, at random steps.
     const picked = randomStates(accepted.length, ep, ctx.seed);
     storeStates([...accepted, ...picked], ep, store);
@@ -86,13 +156,19 @@ async function identifyWith(ctx: RunContext, adviser: Adviser): Promise<Record<s
   bar.stop();
   const radius = await radiusFor(ctx, env, states, random, store);
   for (const h of [counterfactualEnv, verifyEnv, model, env]) await sc.call("close", { handle: h });
-  const file: CriticalStatesFile = { env_id: cfg.env_id, adviser: adviser.name, counts, radius, states };
+  const reward_unit = rewardUnitOf(moments);
+  const file: CriticalStatesFile = { env_id: cfg.env_id, adviser: adviser.name, counts, radius, reward_unit, env_steps: envSteps, states };
   run.writeJson("critical_states.json", file);
   run.writeJson("identify/random_states.json", random);
   run.writeMessage("identify/states.msgpack", store);
   log(`identify: returns of the base policy ${returns.map((r) => r.toFixed(1)).join(", ")}`);
   log(`identify: ${states.length} critical states accepted (${counts.proposed} proposed, ${counts.clipped} clipped, ${counts.rejected} rejected, ${counts.unverified} failed verification)`);
-  return { episodes: returns.length, critical_states: states.length, counts, radius, ...(adviser.usage ? { usage: adviser.usage() } : {}) };
+  const basis = { std: "the std", mean_abs: "the mean |r| (their std is 0)", fallback: "1.0, a fallback: all were 0" }[reward_unit.basis];
+  log(`identify: reward unit ${reward_unit.value.toPrecision(3)}: ${basis} of ${reward_unit.steps} raw per-step rewards; env steps ${envSteps.collect} collect, ${envSteps.adviser} adviser, ${envSteps.verify} verify`);
+  return {
+    episodes: returns.length, critical_states: states.length, counts, radius, reward_unit, env_steps: envSteps,
+    ...(adviser.usage ? { mode, usage: { ...adviser.usage(), ...shown } } : {}),
+  };
 }
 
 /** Each state set's radius, calibrated on the episodes just recorded (read back one at a time: Atari's are large). */

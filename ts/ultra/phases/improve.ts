@@ -1,12 +1,15 @@
 // Phase 3, improvement: continue PPO from the base policy with the modulation table applied inside the
-// sidecar's rollouts, and the baselines with the same budget. Each arm checkpoints exactly (weights, optimizer,
-// env states, RNGs), so an interrupted improve resumes where it stopped and ends with the same numbers.
+// sidecar's rollouts, and the baselines with the same budget (improve.budget: the same improve steps, or the same
+// total env steps with identify's counted). Each arm checkpoints exactly (weights, optimizer, env states, RNGs), so
+// an interrupted improve resumes where it stopped and ends with the same numbers.
 import { copyFileSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { CriticalStatesFile, CriticalState } from "../critical.js";
 import { learn, type CurvePoint } from "../../learn.js";
+import { armBudgets } from "../budget.js";
 import { log } from "../../progress.js";
 import { loadModel, type RunContext } from "../context.js";
 import { modulationTable, type StateStore, type TableVariant } from "../modulation.js";
+import { mixSeed } from "../rng.js";
 import type { Baseline, Variant } from "../settings.js";
 
 export type Arm = `ultra_${Variant}` | Baseline;
@@ -19,7 +22,12 @@ export function arms(ctx: RunContext): Arm[] {
 }
 
 export interface ArmProgress {
+  /** improve steps learn() took (whole rollouts: it may pass improve_steps) */
   steps_done: number;
+  /** env steps of the preparation this arm used (identify's, by arm: ts/ultra/budget.ts) */
+  prep_env_steps?: number;
+  /** the improve steps asked for under improve.budget */
+  improve_steps?: number;
   curve: CurvePoint[];
   modulation: unknown[];
 }
@@ -64,12 +72,14 @@ function publish(ctx: RunContext, dir: string): void {
     }
 }
 
-function tableFor(ctx: RunContext, arm: Arm, store: StateStore) {
+/** The arm's table for the learn() segment starting at `start` steps: its reset draws are seeded by the start, so
+ * each segment draws afresh and a resumed segment draws as the uninterrupted one did. */
+function tableFor(ctx: RunContext, arm: Arm, store: StateStore, file: CriticalStatesFile, start: number) {
   const variant: TableVariant | null = arm.startsWith("ultra_") ? (ctx.settings.variant as TableVariant) : arm === "continue_ppo" ? null : "reset";
   if (variant === null) return null;
-  const file = ctx.run.readChecked("critical_states.json", CriticalStatesFile);
   const states = arm === "random_critical" ? ctx.run.readChecked("identify/random_states.json", CriticalState.array()) : file.states;
-  return modulationTable(states, store, variant, ctx.settings, ctx.seed, arm === "random_critical" ? file.radius.random : file.radius.states);
+  const radius = arm === "random_critical" ? file.radius.random : file.radius.states;
+  return modulationTable(states, store, variant, ctx.settings, mixSeed(ctx.seed, start), radius, file.reward_unit.value);
 }
 
 /** Counters summed over an arm's learn calls. */
@@ -88,14 +98,17 @@ export function discardArms(ctx: RunContext): void {
 export async function improve(ctx: RunContext, fresh = false): Promise<Record<string, unknown>> {
   const { run, settings, sc } = ctx;
   const store = run.readMessage<StateStore>("identify/states.msgpack");
-  const summary: Record<string, unknown> = {};
+  const file = run.readChecked("critical_states.json", CriticalStatesFile);
+  const budgets = armBudgets(arms(ctx), settings.improve.steps, settings.improve.budget, file.env_steps);
+  const summary: Record<string, unknown> = { budget: settings.improve.budget };
   if (fresh) discardArms(ctx);
   for (const arm of arms(ctx)) {
     const dir = armDir(arm);
     mkdirSync(run.path(dir), { recursive: true });
     const ckpt = lastCheckpoint(ctx, dir);
     const progress: ArmProgress = ckpt ? run.readJson(`${ckpt}/progress.json`) : { steps_done: 0, curve: [], modulation: [] };
-    const total = settings.improve.steps;
+    const { prep_env_steps, improve_steps: total } = budgets[arm];
+    Object.assign(progress, { prep_env_steps, improve_steps: total });
     if (progress.steps_done < total) {
       // A fresh arm starts from the base policy; a resumed one exactly where its last checkpoint stood.
       log(`improve ${arm}: ${total - progress.steps_done} steps from ${ckpt ? `its checkpoint at ${progress.steps_done}` : "the base policy"}`);
@@ -106,9 +119,9 @@ export async function improve(ctx: RunContext, fresh = false): Promise<Record<st
         tensorboardLog: run.path(dir, "tb"),
         resume: ckpt !== null,
       });
-      const table = tableFor(ctx, arm, store);
       while (progress.steps_done < total) {
         const steps = Math.min(settings.improve.checkpoint_every, total - progress.steps_done);
+        const table = tableFor(ctx, arm, store, file, progress.steps_done);
         const res = await learn(sc, model, steps, arm, { tb_log_name: arm, modulation: table, of: { done: progress.steps_done, total } });
         progress.curve.push(...res.curve.map((p) => ({ ...p, timesteps: p.timesteps - res.timesteps + progress.steps_done + res.steps })));
         progress.steps_done += res.steps;
@@ -118,7 +131,10 @@ export async function improve(ctx: RunContext, fresh = false): Promise<Record<st
       for (const h of [model, env]) await sc.call("close", { handle: h });
     }
     publish(ctx, dir);
-    summary[arm] = { steps: progress.steps_done, modulation: totalModulation(progress.modulation) };
+    run.writeJson(`${dir}/progress.json`, progress); // with this run's budget fields, also for an arm that had no step left
+    summary[arm] = {
+      steps: progress.steps_done, prep_env_steps, total_env_steps: prep_env_steps + progress.steps_done, modulation: totalModulation(progress.modulation),
+    };
   }
   return summary;
 }

@@ -2,9 +2,9 @@
 // curves.png (learning curves of every arm, drawn by matplotlib in the sidecar).
 import type { Sidecar } from "../../bridge/sidecar.js";
 import { fmt } from "../../progress.js";
-import { CriticalStatesFile } from "../critical.js";
+import { CriticalStatesFile, type EnvSteps } from "../critical.js";
 import type { RunDir, RunRecord } from "../rundir.js";
-import { ci95, mean, std } from "../stats.js";
+import { ci95, mean, pairedDiff, std } from "../stats.js";
 import type { EvalFile } from "./evaluate.js";
 import { readProgress, totalModulation, type Arm } from "./improve.js";
 
@@ -27,9 +27,14 @@ export const identifyUsage = (rec: RunRecord) => (rec.phases.identify?.result as
 function llmUsage(rec: RunRecord): string[] {
   const u = identifyUsage(rec);
   if (!u) return [];
+  const mode = (rec.phases.identify?.result as { mode?: string } | undefined)?.mode ?? "episode";
+  const episodes = Math.max(1, Number((rec.phases.identify?.result as { episodes?: number } | undefined)?.episodes ?? 1));
   return [
     `LLM calls: ${u.calls} (${u.cache_hits ?? 0} served from the cache), ${u.prompt_tokens} prompt + ${u.completion_tokens} completion tokens, ` +
       `estimated cost $${u.cost_usd.toFixed(4)}, ${fmt(u.seconds)} s; ${u.repairs} replies needed a repair, ${u.failures} episodes got no usable reply.`,
+    `Identification mode \`${mode}\`${mode === "candidates" ? ` (${u.cards ?? "?"} cards shown in all)` : ""}: per episode ${fmt(u.prompt_tokens / episodes)} prompt tokens` +
+      `${u.cached_prompt_tokens ? ` (${fmt(u.cached_prompt_tokens / episodes)} of them reused from the previous prompt's evaluated prefix)` : ""}, ` +
+      `${fmt(u.completion_tokens / episodes)} completion tokens, ${fmt(u.seconds / episodes)} s.`,
     "",
   ];
 }
@@ -54,6 +59,7 @@ export async function report(run: RunDir, sc: Sidecar): Promise<string> {
     ...(crit.states.length
       ? []
       : ["**Warning: no critical state was accepted, so every refined arm trained exactly as continue PPO did; their differences are noise of evaluation only.**", ""]),
+    ...identicalWarnings(Object.fromEntries(arms.filter((a) => a !== "base").map((a) => [a, ev.arms[a].returns]))),
     "| arm | mean ± std | vs base | episodes |",
     "|---|---|---|---|",
     ...arms.map((a) => `| ${armName(a)} | ${fmt(ev.arms[a].mean)} ± ${fmt(ev.arms[a].std)} | ${a === "base" ? "–" : `${ev.arms[a].mean - base >= 0 ? "+" : ""}${fmt(ev.arms[a].mean - base)}`} | ${ev.arms[a].returns.length} |`),
@@ -79,28 +85,56 @@ export async function report(run: RunDir, sc: Sidecar): Promise<string> {
     `Radius: ${fmt(crit.radius.states)} for the adviser's states, ${fmt(crit.radius.random)} for the random ones (RMS, normalised observations; ${crit.radius.match_fraction === null ? "as configured" : `calibrated so that ${crit.radius.match_fraction * 100}% of the base policy's own states lie within it`}).`,
     "Steps near a critical state, per arm: \"restored\" is the first step of an episode restored at that state's snapshot, \"reached\" every other match, i.e. states the policy got to by itself.",
     "",
-    "| arm | env steps | matched (reached) | matched (restored) | actions overridden | rewards added | critical resets |",
-    "|---|---|---|---|---|---|---|",
+    `Adviser reward: 1.0 is ${fmt(crit.reward_unit.value)} raw reward (${crit.reward_unit.basis === "std" ? "the std" : crit.reward_unit.basis === "mean_abs" ? "the mean |r| (the std was 0)" : "a fallback of 1.0 (every reward was 0)"} of the base policy's ${crit.reward_unit.steps} per-step rewards in identify), times \`reward_scale\`, scaled as the env's own rewards are (÷ sqrt of VecNormalize's return variance where it normalises rewards); R pays it only for taking the suggested action (Box: partly, by distance; none suggested: always).`,
+    "",
+    budgetLine(rec, crit.env_steps),
+    "",
+    "| arm | preparation env steps | improve env steps | total env steps | matched (reached) | matched (restored) | actions overridden | rewards added | critical resets |",
+    "|---|---|---|---|---|---|---|---|---|",
     ...arms.filter((a) => a !== "base").map((a) => modulationRow(run, a)),
     "",
     "## Critical states",
     "",
-    "| episode | step | action | reward | verification: gain (held out) · lower bound / threshold | reason |",
+    ...cardChoices(crit.states),
+    "| episode | step | card · change | action | reward | verification: gain (held out) · lower bound / threshold | reason |",
     "|---|---|---|---|---|---|",
-    ...crit.states.map((s) => `| ${s.episode} | ${s.step} | ${s.action === null ? "–" : Array.isArray(s.action) ? `[${s.action.map((x) => x.toFixed(2)).join(", ")}]` : s.action} | ${s.reward.toFixed(3)} | ${s.verification ? `${fmt(s.verification.held_out_gain ?? NaN)} · ${fmt(s.verification.lower_bound)} / ${fmt(s.verification.threshold)}` : "–"} | ${s.reason.replace(/\|/g, "/")} |`),
+    ...crit.states.map((s) => `| ${s.episode} | ${s.step} | ${s.card ? `${s.card.letter} (${s.card.kinds.join(", ")}${s.card.top_value_drop ? "; the top value drop" : ""}) · ${s.card.change}` : "–"} | ${s.action === null ? "–" : Array.isArray(s.action) ? `[${s.action.map((x) => x.toFixed(2)).join(", ")}]` : s.action} | ${s.reward.toFixed(3)} | ${s.verification ? `${fmt(s.verification.held_out_gain ?? NaN)} · ${fmt(s.verification.lower_bound)} / ${fmt(s.verification.threshold)}` : "–"} | ${s.reason.replace(/\|/g, "/")} |`),
     "",
   ];
   run.write("report.md", lines.join("\n"));
   return run.path("report.md");
 }
 
-/** One arm's modulation counters over its whole improve phase. */
+/** Which budget rule improve followed, and what identify cost. */
+function budgetLine(rec: RunRecord, s: EnvSteps): string {
+  const budget = (rec.settings as { improve?: { budget?: string } }).improve?.budget ?? "updates";
+  const rule =
+    budget === "env_steps"
+      ? "every arm's total env steps are equal: arms that used less of identify's steps trained longer by the difference (learn() rounds up to whole rollouts)"
+      : "every arm trained the same improve steps; identify's env steps are extra for the arms that use its states";
+  return `Budget (\`improve.budget: ${budget}\`): ${rule}. Identify took ${s.collect} env steps collecting episodes, ${s.adviser} in the adviser's rollouts and ${s.verify} verifying; ULTRA and the RICE-style reset count all three, random critical states the first, continue PPO none.`;
+}
+
+/** Candidates mode: did the LLM's choice differ from what the critic alone would pick (the top value-drop card)? */
+function cardChoices(states: CriticalStatesFile["states"]): string[] {
+  const carded = states.filter((s) => s.card);
+  if (!carded.length) return [];
+  const top = carded.filter((s) => s.card!.top_value_drop).length;
+  return [
+    `Of the ${carded.length} accepted states picked from cards, ${top} ${top === 1 ? "is" : "are"} the episode's top value-drop card (what the critic alone would pick first) and ${carded.length - top} ${carded.length - top === 1 ? "is" : "are"} another card.`,
+    "",
+  ];
+}
+
+/** One arm's env steps and modulation counters over its whole improve phase. */
 function modulationRow(run: RunDir, arm: string): string {
   const p = readProgress({ run }, arm as Arm);
   const m = totalModulation(p?.modulation ?? []);
-  if (!m) return `| ${armName(arm)} | ${p?.steps_done ?? "–"} | – | – | – | – | – |`;
+  const prep = p?.prep_env_steps;
+  const steps = `${prep ?? "–"} | ${p?.steps_done ?? "–"} | ${prep === undefined || !p ? "–" : prep + p.steps_done}`;
+  if (!m) return `| ${armName(arm)} | ${steps} | – | – | – | – | – |`;
   const restored = m.restored_start_matches ?? 0;
-  return `| ${armName(arm)} | ${p!.steps_done} | ${m.matched_steps - restored} | ${restored} | ${m.overridden_actions} | ${m.reward_added_steps} | ${m.critical_resets} |`;
+  return `| ${armName(arm)} | ${steps} | ${m.matched_steps - restored} | ${restored} | ${m.overridden_actions} | ${m.reward_added_steps} | ${m.critical_resets} |`;
 }
 
 /** Per-seed values → mean, sample std and the 95% CI's half-width. */
@@ -112,7 +146,56 @@ export function seedCells(xs: number[]): string {
   return `${fmt(r.mean)} ± ${fmt(r.std)} | ${Number.isNaN(r.ci95) ? "–" : `[${fmt(r.mean - r.ci95)}, ${fmt(r.mean + r.ci95)}]`} | ${xs.map(fmt).join(", ")}`;
 }
 
+/** Groups of arms whose evaluation returns are element-wise equal (and not empty). */
+export function identicalArms(returns: Record<string, number[]>): string[][] {
+  const same = (a: number[], b: number[]) => a.length > 0 && a.length === b.length && a.every((x, i) => x === b[i]);
+  const groups: string[][] = [];
+  for (const [arm, r] of Object.entries(returns)) {
+    const g = groups.find((x) => same(returns[x[0]], r));
+    if (g) g.push(arm);
+    else groups.push([arm]);
+  }
+  return groups.filter((g) => g.length > 1);
+}
+
+/** A warning per group of identical arms: equal returns to the last episode mean the same training, not a tie. */
+export function identicalWarnings(returns: Record<string, number[]>): string[] {
+  return identicalArms(returns).flatMap((g) => [
+    `**Warning: ${g.map(armName).join(" and ")} have identical evaluation returns, episode by episode: they trained identically (e.g. the critical-state table was empty, so there was nothing to modulate), and the difference between them is nothing, not a measured effect.**`,
+    "",
+  ]);
+}
+
+const signed = (x: number) => (Number.isNaN(x) ? "–" : `${x >= 0 ? "+" : ""}${fmt(x)}`);
+const pValue = (p: number) => (Number.isNaN(p) ? "–" : p < 0.001 ? "< 0.001" : p.toFixed(3));
+
+/** The table "difference to continue PPO, paired by seed": every arm but base and continue PPO, from per-seed
+ * values listed in the same seed order for every arm. Both arms of a seed start from that seed's base policy, so
+ * pairing by seed takes the seed's luck out of the difference; each arm's own CI keeps it in. */
+export function pairedTable(perSeed: Record<string, number[]>, heading = "##"): string[] {
+  const ref = perSeed.continue_ppo;
+  if (!ref) return ["No difference to continue PPO, paired by seed: continue PPO is not among the arms.", ""];
+  const arms = Object.keys(perSeed).filter((a) => a !== "base" && a !== "continue_ppo");
+  if (!arms.length) return [];
+  return [
+    `${heading} Difference to continue PPO, paired by seed`,
+    "",
+    "| arm | mean difference | 95% CI | p | wins | per seed |",
+    "|---|---|---|---|---|---|",
+    ...arms.map((a) => {
+      const d = pairedDiff(perSeed[a], ref);
+      const ci = Number.isNaN(d.ci[0]) ? "–" : `[${fmt(d.ci[0])}, ${fmt(d.ci[1])}]`;
+      return `| ${armName(a)} | ${signed(d.mean)} | ${ci} | ${pValue(d.p)} | ${d.wins}/${d.n} | ${d.diffs.map(signed).join(", ")} |`;
+    }),
+    "",
+    "Test: paired t-test, two-sided, df = seeds − 1, on each seed's mean evaluation return minus continue PPO's on the same seed; the CI is the paired t interval of the mean difference (none from one seed); wins: seeds where the arm's return was higher.",
+    "",
+  ];
+}
+
 export function seedReport(envId: string, seeds: number[], evals: EvalFile[]): string {
+  const arms = Object.keys(evals[0].arms);
+  const perSeed = Object.fromEntries(arms.map((arm) => [arm, evals.map((e) => e.arms[arm].mean)]));
   return [
     `# ULTRA report — ${envId}, seeds ${seeds.join(", ")}`,
     "",
@@ -120,7 +203,9 @@ export function seedReport(envId: string, seeds: number[], evals: EvalFile[]): s
     "",
     "| arm | mean ± std over seeds | 95% CI | per seed |",
     "|---|---|---|---|",
-    ...Object.keys(evals[0].arms).map((arm) => `| ${armName(arm)} | ${seedCells(evals.map((e) => e.arms[arm].mean))} |`),
+    ...arms.map((arm) => `| ${armName(arm)} | ${seedCells(perSeed[arm])} |`),
     "",
+    ...identicalWarnings(Object.fromEntries(arms.filter((a) => a !== "base").map((a) => [a, evals.flatMap((e) => e.arms[a].returns)]))),
+    ...pairedTable(perSeed),
   ].join("\n");
 }

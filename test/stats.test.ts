@@ -1,0 +1,119 @@
+// The paired comparison of an arm with continue PPO over shared seeds, and the sweep report's rule that arms of
+// one env are compared only over the seeds where every arm has a result. No training: fixed numbers.
+import { describe, expect, it } from "vitest";
+import { envTable, type SeedResult } from "../ts/sweep/report.js";
+import { identicalArms } from "../ts/ultra/phases/report.js";
+import { betaInc, ci95Factor, pairedDiff, tTwoSidedP } from "../ts/ultra/stats.js";
+
+describe("Student's t and the incomplete beta function", () => {
+  it("matches known values", () => {
+    expect(betaInc(2, 3, 0.4)).toBeCloseTo(0.5248, 10); // a binomial sum: 6·.4²·.6² + 4·.4³·.6 + .4⁴
+    expect(betaInc(0.5, 0.5, 0.3)).toBeCloseTo((2 / Math.PI) * Math.asin(Math.sqrt(0.3)), 10); // the arcsine law
+    expect(tTwoSidedP(2, 5)).toBeCloseTo(0.1019395, 6);
+    expect(tTwoSidedP(3.182, 3)).toBeCloseTo(0.0500171, 6);
+    expect(tTwoSidedP(-2.5, 10)).toBeCloseTo(0.0314468, 6);
+    expect(tTwoSidedP(40, 3)).toBeCloseTo(3.438068e-5, 9);
+    expect(tTwoSidedP(1, 1)).toBeCloseTo(0.5, 12); // Cauchy: P(|T| ≥ 1) = 1/2
+    expect(tTwoSidedP(0, 4)).toBe(1);
+    expect(tTwoSidedP(2, 0)).toBeNaN();
+  });
+
+  it("the CI's t quantile agrees with the p-value: p = 0.05 at the CI's bound, past the table too", () => {
+    for (const n of [2, 4, 10, 21, 22, 31, 61, 200]) expect(tTwoSidedP(ci95Factor(n) * Math.sqrt(n), n - 1)).toBeCloseTo(0.05, 3);
+  });
+});
+
+describe("pairedDiff", () => {
+  it("gives the mean difference, the paired t CI and p, and the wins", () => {
+    // differences 1, 2, 2, 3: mean 2, s = √(2/3), t = 2 / (s / 2) = 4.899 with df 3
+    const d = pairedDiff([1, 2, 3, 4], [0, 0, 1, 1]);
+    expect(d.n).toBe(4);
+    expect(d.diffs).toEqual([1, 2, 2, 3]);
+    expect(d.mean).toBe(2);
+    const half = (3.182 / 2) * Math.sqrt(2 / 3);
+    expect(d.ci[0]).toBeCloseTo(2 - half, 10);
+    expect(d.ci[1]).toBeCloseTo(2 + half, 10);
+    expect(d.p).toBeCloseTo(0.0162766, 6);
+    expect(d.wins).toBe(4);
+  });
+
+  it("counts only seeds where the arm was higher, and a mixed sign gives a CI around 0", () => {
+    const d = pairedDiff([10, 8, 12], [9, 9, 12]); // differences 1, −1, 0
+    expect(d.wins).toBe(1);
+    expect(d.mean).toBe(0);
+    expect(d.p).toBeCloseTo(1, 12);
+    expect(d.ci[0]).toBeCloseTo(-4.303 / Math.sqrt(3), 10); // s = 1: t(0.975, 2) / √3
+    expect(d.ci[1]).toBeCloseTo(4.303 / Math.sqrt(3), 10);
+  });
+
+  it("is NaN for CI and p with fewer than 2 seeds", () => {
+    const one = pairedDiff([5], [3]);
+    expect(one).toMatchObject({ n: 1, mean: 2, wins: 1 });
+    expect(one.ci[0]).toBeNaN();
+    expect(one.ci[1]).toBeNaN();
+    expect(one.p).toBeNaN();
+    const none = pairedDiff([], []);
+    expect(none.n).toBe(0);
+    expect(none.mean).toBeNaN();
+    expect(none.p).toBeNaN();
+  });
+
+  it("identical arms: differences all 0, p = 1; a constant shift: p = 0", () => {
+    expect(pairedDiff([1, 2, 3], [1, 2, 3])).toMatchObject({ mean: 0, ci: [0, 0], p: 1, wins: 0 });
+    expect(pairedDiff([2, 3, 4], [1, 2, 3])).toMatchObject({ mean: 1, p: 0, wins: 3 });
+    expect(() => pairedDiff([1, 2], [1])).toThrow(/same seeds/);
+  });
+});
+
+describe("the sweep report's table of one env, with a failed trial", () => {
+  // seeds 0–2; the trial training ULTRA-R on seed 1 failed, so ULTRA-R has no result there
+  const means: Record<string, number[]> = { base: [10, 20, 30], continue_ppo: [12, 21, 33], ultra_RA: [15, 22, 36], ultra_R: [11, NaN, 35] };
+  const result = (arm: string, seed: number): SeedResult =>
+    arm === "ultra_R" && seed === 1 ? { missing: "trial Hopper-R-s1 failed" } : { mean: means[arm][seed], returns: [means[arm][seed], seed] };
+  const t = envTable(["base", "ultra_RA", "ultra_R", "continue_ppo"], [0, 1, 2], result);
+
+  it("compares every arm over the seeds all arms have, and lists the dropped seed with the arm that failed", () => {
+    expect(t.seeds).toEqual([0, 2]);
+    expect(t.dropped).toEqual([{ seed: 1, missing: [{ arm: "ultra_R", why: "trial Hopper-R-s1 failed" }] }]);
+    for (const r of t.rows) expect(r.seeds).toEqual([0, 2]);
+    const row = (arm: string) => t.rows.find((r) => r.arm === arm)!;
+    expect(row("ultra_RA").returns).toEqual([15, 36]);
+    expect(row("ultra_RA").mean).toBe(25.5); // not (15 + 22 + 36) / 3
+    expect(row("base").mean).toBe(20);
+    expect(row("ultra_R").mean).toBe(23);
+    const text = t.lines.join("\n");
+    expect(text).toContain("Compared over seeds 0, 2, where every arm has a result; dropped: seed 1 (ULTRA-R (ultra_R): trial Hopper-R-s1 failed).");
+    expect(text).toMatch(/^\| ULTRA-RA \(ultra_RA\) \| 2 \| 25\.5 ± 14\.8 \| \[-107\.9, 158\.9\] \| 15\.0, 36\.0 \|$/m);
+  });
+
+  it("pairs each arm with continue PPO over the same seeds: difference, CI, p, wins, the test named", () => {
+    // ULTRA-RA − continue PPO on seeds 0 and 2: 3, 3 → no spread; ULTRA-R: −1, 2 → mean 0.5, s = 2.121
+    expect(t.paired.ultra_RA).toMatchObject({ n: 2, diffs: [3, 3], mean: 3, p: 0, wins: 2 });
+    expect(t.paired.ultra_R.diffs).toEqual([-1, 2]);
+    expect(t.paired.ultra_R.ci[1]).toBeCloseTo(0.5 + (12.706 * Math.sqrt(4.5)) / Math.sqrt(2), 10);
+    expect(t.paired.ultra_R.p).toBeCloseTo(0.795167, 5); // t = 0.5 / 1.5 = 1/3, df 1: 1 − (2/π)·atan(1/3)
+    expect(Object.keys(t.paired)).toEqual(["ultra_RA", "ultra_R"]);
+    const text = t.lines.join("\n");
+    expect(text).toContain("### Difference to continue PPO, paired by seed");
+    expect(text).toMatch(/^\| ULTRA-R \(ultra_R\) \| \+0\.50 \| \[-18\.6, 19\.6\] \| 0\.795 \| 1\/2 \| -1\.00, \+2\.00 \|$/m);
+    expect(text).toContain("Test: paired t-test, two-sided");
+  });
+
+  it("warns when two arms have identical returns, and says so when continue PPO is not an arm", () => {
+    const same = envTable(["base", "ultra_RA", "ultra_R"], [0, 1], (_arm, seed) => ({ mean: seed, returns: [seed, 1] }));
+    const text = same.lines.join("\n");
+    expect(text).toContain("**Warning: ULTRA-RA (ultra_RA) and ULTRA-R (ultra_R) have identical evaluation returns");
+    expect(text).not.toMatch(/base policy \(no refinement\) and/);
+    expect(text).toContain("continue PPO is not among the arms");
+    expect(same.dropped).toEqual([]);
+    expect(text).not.toContain("dropped");
+  });
+});
+
+describe("identicalArms (the per-run report's warning)", () => {
+  it("groups arms whose returns are equal episode by episode, not those merely equal in mean", () => {
+    const r = { continue_ppo: [1, 2, 3], ultra_RA: [1, 2, 3], ultra_R: [3, 2, 1], rice_reset: [1, 2, 3], random_critical: [1, 2], ultra_A: [] };
+    expect(identicalArms(r)).toEqual([["continue_ppo", "ultra_RA", "rice_reset"]]);
+    expect(identicalArms({ ultra_A: [], ultra_R: [] })).toEqual([]);
+  });
+});

@@ -1,0 +1,49 @@
+// Env steps per arm. Identification (episodes shown to the adviser, its rollouts, verification) costs env steps
+// that only the arms using its states benefit from; `improve.budget: env_steps` gives the others as many more
+// improve steps, so that every arm's total is the same.
+import type { Sidecar } from "../bridge/sidecar.js";
+import type { EnvSteps } from "./critical.js";
+
+export type Budget = "updates" | "env_steps";
+
+/** The env steps an arm's preparation took: ULTRA and rice_reset use the adviser's verified states (all of
+ * identify), random_critical only the collected episodes, continue_ppo nothing. */
+export function prepSteps(arm: string, s: EnvSteps): number {
+  if (arm.startsWith("ultra_") || arm === "rice_reset") return s.collect + s.adviser + s.verify;
+  if (arm === "random_critical") return s.collect;
+  if (arm === "continue_ppo") return 0;
+  throw new Error(`no preparation cost is defined for arm "${arm}"`);
+}
+
+export interface ArmBudget {
+  prep_env_steps: number;
+  /** the improve steps asked of learn() (it may overshoot to whole rollouts: progress.json's steps_done says) */
+  improve_steps: number;
+}
+
+/** Each arm's preparation and improve steps. `updates`: `steps` each; `env_steps`: `steps` plus what it prepared
+ * less than the arm that prepared most, so prep + improve is equal across arms. */
+export function armBudgets(arms: readonly string[], steps: number, budget: Budget, envSteps: EnvSteps): Record<string, ArmBudget> {
+  const prep = Object.fromEntries(arms.map((a) => [a, prepSteps(a, envSteps)]));
+  const most = Math.max(0, ...Object.values(prep));
+  return Object.fromEntries(
+    arms.map((a) => [a, { prep_env_steps: prep[a], improve_steps: budget === "env_steps" ? steps + most - prep[a] : steps }]),
+  );
+}
+
+/** `sc` whose replies carrying `env_steps` (counterfactual, paired_returns) are added to `steps[key]`. */
+export function countingSidecar(sc: Sidecar, steps: EnvSteps, key: keyof EnvSteps): Sidecar {
+  return new Proxy(sc, {
+    get(target, prop) {
+      if (prop === "call")
+        return async (...args: Parameters<Sidecar["call"]>) => {
+          const res: unknown = await target.call(...args);
+          const n = (res as { env_steps?: unknown } | null)?.env_steps;
+          if (typeof n === "number") steps[key] += n;
+          return res;
+        };
+      const v = Reflect.get(target, prop, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
