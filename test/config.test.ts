@@ -14,6 +14,9 @@ describe("env configs", () => {
   it("short names, ids, aliases and case all resolve", () => {
     for (const n of ["HalfCheetah", "halfcheetah", "HalfCheetah-v5", "cheetah"]) expect(resolveEnv(n).env_id).toBe("HalfCheetah-v5");
     expect(resolveEnv("PongNoFrameskip-v4").env_id).toBe("ALE/Pong-v5");
+    // another version of a configured env keeps its settings (RICE's agents run on v4)
+    expect(resolveEnv("Hopper-v4")).toMatchObject({ name: "Hopper", env_id: "Hopper-v4", normalize: resolveEnv("Hopper").normalize, ppo: resolveEnv("Hopper").ppo });
+    expect(resolveEnv("Reacher-v4")).toMatchObject({ name: "Reacher", env_id: "Reacher-v4" });
     expect(resolveEnv("CartPole-v1")).toMatchObject({ env_id: "CartPole-v1", ppo: { policy: "MlpPolicy" } });
     expect(() => resolveEnv("Cheetahh")).toThrow(/unknown env "Cheetahh"/);
   });

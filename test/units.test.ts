@@ -131,6 +131,11 @@ const CASES: UnitCase[] = [
     name: "Reacher", nq: 4, nv: 4, ranges: REACHER_RANGES, checks: reacherChecks,
     keys: { shoulder_velocity: (p) => p.qvel[0], elbow_velocity: (p) => p.qvel[1] },
   },
+  // v4: RICE's Reacher-v2 layout (11 dims, a trailing always-zero z), Reacher's settings
+  {
+    name: "Reacher-v4", nq: 4, nv: 4, ranges: REACHER_RANGES, checks: reacherChecks,
+    keys: { shoulder_velocity: (p) => p.qvel[0], elbow_velocity: (p) => p.qvel[1] },
+  },
 ];
 
 // ---- reading the text back ----------------------------------------------------------------------------
@@ -216,7 +221,7 @@ describe("real units: the prompt shows the physical state", () => {
       expect(gap, "normalised obs differ clearly from raw obs").toBeGreaterThan(0.5);
 
       // every step's state description
-      const interp = interpreterFor(c.name);
+      const interp = interpreterFor(cfg.name);
       for (let t = 0; t < n; t++) {
         const text = interp.describe(row(ep.raw_obs, t));
         expectPhysical(text, steps[t], c, `${c.name} step ${t}`);

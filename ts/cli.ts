@@ -12,6 +12,7 @@ import { benchSweep } from "./bench/sweep.js";
 import { benchDeterminism, benchOverhead, benchScale, envRadius } from "./bench/learn.js";
 import { doctor } from "./commands/doctor.js";
 import { evaluate } from "./commands/evaluate.js";
+import { fidelity } from "./commands/fidelity.js";
 import { formatDescription, inspectModel } from "./commands/inspect.js";
 import { pretrain } from "./commands/pretrain.js";
 import { storedSweep, sweep, sweepRoot } from "./commands/sweep.js";
@@ -177,6 +178,25 @@ const cli = yargs(hideBin(process.argv))
       const r = await evaluate({ model: a.model, env: a.env, episodes: a.episodes, seed: a.seed, deterministic: a.deterministic, trustModel: a.trustModel, sidecar: sidecarOptions(a) });
       log(`${r.env_id}: return ${fmt(r.mean)} ± ${fmt(r.std)} over ${r.episodes} episodes (${r.deterministic ? "deterministic" : "stochastic"})`);
       printJson(r, a.json);
+    },
+  )
+  .command(
+    "fidelity",
+    "StateMask's fidelity test of a finished run's critical states against value drops and random steps (no training)",
+    (y: Argv) =>
+      y
+        .option("run", { type: "string", demandOption: true, describe: "a run directory whose identify phase has finished" })
+        .option("samples", { type: "number", default: 4, describe: "random action sequences per segment" })
+        .option("episodes", { type: "number", describe: "score only the run's first N identify episodes (default all)" })
+        .option("compare", { type: "string", array: true, default: [] as string[], describe: "another run of the same base policy and seed whose critical states to score too (repeatable)" })
+        .option("seed", { type: "number", describe: "seed of the random steps and actions (default: the run's seed)" })
+        .option("horizon", { type: "number", default: 1000, describe: "steps after a segment at most (an episode's end stops sooner)" }),
+    async (a) => {
+      const r = await fidelity(a.run, {
+        samples: a.samples, episodes: a.episodes, compare: a.compare as string[], seed: a.seed, horizon: a.horizon,
+        command: process.argv.slice(2).join(" "), sidecar: sidecarOptions(a),
+      });
+      process.stdout.write(`${r.file}\n${r.markdown}\n`);
     },
   )
   .command(

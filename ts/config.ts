@@ -43,11 +43,16 @@ export function loadConfigs(dir = join(CONFIGS_DIR, "envs")): EnvConfig[] {
   });
 }
 
-/** "HalfCheetah", "halfcheetah", "HalfCheetah-v5" or an alias; any other Gymnasium id gets SB3 defaults. */
+/** "HalfCheetah", "halfcheetah", "HalfCheetah-v5" or an alias; another version of a configured env's id
+ * ("Hopper-v4", for RICE's agents) keeps that env's settings with the id asked for; any other Gymnasium id gets
+ * SB3 defaults. */
 export function resolveEnv(name: string, configs = loadConfigs()): EnvConfig {
   const key = name.toLowerCase();
   const hit = configs.find((c) => [c.name, c.env_id, ...c.aliases].some((n) => n.toLowerCase() === key));
   if (hit) return hit;
+  const unversioned = (id: string) => id.toLowerCase().replace(/-v\d+$/, "");
+  const sibling = /-v\d+$/.test(name) && configs.find((c) => unversioned(c.env_id) === unversioned(name));
+  if (sibling) return { ...sibling, env_id: name };
   if (/-v\d+$/.test(name))
     return EnvConfig.parse({ name, env_id: name, n_timesteps: 1_000_000, ppo: { policy: "MlpPolicy" } });
   throw new UltraError(`unknown env "${name}": use one of ${configs.map((c) => c.name).join(", ")} or a full Gymnasium id such as "CartPole-v1"`);

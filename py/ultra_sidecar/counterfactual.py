@@ -127,3 +127,40 @@ def paired_returns(model: PPO, venv: VecEnv, snap: dict, action, pairs: int, hor
         env_steps += steps
         out = np.concatenate([out, returns.reshape(per_batch, 3)[: pairs - first]])
     return {"own": out[:, 0], "suggested": out[:, 1], "own_again": out[:, 2], "env_steps": env_steps}
+
+
+def segment_returns(model: PPO, venv: VecEnv, snap: dict, actions: np.ndarray, horizon: int) -> dict:
+    """StateMask's fidelity rollouts from a snapshot at a critical segment's first step. Sub-env 0 follows the
+    policy's deterministic actions through the segment (the baseline); sub-env i ≥ 1 takes actions[i − 1] there
+    (l steps). After the segment all follow the deterministic policy for up to `horizon` steps or until their
+    episode ends. Returns {returns: the undiscounted raw env rewards from the snapshot on, one per sub-env (m + 1),
+    env_steps}. Raw, not normalised: fidelity compares return changes across episodes of one env."""
+    n = venv.num_envs
+    actions = np.asarray(actions)
+    if actions.ndim < 2 or actions.shape[0] != n - 1:
+        raise ProtocolError("bad_args", f"actions must be (m, l, *action_shape) with m = {n - 1} (the env's {n} sub-envs less the baseline), got shape {actions.shape}")
+    if actions.shape[2:] != venv.action_space.shape:
+        raise ProtocolError("bad_args", f"actions' per-step shape is {actions.shape[2:]}, the action space's {venv.action_space.shape}")
+    vn = find_vec_normalize(venv)
+    if vn is not None and vn.training:
+        raise ProtocolError("bad_args", "segment rollouts need an env with frozen normalisation (training: false)")
+    box = isinstance(venv.action_space, spaces.Box)
+    seg = actions.shape[1]
+    obs = np.stack([restore(venv, i, snap) for i in range(n)])
+    returns, alive, steps = np.zeros(n), np.ones(n, dtype=bool), 0
+    for t in range(seg + horizon):
+        with torch.no_grad():
+            obs_t, _ = model.policy.obs_to_tensor(obs)
+            act = model.policy._predict(obs_t, deterministic=True).cpu().numpy()
+        if t < seg:
+            act[1:] = actions[:, t]
+        env_actions = np.clip(act, venv.action_space.low, venv.action_space.high) if box else act
+        obs, rewards, dones, _ = venv.step(env_actions)
+        if vn is not None:
+            rewards = vn.get_original_reward()
+        steps += n
+        returns += rewards * alive  # a sub-env that ended runs on in its next episode: those rewards are not its
+        alive &= ~dones
+        if not alive.any():
+            break
+    return {"returns": returns.astype(np.float64), "env_steps": steps}

@@ -174,6 +174,14 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
             protocol.int_in(args["horizon"], "horizon", 1, 100_000),
             protocol.int_in(args["seed"], "seed", 0, 2**63 - 1),
         ),
+        "segment_returns": lambda args, emit: counterfactual.segment_returns(
+            model_of(args),
+            env_of(args),
+            args["snapshot"],
+            args["actions"],
+            protocol.int_in(args["horizon"], "horizon", 0, 1_000_000),
+        ),
+        "plot_bars": lambda args, emit: {"path": plots.plot_bars(args["bars"], args["path"], args["title"], args["ylabel"])},
         "obs_distances": lambda args, emit: {"d": modulation.obs_distances(env_of(args), args["obs"], args["keys"])},
         "plot_curves": lambda args, emit: {
             "path": plots.plot_curves(args["curves"], args["path"], args["title"], args.get("band_scale"))

@@ -47,3 +47,31 @@ def _draw(fig, ax, curves: dict, path: str, title: str, band_scale: dict | None)
     fig.tight_layout()
     fig.savefig(path)
     return path
+
+
+def plot_bars(bars: dict, path: str, title: str, ylabel: str) -> str:
+    """Grouped bars with 95% CI whiskers. bars: {group (an x tick): {label (a bar colour): [mean, ci half-width]}};
+    a NaN half-width (one sample) draws no whisker."""
+    if not isinstance(bars, dict) or not all(isinstance(g, dict) for g in bars.values()) or not isinstance(path, str):
+        raise ProtocolError("bad_args", "plot_bars takes bars ({group: {label: [mean, ci]}}), path, title and ylabel (strings)")
+    groups = list(bars)
+    labels = list(dict.fromkeys(label for g in bars.values() for label in g))
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    try:
+        width = 0.8 / max(len(labels), 1)
+        x = np.arange(len(groups))
+        for j, label in enumerate(labels):
+            vals = [bars[g].get(label, [np.nan, np.nan]) for g in groups]
+            means = np.array([float(v[0]) for v in vals])
+            errs = np.nan_to_num(np.array([float(v[1]) for v in vals]))
+            ax.bar(x + (j - (len(labels) - 1) / 2) * width, means, width, yerr=errs, capsize=3, label=label)
+        ax.set_xticks(x, groups)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path)
+        return path
+    finally:
+        plt.close(fig)

@@ -149,6 +149,14 @@ interface OpTable {
   ];
   /** RMS distances, as the modulation table matches, from each raw obs row to each key row: d[i][j] */
   obs_distances: [{ env: string; obs: NDArray; keys: NDArray }, { d: NDArray<Float32Array> }];
+  /** StateMask fidelity: m + 1 rollouts from a segment's first step (row 0 the deterministic policy, row i actions[i − 1]
+   * inside the segment, the deterministic policy after); undiscounted raw-reward returns */
+  segment_returns: [
+    { model: string; env: string; snapshot: Snapshot; actions: NDArray; horizon: number },
+    { returns: NDArray<Float64Array>; env_steps: number },
+  ];
+  /** bars: {group: {label: [mean, 95% CI half-width]}} */
+  plot_bars: [{ bars: Record<string, Record<string, [number, number]>>; path: string; title: string; ylabel: string }, { path: string }];
   /** band_scale: an arm's band is ±band_scale[arm] × sample std over seeds (t/√n: a 95% CI); default ±std */
   plot_curves: [{ curves: Record<string, unknown>; path: string; title: string; band_scale?: Record<string, number> }, { path: string }];
   close: [{ handle: string }, Record<string, never>];
@@ -176,6 +184,6 @@ export type OpArgs<K extends OpName> = OpTable[K][0];
 export type OpResult<K extends OpName> = OpTable[K][1];
 export const OP_NAMES = [
   "hello", "ping", "shutdown", "echo", "blob", "env_make", "env_reset", "env_step", "env_snapshot", "env_restore",
-  "model_new", "model_load", "model_save", "model_learn", "model_predict", "model_evaluate", "collect", "counterfactual", "paired_returns", "obs_distances",
-  "plot_curves", "close", "bench_learn", "ray_init", "actor_start", "actor_kill",
+  "model_new", "model_load", "model_save", "model_learn", "model_predict", "model_evaluate", "collect", "counterfactual", "paired_returns", "segment_returns", "obs_distances",
+  "plot_curves", "plot_bars", "close", "bench_learn", "ray_init", "actor_start", "actor_kill",
 ] as const satisfies readonly OpName[];

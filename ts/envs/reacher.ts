@@ -1,5 +1,6 @@
 // Reacher-v5 (gymnasium/envs/mujoco/reacher_v5.py _get_obs): 10-dim obs = cos(q0), cos(q1), sin(q0), sin(q1),
-// target x, y, dq0, dq1, then (fingertip - target) x, y. v5 dropped the always-zero z component that v4 had.
+// target x, y, dq0, dq1, then (fingertip - target) x, y. v5 dropped the always-zero z component that v4 had
+// (11 dims, the layout of RICE's Reacher-v2 agent): both are read.
 // Reward = -|fingertip - target| - 0.1 |a|^2 over 50 steps, no early termination: the distance is the state's worth.
 import { describeTorques, expectLength, num, signed } from "./format.js";
 import type { StateInterpreter } from "./types.js";
@@ -9,7 +10,7 @@ const JOINTS = ["shoulder", "elbow"] as const; // joint0 (link to the fixed base
 export const reacher: StateInterpreter = {
   name: "Reacher",
   features(obs) {
-    expectLength("Reacher", obs, 10);
+    if (obs.length !== 11) expectLength("Reacher", obs, 10);
     const [c0, c1, s0, s1, tx, ty, v0, v1, dx, dy] = Array.from(obs);
     return {
       distance: Math.hypot(dx, dy),

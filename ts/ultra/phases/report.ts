@@ -97,7 +97,7 @@ export async function report(run: RunDir, sc: Sidecar): Promise<string> {
     "",
     ...cardChoices(crit.states),
     "| episode | step | card · change | action | reward | verification: gain (held out) · lower bound / threshold | reason |",
-    "|---|---|---|---|---|---|",
+    "|---|---|---|---|---|---|---|",
     ...crit.states.map((s) => `| ${s.episode} | ${s.step} | ${s.card ? `${s.card.letter} (${s.card.kinds.join(", ")}${s.card.top_value_drop ? "; the top value drop" : ""}) · ${s.card.change}` : "–"} | ${s.action === null ? "–" : Array.isArray(s.action) ? `[${s.action.map((x) => x.toFixed(2)).join(", ")}]` : s.action} | ${s.reward.toFixed(3)} | ${s.verification ? `${fmt(s.verification.held_out_gain ?? NaN)} · ${fmt(s.verification.lower_bound)} / ${fmt(s.verification.threshold)}` : "–"} | ${s.reason.replace(/\|/g, "/")} |`),
     "",
   ];
