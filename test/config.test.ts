@@ -38,3 +38,17 @@ describe("env configs", () => {
     expect(() => loadConfigs(dir)).toThrow(/bad\.yaml is invalid[\s\S]*learning_rate/);
   });
 });
+
+describe("committed base agents", () => {
+  it("the quick profile starts HalfCheetah from agents/HalfCheetah, a loadable SB3 zip; envs without one pretrain", async () => {
+    const { resolveSettings } = await import("../ts/ultra/settings.js");
+    const { committedAgent } = await import("../ts/ultra/phases/base.js");
+    const quick = resolveSettings({ profile: "quick" });
+    const file = committedAgent(quick.base.agent, "HalfCheetah");
+    expect(file).toMatch(/agents\/HalfCheetah\/model\.zip$/);
+    const { readFileSync } = await import("node:fs");
+    expect(readFileSync(file!).subarray(0, 2).toString()).toBe("PK"); // a zip, not a Git LFS pointer
+    expect(committedAgent(quick.base.agent, "Walker2d")).toBeNull();
+    expect(committedAgent(resolveSettings({ profile: "paper" }).base.agent, "HalfCheetah")).toBeNull();
+  });
+});

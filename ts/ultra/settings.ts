@@ -9,7 +9,11 @@ import { CONFIGS_DIR } from "../paths.js";
 export const VARIANTS = ["A", "R", "RA"] as const;
 export type Variant = (typeof VARIANTS)[number];
 export const BASELINES = ["continue_ppo", "rice_reset", "random_critical"] as const;
-export type Baseline = (typeof BASELINES)[number];
+/** Baselines a run trains only when `baselines:` names them. `rice` (RICE itself: mask-net critical states + RND)
+ * first trains a mask net for the base policy (rice.mask_steps, RICE's cost) unless rice.mask names one. Kept out
+ * of BASELINES, the sweeps' default ("all"), so that no run pays for a mask net it did not ask for. */
+export const OPT_IN_BASELINES = ["rice"] as const;
+export type Baseline = (typeof BASELINES)[number] | (typeof OPT_IN_BASELINES)[number];
 
 export const Settings = z.object({
   variant: z.enum(VARIANTS),
@@ -18,7 +22,13 @@ export const Settings = z.object({
   verify: z.boolean(),
   /** unpickle the base model.zip and vec_normalize.pkl as SB3 would (code in them runs): only for files you trust */
   trust_model: z.boolean(),
-  base: z.object({ hyperparameters: z.enum(["sb3", "zoo"]), steps: z.number().int().positive() }),
+  base: z.object({
+    hyperparameters: z.enum(["sb3", "zoo"]),
+    steps: z.number().int().positive(),
+    /** a committed base agent to start from when --base is not given, relative to the repository ("{env}": the
+     * env's config name); an env without one is pretrained (hyperparameters, steps) */
+    agent: z.string().nullable(),
+  }),
   identify: z.object({
     episodes: z.number().int().positive(),
     max_critical_states: z.number().int().positive(),
@@ -64,7 +74,20 @@ export const Settings = z.object({
     budget: z.enum(["updates", "env_steps"]),
   }),
   evaluate: z.object({ episodes: z.number().int().positive() }),
-  baselines: z.array(z.enum(BASELINES)),
+  baselines: z.array(z.enum([...BASELINES, ...OPT_IN_BASELINES])),
+  /** the `rice` arm (RICE, arXiv 2405.03064); its p is modulation.reset_prob (the env configs set RICE's Table 3 p) */
+  rice: z
+    .object({
+      /** a mask net zip for the base policy (e.g. RICE's masknet/best_model.zip for RICE's agent); null: train one */
+      mask: z.string().nullable(),
+      /** env steps to train the mask net when `mask` is null (RICE: 3e5) */
+      mask_steps: z.number().int().positive(),
+      /** the mask net's reward for blinding the agent: alpha × (1 − action) (RICE: 0.01) */
+      alpha: z.number().min(0),
+      /** λ: weight of the normalised RND bonus (RICE Table 3: 0.001 Hopper, Reacher; 0.01 Walker2d, HalfCheetah) */
+      rnd_coef: z.number().min(0),
+    })
+    .default({ mask: null, mask_steps: 300000, alpha: 0.01, rnd_coef: 0.01 }),
 });
 export type Settings = z.infer<typeof Settings>;
 
