@@ -82,7 +82,9 @@ describe("ultra train", () => {
     // matches that were not the restored start: the policy reached a critical state's neighbourhood itself
     const reached = sum("refined", "matched_steps") - sum("refined", "restored_start_matches");
     expect(reached).toBeGreaterThan(0);
-    expect(readFileSync(join(hop, "report.md"), "utf8")).toContain(`| ULTRA-RA (ultra_RA) | 2048 | ${reached} |`);
+    const prep = json(join(hop, "refined", "progress.json")).prep_env_steps; // identify's env steps, counted for ULTRA
+    expect(prep).toBeGreaterThan(0);
+    expect(readFileSync(join(hop, "report.md"), "utf8")).toContain(`| ULTRA-RA (ultra_RA) | ${prep} | 2048 | ${prep + 2048} | ${reached} |`);
     const ev = json(join(hop, "eval.json")).arms;
     for (const arm of ["ultra_RA", "rice_reset", "random_critical"]) expect(ev[arm].returns, arm).not.toEqual(ev.continue_ppo.returns);
   });

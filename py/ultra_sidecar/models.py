@@ -151,7 +151,7 @@ class ProgressCallback(BaseCallback):
             "ep_rew_mean": float(np.mean([e["r"] for e in eps])) if eps else None,
             "ep_len_mean": float(np.mean([e["l"] for e in eps])) if eps else None,
             "episodes": self.model._episode_num,
-            "modulation": self.model.modulation_stats,
+            "modulation": getattr(self.model, "modulation_stats", None),  # None for a plain PPO (mask_train)
         }
 
 
@@ -164,6 +164,8 @@ def learn(model: ModulatedPPO, steps: int, emit: Emit, tb_log_name: str = "PPO",
         model.learn(total_timesteps=steps, callback=cb, reset_num_timesteps=False, tb_log_name=tb_log_name)
         final = cb.stats(time.perf_counter())
     finally:
+        if model.modulation is not None:
+            model.modulation.close()
         model.modulation = None
     emit("progress", final)
     return {**final, "seconds": time.perf_counter() - t0}

@@ -3,7 +3,9 @@
 The identification phase names critical states; a ModulationTable holds them with a suggested action, a reward
 and a snapshot. At a critical state the rollout takes the suggested action (variants A, RA) and/or adds the
 entry's reward (R, RA); ended episodes may restart from a critical state's snapshot (every variant; "reset" does
-only that, as the RICE baseline does).
+only that, as the RICE baseline does). The "rice" variant is RICE itself (rice.py): no table states; ended episodes
+restart with probability reset_prob at the mask net's most important state of a fresh rollout of the current
+agent, and an RND bonus is added to every step's reward.
 
 The adviser's reward has one unit in every env: `reward_unit` is the base policy's per-step reward scale (the std
 of its raw per-step rewards, measured by identify), so an entry's reward 1.0 is worth one typical step's reward.
@@ -32,9 +34,10 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from .envs import find_vec_normalize
 from .protocol import ProtocolError
+from .rice import RICE_STATS, RND, RiceStarts
 from .snapshot import restore
 
-VARIANTS = ("A", "R", "RA", "reset")
+VARIANTS = ("A", "R", "RA", "reset", "rice")
 FIELDS = ("variant", "radius", "reset_prob", "reward_scale", "reward_unit", "action_tolerance", "seed", "states")
 STATS = ("matched_steps", "restored_start_matches", "overridden_actions", "reward_added_steps", "critical_resets")
 
@@ -136,12 +139,35 @@ class ModulationTable:
         # the policy got to by itself.
         self.stats = dict.fromkeys(STATS, 0)
         self.restored = np.zeros(venv.num_envs, dtype=bool)  # sub-envs whose current obs is a restored snapshot's
+        self.rice: RiceStarts | None = None
+        self.rnd: RND | None = None
+        if self.variant == "rice":
+            self._rice(wire.get("rice"), venv)
+        elif wire.get("rice") is not None:
+            raise _bad("rice", f"is only for the rice variant, not {self.variant}")
+        # a table with nothing to do is skipped entirely, so that the rollout stays SB3's draw for draw
+        self.active = len(self) > 0 or self.rice is not None
+
+    def _rice(self, rice, venv: VecEnv) -> None:
+        if not isinstance(rice, dict) or not {"mask", "env", "rnd_coef"} <= rice.keys():
+            raise _bad("rice", "must be a map with mask (a mask net zip), env (the training env's spec) and rnd_coef (λ)")
+        if len(self):
+            raise _bad("states", "must be empty for the rice variant: its starting states come from the mask net")
+        rnd_coef = _number(rice["rnd_coef"], "rice.rnd_coef", 0.0)
+        self.rice = RiceStarts(rice, venv, self.reset_prob, self.rng, rice.get("trust_model") is True)
+        if rnd_coef > 0:
+            self.rnd = RND(int(np.prod(venv.observation_space.shape)), rnd_coef, int(self.rng.integers(2**63)))
+        self.stats.update(dict.fromkeys(RICE_STATS, 0))
 
     def __len__(self) -> int:
         return len(self.obs)
 
+    def close(self) -> None:
+        if self.rice is not None:
+            self.rice.close()
+
     def _rows(self, obs: np.ndarray) -> np.ndarray:
-        x = obs.reshape(len(obs), -1).astype(self.dtype)
+        x = obs.reshape(len(obs), int(np.prod(obs.shape[1:]))).astype(self.dtype)  # -1 is ambiguous for 0 rows
         return x * self.dtype(1 / 255.0) if self.scale_images else x
 
     def refresh(self) -> None:
@@ -219,7 +245,7 @@ class ModulatedPPO(PPO):
             self.policy.reset_noise(env.num_envs)
 
         # ULTRA: an empty table modulates nothing; skipping it keeps the rollout SB3's, draw for draw.
-        table = self.modulation if self.modulation is not None and len(self.modulation) else None
+        table = self.modulation if self.modulation is not None and self.modulation.active else None
         if table is not None:
             table.refresh()
 
@@ -236,7 +262,8 @@ class ModulatedPPO(PPO):
 
             # ULTRA: at a critical state take the entry's action, stored with its log-prob under the current
             # policy, so PPO's ratio for it starts at 1 like any other sampled action's.
-            if table is not None:
+            critical = override = None
+            if table is not None and len(table):
                 nearest, critical = table.match(self._last_obs)  # type: ignore[arg-type]
                 table.stats["matched_steps"] += int(critical.sum())
                 table.stats["restored_start_matches"] += int((critical & table.restored).sum())
@@ -261,18 +288,33 @@ class ModulatedPPO(PPO):
 
             if table is not None:
                 # ULTRA: the entry's reward for the action taken, converted into the (possibly normalised) reward PPO sees.
-                if table.adds_reward and critical.any():
+                if table.adds_reward and critical is not None and critical.any():
                     paid = table.payment(nearest, critical, clipped_actions, override)
                     bonus = table.reward_scale * table.reward_factor * table.rewards[nearest] * paid
                     rewards[critical] += bonus[critical]
                     table.stats["reward_added_steps"] += int((paid > 0).sum())
-                # ULTRA: an ended episode may restart from a critical state; it enters the buffer as an episode start.
+                # RICE: the exploration bonus for reaching s' (the real next state: the terminal one where an episode ended)
+                if table.rnd is not None:
+                    reached = np.array(new_obs, copy=True)
+                    for i in np.flatnonzero(dones):
+                        if infos[i].get("terminal_observation") is not None:
+                            reached[i] = infos[i]["terminal_observation"]
+                    bonus = table.rnd.bonus(reached)
+                    rewards = rewards + bonus.astype(rewards.dtype)
+                    table.stats["rnd_bonus_sum"] += float(bonus.sum())
+                    table.stats["rnd_bonus_steps"] += len(bonus)
+                # ULTRA: an ended episode may restart from a critical state (rice: the mask net's most important state
+                # of a fresh rollout); it enters the buffer as an episode start.
                 for i in np.flatnonzero(dones):
-                    snap = table.draw_start()
+                    if table.rice is not None:
+                        snap = table.rice.draw(self, table.stats)
+                        key = "rice_resets"
+                    else:
+                        snap, key = table.draw_start(), "critical_resets"
                     if snap is not None:
                         new_obs[i] = restore(env, int(i), snap, start_episode=True)
                         table.restored[i] = True
-                        table.stats["critical_resets"] += 1
+                        table.stats[key] += 1
 
             self.num_timesteps += env.num_envs
 
@@ -309,6 +351,8 @@ class ModulatedPPO(PPO):
             values = self.policy.predict_values(obs_as_tensor(new_obs, self.device))  # type: ignore[arg-type]
 
         rollout_buffer.compute_returns_and_advantage(last_values=values, dones=dones)
+        if table is not None and table.rnd is not None:
+            table.rnd.train()  # RICE: the predictor learns this rollout's next states, so they pay less next time
 
         callback.update_locals(locals())
 

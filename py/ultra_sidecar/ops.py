@@ -11,8 +11,9 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from gymnasium import spaces
 
-from . import bench, collect, counterfactual, models, modulation, plots, protocol, ray_ops, snapshot
+from . import bench, collect, counterfactual, models, modulation, plots, protocol, ray_ops, rice, snapshot
 from .envs import describe_space, find_vec_normalize, make_env
 from .protocol import ProtocolError
 
@@ -117,6 +118,26 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
         )
         return {"model": h.add("model", model), "device": str(model.device), "vec_normalize": find_vec_normalize(venv) is not None}
 
+    def mask_importance(args, emit):
+        mask = args["mask"]
+        if isinstance(mask, str) and mask.startswith("mask:"):
+            mask = h.get(mask, "mask")
+        else:  # a path: scored in the observation space the rows have
+            obs = np.asarray(args["obs"])
+            space = spaces.Box(-np.inf, np.inf, shape=obs.shape[1:], dtype=np.float32)
+            mask = rice.load_mask(str(mask), space, "cpu", args.get("trust_model") is True)
+        return {"importance": rice.importance(mask, args["obs"])}
+
+    def mask_train(args, emit):
+        steps = protocol.int_in(args["steps"], "steps", 1, 10**9)
+        alpha = args["alpha"]
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha < np.inf:
+            raise ProtocolError("bad_args", f"alpha must be a number >= 0 (RICE: 0.01), got {alpha!r}")
+        seed = protocol.int_in(args["seed"], "seed", 0, 2**32 - 1)
+        mask, res = rice.train_mask(model_of(args), env_of(args), steps, float(alpha), seed, emit, args.get("ppo"))
+        files = [rice.save_mask(mask, args["path"])] if args.get("path") else []
+        return {"mask": h.add("mask", mask), **res, "files": files}
+
     blobs: dict[int, np.ndarray] = {}
 
     def blob(args, emit):
@@ -182,6 +203,11 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
             protocol.int_in(args["horizon"], "horizon", 0, 1_000_000),
         ),
         "plot_bars": lambda args, emit: {"path": plots.plot_bars(args["bars"], args["path"], args["title"], args["ylabel"])},
+        "mask_load": lambda args, emit: {
+            "mask": h.add("mask", rice.load_mask(args["path"], env_of(args).observation_space, "cpu", args.get("trust_model") is True))
+        },
+        "mask_importance": mask_importance,
+        "mask_train": mask_train,
         "obs_distances": lambda args, emit: {"d": modulation.obs_distances(env_of(args), args["obs"], args["keys"])},
         "plot_curves": lambda args, emit: {
             "path": plots.plot_curves(args["curves"], args["path"], args["title"], args.get("band_scale"))

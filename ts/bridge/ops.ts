@@ -50,6 +50,12 @@ export interface ModulationStats {
   overridden_actions: number;
   reward_added_steps: number;
   critical_resets: number;
+  /** the rice arm only: episodes started at the mask net's most important state, the env steps of the rollouts
+   * that found them, and the RND bonus added (in PPO's reward units) over that many steps */
+  rice_resets?: number;
+  rice_rollout_steps?: number;
+  rnd_bonus_sum?: number;
+  rnd_bonus_steps?: number;
 }
 
 export interface LearnProgress {
@@ -147,6 +153,13 @@ interface OpTable {
     { model: string; env: string; snapshot: Snapshot; action: NDArray | number; pairs: number; horizon: number; seed: number },
     { own: NDArray<Float64Array>; suggested: NDArray<Float64Array>; own_again: NDArray<Float64Array>; env_steps: number },
   ];
+  /** RICE's mask network (py/ultra_sidecar/rice.py): load one, score states (P(not blind)), or train one for an agent */
+  mask_load: [{ path: string; env: string; trust_model?: boolean }, { mask: string }];
+  mask_importance: [{ mask: string; obs: NDArray; trust_model?: boolean }, { importance: NDArray<Float32Array> }];
+  mask_train: [
+    { model: string; env: string; steps: number; alpha: number; seed: number; path?: string; ppo?: Record<string, unknown> },
+    { mask: string; steps: number; seconds: number; ep_rew_mean: number | null; blind_fraction: number; files: string[] },
+  ];
   /** RMS distances, as the modulation table matches, from each raw obs row to each key row: d[i][j] */
   obs_distances: [{ env: string; obs: NDArray; keys: NDArray }, { d: NDArray<Float32Array> }];
   /** StateMask fidelity: m + 1 rollouts from a segment's first step (row 0 the deterministic policy, row i actions[i − 1]
@@ -185,5 +198,6 @@ export type OpResult<K extends OpName> = OpTable[K][1];
 export const OP_NAMES = [
   "hello", "ping", "shutdown", "echo", "blob", "env_make", "env_reset", "env_step", "env_snapshot", "env_restore",
   "model_new", "model_load", "model_save", "model_learn", "model_predict", "model_evaluate", "collect", "counterfactual", "paired_returns", "segment_returns", "obs_distances",
+  "mask_load", "mask_importance", "mask_train",
   "plot_curves", "plot_bars", "close", "bench_learn", "ray_init", "actor_start", "actor_kill",
 ] as const satisfies readonly OpName[];

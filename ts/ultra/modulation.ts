@@ -1,5 +1,5 @@
 // The modulation table sent to the sidecar for the improvement phase, for ULTRA and for the baselines.
-import type { Snapshot } from "../bridge/ops.js";
+import type { EnvSpec, Snapshot } from "../bridge/ops.js";
 import type { Sidecar } from "../bridge/sidecar.js";
 import { NDArray } from "../protocol.js";
 import type { CriticalState, RewardUnit } from "./critical.js";
@@ -7,7 +7,7 @@ import { concat, type Episode } from "./episodes.js";
 import { mixSeed, rng } from "./rng.js";
 import type { Settings } from "./settings.js";
 
-export type TableVariant = "A" | "R" | "RA" | "reset";
+export type TableVariant = "A" | "R" | "RA" | "reset" | "rice";
 
 /** Observation and snapshot of every state a table may name, kept from the trajectories (identify/states.msgpack). */
 export type StateStore = Record<string, { obs: NDArray; snapshot: Snapshot }>;
@@ -25,6 +25,24 @@ export interface ModulationTable {
   action_tolerance: number;
   seed: number;
   states: { obs: NDArray; action: NDArray | number | null; reward: number; snapshot: Snapshot }[];
+  /** variant rice only: RICE's own critical states (mask net) and RND bonus, in the sidecar (rice.py) */
+  rice?: RiceTable;
+}
+
+export interface RiceTable {
+  /** a mask net zip for the agent being refined */
+  mask: string;
+  /** the training env's spec: RICE's rollouts of the current agent run in a copy of it */
+  env: EnvSpec;
+  /** λ of the normalised RND bonus (0: none) */
+  rnd_coef: number;
+  trust_model?: boolean;
+}
+
+/** The rice arm's table: no states (the mask net finds them), p = modulation.reset_prob, RICE's RND. */
+export function riceTable(s: Settings, seed: number, rice: RiceTable): ModulationTable {
+  const { reset_prob, action_tolerance } = s.modulation;
+  return { variant: "rice", radius: 0, reset_prob, reward_scale: 0, reward_unit: 1, action_tolerance, seed, states: [], rice };
 }
 
 function rowOf(a: NDArray, i: number): NDArray {

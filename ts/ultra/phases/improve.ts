@@ -2,13 +2,16 @@
 // sidecar's rollouts, and the baselines with the same budget (improve.budget: the same improve steps, or the same
 // total env steps with identify's counted). Each arm checkpoints exactly (weights, optimizer, env states, RNGs), so
 // an interrupted improve resumes where it stopped and ends with the same numbers.
-import { copyFileSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { resolve } from "node:path";
+import { UltraError } from "../../bridge/errors.js";
 import { CriticalStatesFile, CriticalState } from "../critical.js";
 import { learn, type CurvePoint } from "../../learn.js";
-import { armBudgets } from "../budget.js";
-import { log } from "../../progress.js";
-import { loadModel, type RunContext } from "../context.js";
-import { modulationTable, type StateStore, type TableVariant } from "../modulation.js";
+import { prepSteps, type ArmBudget } from "../budget.js";
+import { log, progressBar } from "../../progress.js";
+import type { LearnProgress } from "../../bridge/ops.js";
+import { loadModel, specFor, type RunContext } from "../context.js";
+import { modulationTable, riceTable, type StateStore, type TableVariant } from "../modulation.js";
 import { mixSeed } from "../rng.js";
 import type { Baseline, Variant } from "../settings.js";
 
@@ -30,6 +33,18 @@ export interface ArmProgress {
   improve_steps?: number;
   curve: CurvePoint[];
   modulation: unknown[];
+  /** the rice arm: its mask net, and what training it cost (null when rice.mask gave one) */
+  mask?: { path: string; trained: MaskTraining | null };
+}
+
+/** What training the rice arm's mask net cost (RICE's Table 4 counts this time). */
+export interface MaskTraining {
+  steps: number;
+  seconds: number;
+  /** the env's return while the mask blinds the agent, at the end of training */
+  ep_rew_mean: number | null;
+  /** how often the mask chose to blind (a uniformly random action) during training */
+  blind_fraction: number;
 }
 
 /** An arm's learning curve and counters (also inside its checkpoint), or null before it started. */
@@ -74,12 +89,62 @@ function publish(ctx: RunContext, dir: string): void {
 
 /** The arm's table for the learn() segment starting at `start` steps: its reset draws are seeded by the start, so
  * each segment draws afresh and a resumed segment draws as the uninterrupted one did. */
-function tableFor(ctx: RunContext, arm: Arm, store: StateStore, file: CriticalStatesFile, start: number) {
+function tableFor(ctx: RunContext, arm: Arm, store: StateStore, file: CriticalStatesFile, start: number, mask: string | null) {
+  if (arm === "rice") {
+    if (mask === null) throw new Error("the rice arm needs its mask net before its table");
+    // the copy env's statistics are replaced by the training env's before each rollout; its file only says whether it normalises
+    const env = specFor(ctx, "base", { training: false, nEnvs: 1 });
+    return riceTable(ctx.settings, mixSeed(ctx.seed, start), { mask, env, rnd_coef: ctx.settings.rice.rnd_coef, trust_model: ctx.settings.trust_model });
+  }
   const variant: TableVariant | null = arm.startsWith("ultra_") ? (ctx.settings.variant as TableVariant) : arm === "continue_ppo" ? null : "reset";
   if (variant === null) return null;
   const states = arm === "random_critical" ? ctx.run.readChecked("identify/random_states.json", CriticalState.array()) : file.states;
   const radius = arm === "random_critical" ? file.radius.random : file.radius.states;
   return modulationTable(states, store, variant, ctx.settings, mixSeed(ctx.seed, start), radius, file.reward_unit.value);
+}
+
+/** The rice arm's mask net: rice.mask, or one trained for the base policy at the arm's first start (RICE's recipe;
+ * kept in the arm's dir, so a resumed arm does not train it again). */
+async function riceMask(ctx: RunContext, dir: string): Promise<{ path: string; trained: MaskTraining | null }> {
+  const { run, settings, sc } = ctx;
+  if (settings.rice.mask !== null) {
+    const path = resolve(settings.rice.mask);
+    if (!existsSync(path)) throw new UltraError(`rice.mask ${path} does not exist: give the mask net zip trained for this base policy, or set rice.mask to null to train one`);
+    return { path, trained: null };
+  }
+  const path = run.path(dir, "masknet.zip");
+  if (run.exists(dir, "masknet.json") && existsSync(path)) return { path, trained: run.readJson<MaskTraining>(`${dir}/masknet.json`) };
+  log(`improve rice: training a mask net for the base policy (${settings.rice.mask_steps} steps, alpha ${settings.rice.alpha})`);
+  const { env, model } = await loadModel(ctx, "base", { training: false, nEnvs: 1, seedOffset: MASK_SEED_OFFSET });
+  try {
+    const bar = progressBar("mask net", settings.rice.mask_steps, "steps");
+    try {
+      const { mask, steps, seconds, ep_rew_mean, blind_fraction } = await sc.call(
+        "mask_train",
+        { model, env, steps: settings.rice.mask_steps, alpha: settings.rice.alpha, seed: ctx.seed, path },
+        { onEvent: (_, p) => bar.update((p as LearnProgress).steps) },
+      );
+      await sc.call("close", { handle: mask });
+      const trained = { steps, seconds, ep_rew_mean, blind_fraction };
+      run.writeJson(`${dir}/masknet.json`, trained); // after the zip: both there means the mask net is complete
+      return { path, trained };
+    } finally {
+      bar.stop();
+    }
+  } finally {
+    for (const h of [model, env]) await sc.call("close", { handle: h });
+  }
+}
+const MASK_SEED_OFFSET = 3000; // the mask net's env, apart from identify's (1000) and evaluate's (2000)
+
+/** budget.ts's armBudgets, with the rice arm's preparation: its mask net's training steps (0 when rice.mask gave one,
+ * trained elsewhere); the other arms' preparation is identify's (budget.ts). */
+function budgetsOf(ctx: RunContext, envSteps: CriticalStatesFile["env_steps"]): Record<string, ArmBudget> {
+  const { steps, budget } = ctx.settings.improve;
+  const list = arms(ctx);
+  const prep = Object.fromEntries(list.map((a) => [a, a === "rice" ? (ctx.settings.rice.mask === null ? ctx.settings.rice.mask_steps : 0) : prepSteps(a, envSteps)]));
+  const most = Math.max(0, ...Object.values(prep));
+  return Object.fromEntries(list.map((a) => [a, { prep_env_steps: prep[a], improve_steps: budget === "env_steps" ? steps + most - prep[a] : steps }]));
 }
 
 /** Counters summed over an arm's learn calls. */
@@ -99,7 +164,7 @@ export async function improve(ctx: RunContext, fresh = false): Promise<Record<st
   const { run, settings, sc } = ctx;
   const store = run.readMessage<StateStore>("identify/states.msgpack");
   const file = run.readChecked("critical_states.json", CriticalStatesFile);
-  const budgets = armBudgets(arms(ctx), settings.improve.steps, settings.improve.budget, file.env_steps);
+  const budgets = budgetsOf(ctx, file.env_steps);
   const summary: Record<string, unknown> = { budget: settings.improve.budget };
   if (fresh) discardArms(ctx);
   for (const arm of arms(ctx)) {
@@ -109,6 +174,7 @@ export async function improve(ctx: RunContext, fresh = false): Promise<Record<st
     const progress: ArmProgress = ckpt ? run.readJson(`${ckpt}/progress.json`) : { steps_done: 0, curve: [], modulation: [] };
     const { prep_env_steps, improve_steps: total } = budgets[arm];
     Object.assign(progress, { prep_env_steps, improve_steps: total });
+    if (arm === "rice" && progress.steps_done < total) progress.mask = await riceMask(ctx, dir);
     if (progress.steps_done < total) {
       // A fresh arm starts from the base policy; a resumed one exactly where its last checkpoint stood.
       log(`improve ${arm}: ${total - progress.steps_done} steps from ${ckpt ? `its checkpoint at ${progress.steps_done}` : "the base policy"}`);
@@ -121,7 +187,7 @@ export async function improve(ctx: RunContext, fresh = false): Promise<Record<st
       });
       while (progress.steps_done < total) {
         const steps = Math.min(settings.improve.checkpoint_every, total - progress.steps_done);
-        const table = tableFor(ctx, arm, store, file, progress.steps_done);
+        const table = tableFor(ctx, arm, store, file, progress.steps_done, progress.mask?.path ?? null);
         const res = await learn(sc, model, steps, arm, { tb_log_name: arm, modulation: table, of: { done: progress.steps_done, total } });
         progress.curve.push(...res.curve.map((p) => ({ ...p, timesteps: p.timesteps - res.timesteps + progress.steps_done + res.steps })));
         progress.steps_done += res.steps;
@@ -134,6 +200,7 @@ export async function improve(ctx: RunContext, fresh = false): Promise<Record<st
     run.writeJson(`${dir}/progress.json`, progress); // with this run's budget fields, also for an arm that had no step left
     summary[arm] = {
       steps: progress.steps_done, prep_env_steps, total_env_steps: prep_env_steps + progress.steps_done, modulation: totalModulation(progress.modulation),
+      ...(progress.mask ? { mask: progress.mask } : {}),
     };
   }
   return summary;

@@ -13,6 +13,7 @@ const ARM_NAMES: Record<string, string> = {
   continue_ppo: "continue PPO (same budget)",
   rice_reset: "RICE-style reset to critical states, no adviser actions",
   random_critical: "random critical states (same count)",
+  rice: "RICE (mask-net critical states + RND)",
 };
 export const armName = (arm: string) => ARM_NAMES[arm] ?? `ULTRA-${arm.replace("ultra_", "")} (${arm})`;
 
@@ -92,6 +93,7 @@ export async function report(run: RunDir, sc: Sidecar): Promise<string> {
     "| arm | preparation env steps | improve env steps | total env steps | matched (reached) | matched (restored) | actions overridden | rewards added | critical resets |",
     "|---|---|---|---|---|---|---|---|---|",
     ...arms.filter((a) => a !== "base").map((a) => modulationRow(run, a)),
+    ...(arms.includes("rice") ? ["", riceLine(run)] : []),
     "",
     "## Critical states",
     "",
@@ -134,7 +136,17 @@ function modulationRow(run: RunDir, arm: string): string {
   const steps = `${prep ?? "–"} | ${p?.steps_done ?? "–"} | ${prep === undefined || !p ? "–" : prep + p.steps_done}`;
   if (!m) return `| ${armName(arm)} | ${steps} | – | – | – | – | – |`;
   const restored = m.restored_start_matches ?? 0;
-  return `| ${armName(arm)} | ${steps} | ${m.matched_steps - restored} | ${restored} | ${m.overridden_actions} | ${m.reward_added_steps} | ${m.critical_resets} |`;
+  return `| ${armName(arm)} | ${steps} | ${m.matched_steps - restored} | ${restored} | ${m.overridden_actions} | ${m.reward_added_steps} | ${m.critical_resets + (m.rice_resets ?? 0)} |`;
+}
+
+/** The rice arm: where its mask net came from and what it cost, its resets' rollouts, the RND bonus it paid. */
+function riceLine(run: RunDir): string {
+  const p = readProgress({ run }, "rice");
+  const m = totalModulation(p?.modulation ?? []);
+  const t = p?.mask?.trained;
+  const mask = !p?.mask ? "no mask net yet" : t ? `a mask net trained here for ${t.steps} steps in ${fmt(t.seconds)} s (blinding ${fmt(100 * t.blind_fraction)}% of steps; return while blinded ${fmt(t.ep_rew_mean ?? NaN)})` : `the mask net ${p.mask.path}`;
+  const rnd = m?.rnd_bonus_steps ? `, mean RND bonus ${(m.rnd_bonus_sum / m.rnd_bonus_steps).toPrecision(3)} per step in PPO's reward units` : "";
+  return `RICE: ${mask}; its critical resets rolled the agent out for ${m?.rice_rollout_steps ?? 0} extra env steps (not in the table's totals)${rnd}.`;
 }
 
 /** Per-seed values → mean, sample std and the 95% CI's half-width. */
