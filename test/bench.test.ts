@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { firstDifference, nothingCompared, type StepTrace, type TracedRun } from "../ts/bench/learn.js";
+import { formatLlmRows, llmSummary, type LlmBenchRow } from "../ts/bench/llm.js";
 import { NDArray } from "../ts/protocol.js";
 import { readJson as json, ultraWith } from "./helpers.js";
 
@@ -112,4 +113,28 @@ describe("bench faults", () => {
     expect(d.identical).toBe(d.resumed);
     expect(Object.values<number>(d.by_phase).reduce((a, b) => a + b)).toBe(3);
   }, 900_000);
+});
+
+// The model's own figures need minutes on this CPU (bench/README.md has a recorded run); here, what is derived from them.
+describe("bench llm", () => {
+  const row = (mode: LlmBenchRow["mode"], episode: number, seconds: number, prompt = 1900, rejected = 0): LlmBenchRow => ({
+    mode, episode, prompt_tokens: prompt, cached_prompt_tokens: episode ? 800 : 0, completion_tokens: 150, seconds,
+    parsed: true, counts: { proposed: 4, valid: 4 - rejected, clipped: 0, rejected }, valid: rejected === 0,
+  });
+
+  it("judges candidates by the episodes after the first (its prefix is evaluated once) and episode mode by its largest prompt", () => {
+    const rows = [row("candidates", 0, 14), row("candidates", 1, 5.5), row("candidates", 2, 6.5, 1900, 1), row("episode", 0, 30, 3950), row("episode", 1, 20, 3990)];
+    const s = llmSummary(rows);
+    expect(s.modes.candidates).toEqual({ max_prompt_tokens: 1900, first_seconds: 14, max_seconds_after_first: 6.5, valid: 2, replies: 3 });
+    expect(s.met).toEqual({ candidates_seconds_after_first: false, episode_prompt_tokens: true });
+    expect(llmSummary(rows.slice(0, 2)).met).toEqual({ candidates_seconds_after_first: true, episode_prompt_tokens: null });
+    expect(llmSummary([row("candidates", 0, 3)]).met.candidates_seconds_after_first).toBeNull(); // one episode: nothing after the first
+    expect(formatLlmRows(rows).split("\n")[3]).toMatch(/^candidates\s+2\s+1900\s+800\s+150\s+6\.5\s+no \(4\/1\)$/);
+  });
+
+  it("needs a run directory with recorded episodes, and says so", async () => {
+    const r = await ultra("bench", "llm", "--run", join(dir, "no-run"));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("is not a run directory (no run.json)");
+  });
 });

@@ -1,14 +1,42 @@
 // StateMask's fidelity test (ts/ultra/fidelity.ts): the scoring math, and the sidecar's segment_returns op on a real
 // env. What this proves: scores follow log(d/d_max) − log(l/L) with segments clipped into the episode; the op restores
 // one snapshot into every sub-env so that rollouts are paired (the policy's own actions inside the segment give
-// exactly the baseline's return, which equals the rest of the collected episode's raw return). It does not prove
-// that any selector finds states that matter: that needs a trained policy (run `ultra fidelity` on a real run).
+// exactly the baseline's return, which equals the rest of the collected episode's raw return); and, end to end on a
+// CartPole run whose critical steps are known by construction, that the test ranks them above random and late steps.
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Sidecar } from "../ts/bridge/sidecar.js";
+import { resolveEnv } from "../ts/config.js";
+import { pythonPath } from "../ts/paths.js";
 import { NDArray } from "../ts/protocol.js";
+import { loadModel, type RunContext } from "../ts/ultra/context.js";
 import { collectEpisodes } from "../ts/ultra/episodes.js";
-import { fidelityScore, MIN_RELATIVE_D, randomActions, segmentOf, summarize, type Score } from "../ts/ultra/fidelity.js";
+import { fidelity, fidelityScore, MIN_RELATIVE_D, randomActions, segmentOf, summarize, type Score } from "../ts/ultra/fidelity.js";
+import { episodeFile } from "../ts/ultra/phases/identify.js";
+import { RunDir } from "../ts/ultra/rundir.js";
+import type { Settings } from "../ts/ultra/settings.js";
 import { startSidecar, TINY_PPO } from "./helpers.js";
+
+/** Sets a linear policy's action logits to [0, 0.01·x + 0.1·ẋ + θ + 0.5·θ̇]: its deterministic action pushes the cart
+ * right when the pole falls right (the classic pole-balancing controller), which balances CartPole for all 500 steps. */
+const BALANCE = `
+import io, sys, zipfile, torch
+path = sys.argv[1]
+with zipfile.ZipFile(path) as z:
+    files = {n: z.read(n) for n in z.namelist()}
+sd = torch.load(io.BytesIO(files["policy.pth"]), weights_only=True)
+sd["action_net.weight"] = torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.01, 0.1, 1.0, 0.5]])
+sd["action_net.bias"] = torch.zeros(2)
+buf = io.BytesIO()
+torch.save(sd, buf)
+files["policy.pth"] = buf.getvalue()
+with zipfile.ZipFile(path, "w") as z:
+    for n, b in files.items():
+        z.writestr(n, b)
+`;
 
 describe("fidelity scoring", () => {
   it("places a segment of round(k·L) steps at the step, moved back to fit in the episode", () => {
@@ -76,4 +104,49 @@ describe("segment_returns (real sidecar)", () => {
 
     await expect(sc.call("segment_returns", { model, env: seg, snapshot: ep.snapshots[start], actions: NDArray.float32([0, 1], [2, 1, 1]), horizon: 10 })).rejects.toThrow(/per-step shape/);
   }, 60_000);
+
+  // Why the critical steps are known: the policy balances CartPole (+1 a step) until the 500-step time limit, and
+  // l = 50 uniformly random actions drop the pole within the segment nearly always (a random policy's episodes last
+  // ~20 steps). So randomising a segment loses about the rest of the episode: most at the first steps (~450 lost),
+  // least in the last l steps, where at most l = 50 is left to lose whatever happens. A random step lies in between.
+  it("ranks steps known to matter (the first) above random steps, and those above the last l steps (CartPole)", async () => {
+    const root = mkdtempSync(join(tmpdir(), "ultra-fidelity-"));
+    const run = new RunDir(join(root, "first"));
+    const { env: made } = await sc.call("env_make", { spec: { env_id: "CartPole-v1", n_envs: 1, seed: 0 } });
+    const { model: fresh } = await sc.call("model_new", { env: made, ppo: { policy: "MlpPolicy", seed: 0, policy_kwargs: { net_arch: { pi: [], vf: [] } } } });
+    await sc.call("model_save", { model: fresh, path: run.path("base", "model.zip") });
+    for (const h of [fresh, made]) await sc.call("close", { handle: h });
+    execFileSync(pythonPath(), ["-c", BALANCE, run.path("base", "model.zip")]);
+
+    // identify's episodes, collected as identify does (fidelity collects them again the same way and checks)
+    const episodes = 2;
+    run.writeJson("run.json", { env: "CartPole-v1", env_id: "CartPole-v1", seed: 0, profile: "test", settings: { trust_model: false, identify: { episodes, deterministic: true, min_separation: 10 } }, phases: {} });
+    const ctx: RunContext = { run, cfg: resolveEnv("CartPole-v1"), settings: { trust_model: false } as Settings, seed: 0, sc };
+    const { env, model } = await loadModel(ctx, "base", { training: false, nEnvs: 1, seedOffset: 1000 });
+    for (let i = 0; i < episodes; i++) {
+      const [ep] = await collectEpisodes(sc, { model, env, episodes: 1, deterministic: true });
+      expect(ep.length, "the constructed controller balances to the time limit").toBe(500);
+      run.writeMessage(episodeFile(i), { length: ep.length, rewards: ep.rewards, values: ep.values });
+    }
+    for (const h of [model, env]) await sc.call("close", { handle: h });
+    const statesAt = (adviser: string, steps: number[]) => ({
+      env_id: "CartPole-v1",
+      adviser,
+      states: Array.from({ length: episodes }, (_, episode) => steps.map((step) => ({ episode, step, action: null, reward: 0, reason: "", adviser }))).flat(),
+    });
+    run.writeJson("critical_states.json", statesAt("first steps", [0, 25]));
+    // the same episodes (a copy of the run), other steps: --compare's condition
+    cpSync(run.root, join(root, "last"), { recursive: true });
+    new RunDir(join(root, "last")).writeJson("critical_states.json", statesAt("last steps", [460, 490]));
+
+    const { summary } = await fidelity(run.root, { samples: 6, compare: [join(root, "last")], horizon: 500, ratios: [0.1] }, sc);
+    const first = summary["adviser (first steps)"].all;
+    const last = summary["last (last steps)"].all;
+    const random = summary.random.all;
+    expect([first.n, last.n, random.n]).toEqual([4, 4, 4]);
+    expect(first.mean).toBeGreaterThan(random.mean);
+    expect(random.mean).toBeGreaterThan(last.mean);
+    expect(first.mean - last.mean).toBeGreaterThan(1); // d ~450 against ≤ 50: log 9 ≈ 2.2
+    rmSync(root, { recursive: true, force: true });
+  }, 120_000);
 });

@@ -104,6 +104,14 @@ describe("the embedded local model", () => {
     expect(reply.seconds).toBeGreaterThan(0);
   });
 
+  it("puts the system prompt in the context (Gemma's template has no system role; it goes into the user turn)", async () => {
+    const user = "Reply with the JSON object.";
+    const withSystem = await client.complete(request({ prompt: { system: SYSTEM, user }, maxTokens: 1 }));
+    const without = await client.complete(request({ prompt: { system: "x", user }, maxTokens: 1 }));
+    // SYSTEM is ~170 tokens; a dropped system prompt left the two equal
+    expect(withSystem.usage.promptTokens - without.usage.promptTokens).toBeGreaterThan(120);
+  });
+
   it("holds a Discrete action to 0..n-1", async () => {
     const schema = atLeastOne(replySchema({ type: "Discrete", shape: [], n: 3 }, 1));
     const reply = await client.complete(request({ schema, maxTokens: 200, seed: 3 }));
@@ -112,24 +120,30 @@ describe("the embedded local model", () => {
     expect([0, 1, 2, null]).toContain(json.critical_states[0].action);
   });
 
-  it("takes concurrent requests one at a time, reuses the shared prompt prefix, and the same seed gives the same text", async () => {
+  it("takes concurrent requests one at a time, reuses the shared prompt prefix, and the same seed after the same history gives the same text", async () => {
     const req = request({ maxTokens: 60, seed: 11, temperature: 0.8 });
-    const [a, b] = await Promise.all([client.complete(req), client.complete(req)]);
-    expect(a.text.length).toBeGreaterThan(0);
+    const warm = request({ prompt: { system: "x", user: "y" }, maxTokens: 1 });
+    // one at a time: both finish, each with the whole prompt counted
+    const [p, q] = await Promise.all([client.complete(req), client.complete(warm)]);
+    expect(p.text.length).toBeGreaterThan(0);
+    expect(q.usage.promptTokens).toBeLessThan(p.usage.promptTokens);
+    // the context's history decides which prefix is reused, and llama.cpp's batching of the rest can change the
+    // last bits of a reply; after the same history the same seed gives the same text (runs replay from the cache)
+    const a = await client.complete(warm).then(() => client.complete(req));
+    const b = await client.complete(warm).then(() => client.complete(req));
     expect(b.text).toBe(a.text);
-    expect(b.usage.promptTokens).toBe(a.usage.promptTokens);
-    // the second prompt is the first one again: all but the last few tokens come from the evaluated prefix
-    expect(b.usage.cachedPromptTokens).toBeGreaterThan(a.usage.promptTokens - 20);
-    // a prompt with another ending reuses the prefix only, and still answers as it does from an empty context
-    const other = request({ prompt: { system: SYSTEM, user: USER.replace("return -12.40", "return -15.10") }, maxTokens: 60, seed: 11, temperature: 0.8 });
-    const c = await client.complete(other);
-    expect(c.usage.cachedPromptTokens).toBeLessThan(c.usage.promptTokens - 50);
-    const fresh = await client.complete(request({ prompt: { system: "x", user: "y" }, maxTokens: 1 })).then(() => client.complete(other));
-    expect(fresh.usage.cachedPromptTokens).toBe(0);
-    expect(c.text).toBe(fresh.text);
+    expect(a.usage.cachedPromptTokens).toBe(0); // nothing shared with the warm-up prompt
+    // the same prompt again: all but the last few tokens come from the evaluated prefix
+    const again = await client.complete(req);
+    expect(again.usage.promptTokens).toBe(a.usage.promptTokens);
+    expect(again.usage.cachedPromptTokens).toBeGreaterThan(a.usage.promptTokens - 20);
+    // a prompt with another ending reuses the shared prefix only
+    const other = await client.complete(request({ prompt: { system: SYSTEM, user: USER.replace("return -12.40", "return -15.10") }, maxTokens: 60, seed: 11, temperature: 0.8 }));
+    expect(other.usage.cachedPromptTokens).toBeGreaterThan(100);
+    expect(other.usage.cachedPromptTokens).toBeLessThan(other.usage.promptTokens - 50);
   });
 
-  it("in candidates mode, reads a 1000-step HalfCheetah episode in under 2k tokens and picks only cards it was shown", async () => {
+  it("in candidates mode, reads a 1000-step HalfCheetah episode in under 2.4k tokens and picks only cards it was shown", async () => {
     const n = 1000;
     const r = rng(5);
     const f32 = (len: number, f: (i: number) => number) => Float32Array.from({ length: len }, (_, i) => f(i));
@@ -143,7 +157,7 @@ describe("the embedded local model", () => {
     const q = candidatesQuery(ep, "HalfCheetah", { cards: 6, minSeparation: 10, maxCriticalStates: 2, actionSpace: BOX });
     const reply = await client.complete({ prompt: q.prompt, schema: q.schema, maxTokens: 200, temperature: 0.2, seed: 1 });
     console.log(`${client.name} (candidates): ${reply.usage.promptTokens} prompt tokens (${reply.usage.cachedPromptTokens} reused) + ${reply.usage.completionTokens} in ${reply.seconds.toFixed(1)} s: ${reply.text}`);
-    expect(reply.usage.promptTokens).toBeLessThanOrEqual(2000);
+    expect(reply.usage.promptTokens).toBeLessThanOrEqual(2400); // ~390 of them the system prompt
     const items = JSON.parse(reply.text).critical_states as { card: string; change: string }[];
     expect(items.length).toBeGreaterThanOrEqual(1);
     const counts = emptyCounts();

@@ -8,6 +8,7 @@ import type { SidecarOptions } from "./bridge/sidecar.js";
 import { benchBridge } from "./bench/bridge.js";
 import { writeResult } from "./bench/common.js";
 import { benchFaults } from "./bench/faults.js";
+import { benchLlm, formatLlmRows } from "./bench/llm.js";
 import { benchSweep } from "./bench/sweep.js";
 import { benchDeterminism, benchOverhead, benchScale, envRadius } from "./bench/learn.js";
 import { doctor } from "./commands/doctor.js";
@@ -330,7 +331,30 @@ const cli = yargs(hideBin(process.argv))
           printJson(writeResult(`sweep-${r.env.replace(/\W+/g, "_")}`, r, a));
         },
       )
-      .demandCommand(1, "name a benchmark: bridge, overhead, determinism, scale, faults, sweep"),
+      .command(
+        "llm",
+        "the embedded model on a run's recorded episodes, per identification mode: prompt, reused and completion tokens, seconds, valid replies",
+        (b: Argv) =>
+          b
+            .option("run", { type: "string", demandOption: true, describe: "a run directory whose identify phase recorded episodes (trajectories/)" })
+            .option("episodes", { type: "number", default: 2 })
+            .option("modes", { type: "string", default: "candidates,episode", describe: "identification modes, in this order" })
+            .option("model", { type: "string", default: "", describe: "a GGUF path or an embedded model's name (default: the embedded default)" })
+            .option("prompt-chars", { type: "number", describe: "episode mode's text budget (default: the run's identify.prompt_chars)" })
+            .option("json", { type: "string", describe: "write the result to this file too" }),
+        async (a) => {
+          const modes = a.modes.split(",").map((m) => {
+            if (m !== "candidates" && m !== "episode") throw new UltraError(`--modes takes candidates and/or episode, got "${m}"`);
+            return m;
+          });
+          const r = await benchLlm({ run: a.run, episodes: a.episodes, modes, model: a.model, promptChars: a.promptChars });
+          log(formatLlmRows(r.rows));
+          const goals = Object.entries(r.met).map(([k, v]) => `${k} ≤ ${r.goals[k as keyof typeof r.goals]}: ${v === null ? "not measured" : v ? "met" : "NOT met"}`);
+          log(`llm ${r.model} on ${r.env}: ${goals.join("; ")} (1-min load ${r.load_1min.before.toFixed(1)} before, ${r.load_1min.after.toFixed(1)} after)`);
+          printJson(writeResult(`llm-${r.env.replace(/\W+/g, "_")}`, r, a));
+        },
+      )
+      .demandCommand(1, "name a benchmark: bridge, overhead, determinism, scale, faults, sweep, llm"),
   )
   .demandCommand(1, "name a command; see --help")
   .strict()

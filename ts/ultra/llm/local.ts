@@ -210,7 +210,9 @@ export async function localClient(spec?: string, opts: LocalClientOptions = {}):
     await sequence.eraseContextTokenRanges([{ start: Math.min(sharedPrefixTokens(req.prompt), sequence.nextTokenIndex), end: sequence.nextTokenIndex }]);
     last = req.prompt;
     const before = sequence.tokenMeter.getState();
-    const session = new LlamaChatSession({ contextSequence: sequence, systemPrompt: req.prompt.system, autoDisposeSequence: false });
+    // forceAddSystemPrompt: for a template without a system role (Gemma's) the session otherwise drops the system
+    // prompt silently; with it, the wrapper puts it at the start of the user turn
+    const session = new LlamaChatSession({ contextSequence: sequence, systemPrompt: req.prompt.system, forceAddSystemPrompt: true, autoDisposeSequence: false });
     try {
       const res = await session.promptWithMeta(req.prompt.user, {
         grammar,
