@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -9,6 +11,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .protocol import ProtocolError  # noqa: E402
+
+
+def _png_path(op: str, path) -> str:
+    """Plots go where the caller's run directory says: an absolute .png path in an existing directory, never a
+    name relative to wherever the sidecar happens to run."""
+    if not isinstance(path, str) or not os.path.isabs(path) or not path.endswith(".png") or not os.path.isdir(os.path.dirname(path)):
+        raise ProtocolError("bad_args", f"{op}: path must be an absolute .png path in an existing directory, got {path!r}")
+    return path
 
 
 def plot_curves(curves: dict, path: str, title: str, band_scale: dict | None = None) -> str:
@@ -20,6 +30,7 @@ def plot_curves(curves: dict, path: str, title: str, band_scale: dict | None = N
         isinstance(band_scale, dict) and all(isinstance(v, (int, float)) and v >= 0 for v in band_scale.values())
     ):
         raise ProtocolError("bad_args", f"band_scale must map arms to non-negative numbers, got {band_scale!r}")
+    _png_path("plot_curves", path)
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     try:
         return _draw(fig, ax, curves, path, title, band_scale)
@@ -52,8 +63,13 @@ def _draw(fig, ax, curves: dict, path: str, title: str, band_scale: dict | None)
 def plot_bars(bars: dict, path: str, title: str, ylabel: str) -> str:
     """Grouped bars with 95% CI whiskers. bars: {group (an x tick): {label (a bar colour): [mean, ci half-width]}};
     a NaN half-width (one sample) draws no whisker."""
-    if not isinstance(bars, dict) or not all(isinstance(g, dict) for g in bars.values()) or not isinstance(path, str):
-        raise ProtocolError("bad_args", "plot_bars takes bars ({group: {label: [mean, ci]}}), path, title and ylabel (strings)")
+    pair = lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)  # noqa: E731
+    if (
+        not isinstance(bars, dict) or not bars or not isinstance(title, str) or not isinstance(ylabel, str)
+        or not all(isinstance(g, dict) and g and all(pair(v) for v in g.values()) for g in bars.values())
+    ):
+        raise ProtocolError("bad_args", "plot_bars takes bars ({group: {label: [mean, ci half-width]}}, not empty), path, title and ylabel (strings)")
+    _png_path("plot_bars", path)
     groups = list(bars)
     labels = list(dict.fromkeys(label for g in bars.values() for label in g))
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
