@@ -54,24 +54,23 @@ export function renderTemplate(text: string, vars: Record<string, string>, sourc
   return out;
 }
 
+/** A renderer of prompts/ templates with the variables every template may use (env name, action semantics,
+ * maxCriticalStates) and the mode's own. */
+function templates(configName: string, maxCriticalStates: number, vars: Record<string, string>, dir = PROMPTS_DIR) {
+  if (!Number.isInteger(maxCriticalStates) || maxCriticalStates < 1)
+    throw new UltraError(`prompt variable "maxCriticalStates" must be a positive integer, got ${maxCriticalStates}`);
+  const interp = interpreterFor(configName);
+  const base = { envName: interp.name, actionSemantics: interp.actionSemantics, maxCriticalStates: String(maxCriticalStates), ...vars };
+  return (file: string, extra: Record<string, string> = {}) =>
+    renderTemplate(readFileSync(join(dir, file), "utf8").trimEnd(), { ...base, ...extra }, `prompts/${file}`);
+}
+
 export function renderPrompt(configName: string, vars: PromptVars, opts: { dir?: string } = {}): Prompt {
   for (const k of REQUIRED)
     if (vars?.[k] === undefined || vars[k] === null) throw new UltraError(`prompt variable "${k}" is missing`);
   if (typeof vars.episode !== "string" || typeof vars.actionSpace !== "string")
     throw new UltraError('prompt variables "episode" and "actionSpace" must be strings');
-  if (!Number.isInteger(vars.maxCriticalStates) || vars.maxCriticalStates < 1)
-    throw new UltraError(`prompt variable "maxCriticalStates" must be a positive integer, got ${vars.maxCriticalStates}`);
-  const dir = opts.dir ?? PROMPTS_DIR;
-  const interp = interpreterFor(configName);
-  const base: Record<string, string> = {
-    envName: interp.name,
-    actionSemantics: interp.actionSemantics,
-    episode: vars.episode,
-    maxCriticalStates: String(vars.maxCriticalStates),
-    actionSpace: vars.actionSpace,
-  };
-  const render = (file: string, extra: Record<string, string> = {}) =>
-    renderTemplate(readFileSync(join(dir, file), "utf8").trimEnd(), { ...base, ...extra }, `prompts/${file}`);
+  const render = templates(configName, vars.maxCriticalStates, { episode: vars.episode, actionSpace: vars.actionSpace }, opts.dir);
   const system = `${render("shared/system.md")}\n\n${render("shared/output.md")}`;
   const user = render("shared/user.md", {
     task: render(envTemplate(configName)),
@@ -99,18 +98,7 @@ export function renderCandidatesPrompt(
   vars: { overview: string; cards: string; menu: string; maxCriticalStates: number },
   opts: { dir?: string } = {},
 ): Prompt {
-  if (!Number.isInteger(vars.maxCriticalStates) || vars.maxCriticalStates < 1)
-    throw new UltraError(`prompt variable "maxCriticalStates" must be a positive integer, got ${vars.maxCriticalStates}`);
-  const dir = opts.dir ?? PROMPTS_DIR;
-  const interp = interpreterFor(configName);
-  const base: Record<string, string> = {
-    envName: interp.name,
-    actionSemantics: interp.actionSemantics,
-    actionSpace: "one of the action menu's changes (below)",
-    maxCriticalStates: String(vars.maxCriticalStates),
-  };
-  const render = (file: string, extra: Record<string, string> = {}) =>
-    renderTemplate(readFileSync(join(dir, file), "utf8").trimEnd(), { ...base, ...extra }, `prompts/${file}`);
+  const render = templates(configName, vars.maxCriticalStates, { actionSpace: "one of the action menu's changes (below)" }, opts.dir);
   return {
     system: render("candidates/system.md"),
     user: render("candidates/user.md", {
