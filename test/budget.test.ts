@@ -26,6 +26,13 @@ describe("budget", () => {
     expect(b.continue_ppo.improve_steps).toBe(25_000);
   });
 
+  it("the rice arm's preparation is its mask net's training, counted like identify's", () => {
+    const b = armBudgets(["ultra_RA", "rice"], 10_000, "env_steps", IDENTIFY, 300_000);
+    expect(b.rice.prep_env_steps).toBe(300_000);
+    expect(b.ultra_RA.prep_env_steps + b.ultra_RA.improve_steps).toBe(b.rice.prep_env_steps + b.rice.improve_steps);
+    expect(armBudgets(["rice"], 10_000, "env_steps", IDENTIFY).rice.prep_env_steps).toBe(0); // a mask net given: nothing trained
+  });
+
   it("updates: every arm trains improve.steps, and its preparation is still counted", () => {
     const b = armBudgets(ARMS, 20_000, "updates", IDENTIFY);
     expect(ARMS.map((a) => b[a].improve_steps)).toEqual([20_000, 20_000, 20_000, 20_000]);

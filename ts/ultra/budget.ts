@@ -7,9 +7,11 @@ import type { EnvSteps } from "./critical.js";
 export type Budget = "updates" | "env_steps";
 
 /** The env steps an arm's preparation took: ULTRA and rice_reset use the adviser's verified states (all of
- * identify), random_critical only the collected episodes, continue_ppo nothing. */
-export function prepSteps(arm: string, s: EnvSteps): number {
+ * identify), random_critical only the collected episodes, rice its mask net's training (`maskSteps`; 0 when one
+ * was given), continue_ppo nothing. */
+export function prepSteps(arm: string, s: EnvSteps, maskSteps = 0): number {
   if (arm.startsWith("ultra_") || arm === "rice_reset") return s.collect + s.adviser + s.verify;
+  if (arm === "rice") return maskSteps;
   if (arm === "random_critical") return s.collect;
   if (arm === "continue_ppo") return 0;
   throw new Error(`no preparation cost is defined for arm "${arm}"`);
@@ -23,8 +25,8 @@ export interface ArmBudget {
 
 /** Each arm's preparation and improve steps. `updates`: `steps` each; `env_steps`: `steps` plus what it prepared
  * less than the arm that prepared most, so prep + improve is equal across arms. */
-export function armBudgets(arms: readonly string[], steps: number, budget: Budget, envSteps: EnvSteps): Record<string, ArmBudget> {
-  const prep = Object.fromEntries(arms.map((a) => [a, prepSteps(a, envSteps)]));
+export function armBudgets(arms: readonly string[], steps: number, budget: Budget, envSteps: EnvSteps, maskSteps = 0): Record<string, ArmBudget> {
+  const prep = Object.fromEntries(arms.map((a) => [a, prepSteps(a, envSteps, maskSteps)]));
   const most = Math.max(0, ...Object.values(prep));
   return Object.fromEntries(
     arms.map((a) => [a, { prep_env_steps: prep[a], improve_steps: budget === "env_steps" ? steps + most - prep[a] : steps }]),

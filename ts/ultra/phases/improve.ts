@@ -7,7 +7,7 @@ import { resolve } from "node:path";
 import { UltraError } from "../../bridge/errors.js";
 import { CriticalStatesFile, CriticalState } from "../critical.js";
 import { learn, type CurvePoint } from "../../learn.js";
-import { prepSteps, type ArmBudget } from "../budget.js";
+import { armBudgets } from "../budget.js";
 import { log, progressBar } from "../../progress.js";
 import type { LearnProgress } from "../../bridge/ops.js";
 import { loadModel, specFor, type RunContext } from "../context.js";
@@ -137,16 +137,6 @@ async function riceMask(ctx: RunContext, dir: string): Promise<{ path: string; t
 }
 const MASK_SEED_OFFSET = 3000; // the mask net's env, apart from identify's (1000) and evaluate's (2000)
 
-/** budget.ts's armBudgets, with the rice arm's preparation: its mask net's training steps (0 when rice.mask gave one,
- * trained elsewhere); the other arms' preparation is identify's (budget.ts). */
-function budgetsOf(ctx: RunContext, envSteps: CriticalStatesFile["env_steps"]): Record<string, ArmBudget> {
-  const { steps, budget } = ctx.settings.improve;
-  const list = arms(ctx);
-  const prep = Object.fromEntries(list.map((a) => [a, a === "rice" ? (ctx.settings.rice.mask === null ? ctx.settings.rice.mask_steps : 0) : prepSteps(a, envSteps)]));
-  const most = Math.max(0, ...Object.values(prep));
-  return Object.fromEntries(list.map((a) => [a, { prep_env_steps: prep[a], improve_steps: budget === "env_steps" ? steps + most - prep[a] : steps }]));
-}
-
 /** Counters summed over an arm's learn calls. */
 export function totalModulation(calls: unknown[]): Record<string, number> | null {
   const stats = calls.filter((c): c is Record<string, number> => c !== null && typeof c === "object");
@@ -164,7 +154,8 @@ export async function improve(ctx: RunContext, fresh = false): Promise<Record<st
   const { run, settings, sc } = ctx;
   const store = run.readMessage<StateStore>("identify/states.msgpack");
   const file = run.readChecked("critical_states.json", CriticalStatesFile);
-  const budgets = budgetsOf(ctx, file.env_steps);
+  const { rice } = settings;
+  const budgets = armBudgets(arms(ctx), settings.improve.steps, settings.improve.budget, file.env_steps, rice.mask === null ? rice.mask_steps : 0);
   const summary: Record<string, unknown> = { budget: settings.improve.budget };
   if (fresh) discardArms(ctx);
   for (const arm of arms(ctx)) {
