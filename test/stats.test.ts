@@ -2,7 +2,11 @@
 // one env are compared only over the seeds where every arm has a result. No training: fixed numbers.
 import { describe, expect, it } from "vitest";
 import { envTable, type SeedResult } from "../ts/sweep/report.js";
-import { identicalArms } from "../ts/ultra/phases/report.js";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { identicalArms, matchWarnings } from "../ts/ultra/phases/report.js";
+import { RunDir } from "../ts/ultra/rundir.js";
 import { betaInc, ci95Factor, pairedDiff, tTwoSidedP } from "../ts/ultra/stats.js";
 
 describe("Student's t and the incomplete beta function", () => {
@@ -115,5 +119,24 @@ describe("identicalArms (the per-run report's warning)", () => {
     const r = { continue_ppo: [1, 2, 3], ultra_RA: [1, 2, 3], ultra_R: [3, 2, 1], rice_reset: [1, 2, 3], random_critical: [1, 2], ultra_A: [] };
     expect(identicalArms(r)).toEqual([["continue_ppo", "ultra_RA", "rice_reset"]]);
     expect(identicalArms({ ultra_A: [], ultra_R: [] })).toEqual([]);
+  });
+});
+
+describe("matchWarnings (the per-run report's check of the calibrated radius)", () => {
+  it("warns when an arm was modulated or stayed near critical states far more than the base policy, not otherwise", () => {
+    const run = new RunDir(mkdtempSync(join(tmpdir(), "ultra-match-")));
+    const stats = (matched: number, near: number) => ({ matched_steps: matched, near_steps: near, restored_start_matches: 1, overridden_actions: matched, reward_added_steps: matched, critical_resets: 1 });
+    // the quick HalfCheetah run's collapse: 17,609 of 20,480 steps modulated, calibrated for 1%
+    run.writeJson("refined/progress.json", { steps_done: 20480, curve: [], modulation: [stats(9000, 9000), stats(8609, 8609)] });
+    run.writeJson("baselines/rice_reset/progress.json", { steps_done: 20480, curve: [], modulation: [stats(100, 300)] });
+    run.writeJson("baselines/random_critical/progress.json", { steps_done: 20480, curve: [], modulation: [stats(40, 2000)] });
+    run.writeJson("baselines/continue_ppo/progress.json", { steps_done: 20480, curve: [], modulation: [null] });
+    const arms = ["ultra_RA", "rice_reset", "random_critical", "continue_ppo"];
+    const w = matchWarnings(run, arms, 0.01);
+    expect(w).toHaveLength(3);
+    expect(w[0]).toMatch(/ULTRA-RA.* modulated on 86\.0?% of its steps/);
+    expect(w[1]).toMatch(/ULTRA-RA.* spent 86\.0?% of its steps near/);
+    expect(w[2]).toMatch(/random critical.* spent 9\.7\d*% of its steps near/i);
+    expect(matchWarnings(run, arms, null)).toEqual([]); // a radius as configured was not calibrated against anything
   });
 });

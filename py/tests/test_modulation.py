@@ -38,7 +38,7 @@ def _trajectory(venv, actions):
 
 
 def _table(variant, states, **kw):
-    return {"variant": variant, "radius": 1e-3, "reset_prob": 0.0, "reward_scale": 0.5, "reward_unit": 1.0, "action_tolerance": 0.5, "seed": 0,
+    return {"variant": variant, "radius": 1e-3, "fire_on": "entry", "reset_prob": 0.0, "reward_scale": 0.5, "reward_unit": 1.0, "action_tolerance": 0.5, "seed": 0,
             "states": states, **kw}
 
 
@@ -99,7 +99,7 @@ def test_actions_are_overridden_exactly_at_critical_states(variant):
     np.testing.assert_allclose(buf.log_probs.reshape(-1), log_probs.numpy(), rtol=0, atol=1e-5)
     added = 0.5 * bonus if variant == "RA" else 0.0
     np.testing.assert_allclose(buf.rewards[:k, 0], rewards[:, 0] + added, rtol=0, atol=1e-5)
-    expected = {"matched_steps": k, "restored_start_matches": 0, "overridden_actions": k, "reward_added_steps": k if variant == "RA" else 0, "critical_resets": 0}
+    expected = {"matched_steps": k, "near_steps": k, "restored_start_matches": 0, "overridden_actions": k, "reward_added_steps": k if variant == "RA" else 0, "critical_resets": 0}
     assert model.modulation_stats == expected
 
 
@@ -123,7 +123,7 @@ def test_variant_r_adds_reward_only_at_critical_states_for_the_action_taken():
     np.testing.assert_allclose(buf.rewards - plain.rewards, added, rtol=0, atol=1e-5)
     assert np.array_equal(buf.actions, plain.actions)  # same seed, and R leaves actions alone
     paid = int((added != 0).sum())
-    assert model.modulation_stats == {"matched_steps": 4, "restored_start_matches": 0, "overridden_actions": 0, "reward_added_steps": paid, "critical_resets": 0}
+    assert model.modulation_stats == {"matched_steps": 4, "near_steps": 4, "restored_start_matches": 0, "overridden_actions": 0, "reward_added_steps": paid, "critical_resets": 0}
 
 
 def test_the_bonus_is_in_reward_units_converted_as_vec_normalize_converts_rewards():
@@ -139,7 +139,7 @@ def test_the_bonus_is_in_reward_units_converted_as_vec_normalize_converts_reward
         return _one_rollout(model, t), model, vn
 
     plain, _, _ = run(None)
-    everywhere = _table("R", [{"obs": np.zeros(17), "action": None, "reward": 2.0}], radius=1e9, reward_unit=0.7)
+    everywhere = _table("R", [{"obs": np.zeros(17), "action": None, "reward": 2.0}], radius=1e9, fire_on="step", reward_unit=0.7)
     buf, model, vn = run(everywhere)
     expected = 0.5 * 2.0 * 0.7 / np.sqrt(9.0 + vn.epsilon)
     np.testing.assert_allclose(buf.rewards - plain.rewards, expected, rtol=0, atol=1e-5)
@@ -153,7 +153,7 @@ def test_variant_r_pays_a_discrete_suggestion_only_when_it_is_taken():
         return _one_rollout(model, None if table is None else ModulationTable(table, venv)), model
 
     plain, _ = run(None)
-    buf, model = run(_table("R", [{"obs": np.zeros(4), "action": 1, "reward": 1.0}], radius=1e9, reward_unit=2.0))
+    buf, model = run(_table("R", [{"obs": np.zeros(4), "action": 1, "reward": 1.0}], radius=1e9, fire_on="step", reward_unit=2.0))
     assert np.array_equal(buf.actions, plain.actions)
     took = plain.actions[..., 0] == 1
     assert 0 < took.sum() < took.size  # every step matched; some took the suggestion, some did not
@@ -184,8 +184,49 @@ def test_reset_variant_restarts_ended_episodes_at_critical_states():
     assert (buf.observations[starts] == restored).all()
     assert not (buf.actions[starts] == HALF).all(-1).any()
     assert model.modulation_stats == {
-        "matched_steps": 18, "restored_start_matches": 18, "overridden_actions": 0, "reward_added_steps": 0, "critical_resets": 18,
+        "matched_steps": 18, "near_steps": 18, "restored_start_matches": 18, "overridden_actions": 0, "reward_added_steps": 0, "critical_resets": 18,
     }
+
+
+def _resting_cheetah(steps: int = 60):
+    """A HalfCheetah state after `steps` zero actions from reset (at rest on the floor), with its snapshot."""
+    src = _env(env_kwargs={"max_episode_steps": 200})
+    src.reset()
+    for _ in range(steps):
+        src.step(np.zeros((2, 6), dtype=np.float32))
+    return {"obs": find_vec_normalize(src).get_original_obs()[0], "action": np.zeros(6, dtype=np.float32), "reward": 1.0,
+            "snapshot": snapshot(src, 0)}
+
+
+@pytest.mark.parametrize("fire_on", ["step", "entry"])
+def test_a_hold_still_suggestion_cannot_lock_the_agent_at_its_state(fire_on):
+    """The quick HalfCheetah run's collapse: episodes restart at an entry whose suggestion is "all zero", which keeps
+    the cheetah inside the entry's radius, so firing on every step inside overrode 86% of all steps. Firing on
+    entry modulates once per visit, so the agent's own actions take it away again."""
+    model = new_ppo(_env(env_kwargs={"max_episode_steps": 200}), SMALL_PPO)
+    table = ModulationTable(_table("RA", [_resting_cheetah()], radius=0.5, reset_prob=1.0, fire_on=fire_on), model.get_env())
+    model.modulation, model.train = table, lambda: None
+    model.learn(4 * N_STEPS * 2)  # 1024 steps: 2 sub-envs, each 1 natural episode then restored ones
+    s = model.modulation_stats
+    steps = 4 * N_STEPS * 2
+    assert s["critical_resets"] >= 6 and s["restored_start_matches"] == s["critical_resets"]
+    if fire_on == "step":  # locked in: the suggestion keeps the agent inside, where it is suggested again
+        assert s["matched_steps"] == s["near_steps"] == s["overridden_actions"] > 0.3 * steps, s
+    else:  # a visit is a restored start (the entry's own state) or one entering from a natural episode
+        assert s["restored_start_matches"] <= s["matched_steps"] <= s["restored_start_matches"] + 2, s
+        assert s["overridden_actions"] == s["matched_steps"] < 0.02 * steps and s["near_steps"] < 0.1 * steps, s
+
+
+def test_fire_on_entry_rearms_when_the_agent_leaves_or_the_episode_ends():
+    """Everywhere is within the radius: an entry fires at the first step of each episode (fresh or restored), never
+    again inside it. With a radius of 0 nothing is near, and nothing fires."""
+    short = {"env_kwargs": {"max_episode_steps": 40}}
+    model = new_ppo(_env(**short), SMALL_PPO)
+    buf = _one_rollout(model, ModulationTable(_table("A", [{"obs": np.zeros(17), "action": HALF}], radius=1e9), model.get_env()))
+    starts = buf.episode_starts.astype(bool)
+    starts[0] = True
+    assert np.array_equal((buf.actions == HALF).all(-1), starts)  # overridden exactly at episode starts: 128/40 → 4 per sub-env
+    assert model.modulation_stats["matched_steps"] == 8 and model.modulation_stats["near_steps"] == N_STEPS * 2
 
 
 CHEETAH_STATE = {"obs": np.zeros(17), "action": HALF, "reward": 0.0, "snapshot": None}
@@ -196,6 +237,7 @@ CHEETAH_STATE = {"obs": np.zeros(17), "action": HALF, "reward": 0.0, "snapshot":
     [
         ("HalfCheetah-v5", {"variant": "B"}, "modulation.variant"),
         ("HalfCheetah-v5", {"radius": -0.1}, "modulation.radius"),
+        ("HalfCheetah-v5", {"fire_on": "visit"}, "modulation.fire_on must be one of entry, step"),
         ("HalfCheetah-v5", {"reset_prob": 1.5}, "modulation.reset_prob"),
         ("HalfCheetah-v5", {"reward_unit": 0.0}, "modulation.reward_unit must be a finite number > 0"),
         ("HalfCheetah-v5", {"action_tolerance": -1.0}, "modulation.action_tolerance"),
@@ -216,10 +258,10 @@ def test_bad_tables_name_the_field(env_id, change, field):
 def test_model_learn_applies_a_table_for_that_call_only(sidecar):
     env = sidecar.call("env_make", spec=HALF_CHEETAH)["env"]
     model = sidecar.call("model_new", env=env, ppo={**TINY_PPO, "n_steps": 64})["model"]
-    everywhere = _table("A", [{"obs": np.zeros(17), "action": HALF, "reward": 0.0, "snapshot": None}], radius=1e9)
+    everywhere = _table("A", [{"obs": np.zeros(17), "action": HALF, "reward": 0.0, "snapshot": None}], radius=1e9, fire_on="step")
     events = []
     res = sidecar.call("model_learn", events, model=model, steps=128, modulation=everywhere)
-    assert res["modulation"] == {"matched_steps": 128, "restored_start_matches": 0, "overridden_actions": 128, "reward_added_steps": 0, "critical_resets": 0}
+    assert res["modulation"] == {"matched_steps": 128, "near_steps": 128, "restored_start_matches": 0, "overridden_actions": 128, "reward_added_steps": 0, "critical_resets": 0}
     assert events and all("modulation" in e["data"] for e in events)
     assert sidecar.call("model_learn", model=model, steps=64)["modulation"] is None
     with pytest.raises(SidecarError, match="modulation.variant") as e:

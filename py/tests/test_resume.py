@@ -31,7 +31,7 @@ def _same(a, b):
 
 def test_a_resumed_run_continues_bit_for_bit(tmp_path):
     quiet = lambda *_: None  # noqa: E731
-    table = {"variant": "RA", "radius": 0.5, "reset_prob": 0.5, "reward_scale": 1.0, "reward_unit": 1.0, "action_tolerance": 0.5, "seed": 0, "states": []}
+    table = {"variant": "RA", "radius": 0.5, "fire_on": "entry", "reset_prob": 0.5, "reward_scale": 1.0, "reward_unit": 1.0, "action_tolerance": 0.5, "seed": 0, "states": []}
 
     straight = new_ppo(_env_for(), {**PPO_HP})
     learn(straight, SEGMENT, quiet, modulation=table)
@@ -74,7 +74,7 @@ def test_a_resumed_run_with_a_non_empty_table_continues_bit_for_bit(tmp_path):
     in both segments; the resumed second segment still equals the uninterrupted one, counters included. As improve
     does (tableFor), each learn() segment gets the table with a seed of its own."""
     quiet = lambda *_: None  # noqa: E731
-    table = {"variant": "RA", "radius": 1.0, "reset_prob": 0.5, "reward_scale": 1.0, "reward_unit": 1.0, "action_tolerance": 0.5,
+    table = {"variant": "RA", "radius": 1.0, "fire_on": "entry", "reset_prob": 0.5, "reward_scale": 1.0, "reward_unit": 1.0, "action_tolerance": 0.5,
              "seed": 5, "states": _critical_states()}
     later = {**table, "seed": 6}  # the second segment's table
 

@@ -86,7 +86,7 @@ def test_mask_train_and_importance_ops(sidecar, tmp_path):
 
 
 def _rice_table(mask_path, **rice):
-    return {"variant": "rice", "radius": 0.0, "reset_prob": 1.0, "reward_scale": 0.0, "reward_unit": 1.0, "action_tolerance": 0.5, "seed": 7,
+    return {"variant": "rice", "radius": 0.0, "fire_on": "entry", "reset_prob": 1.0, "reward_scale": 0.0, "reward_unit": 1.0, "action_tolerance": 0.5, "seed": 7,
             "states": [], "rice": {"mask": mask_path, "env": {**HOPPER, "normalize": True}, "rnd_coef": 0.01, **rice}}
 
 

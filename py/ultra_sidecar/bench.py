@@ -23,7 +23,8 @@ IMPLS = {"sb3": PPO, "ultra": ModulatedPPO}
 
 def synthetic_table(spec: dict, n: int, seed: int, radius: float) -> dict:
     """n critical states as identify would give them: observations and snapshots along a random-action rollout
-    of a separate copy of the env (the trained env is not touched), random actions, small rewards."""
+    of a separate copy of the env (the trained env is not touched), random actions, small rewards. fire_on step:
+    every step within the radius is modulated, the overhead's worst case."""
     venv = make_env({**spec, "n_envs": 1, "training": False})
     rng = np.random.default_rng(seed)
     venv.action_space.seed(seed)
@@ -35,7 +36,7 @@ def synthetic_table(spec: dict, n: int, seed: int, radius: float) -> dict:
         raw = vn.get_original_obs()[0] if vn is not None else obs[0]
         states.append({"obs": raw, "action": venv.action_space.sample(), "reward": float(rng.uniform(-1, 1)), "snapshot": snapshot(venv, 0)})
     venv.close()
-    return {"variant": "RA", "radius": radius, "reset_prob": 0.25, "reward_scale": 1.0, "reward_unit": 1.0, "action_tolerance": 0.5, "seed": seed,
+    return {"variant": "RA", "radius": radius, "fire_on": "step", "reset_prob": 0.25, "reward_scale": 1.0, "reward_unit": 1.0, "action_tolerance": 0.5, "seed": seed,
             "states": states}
 
 

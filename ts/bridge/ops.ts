@@ -46,7 +46,12 @@ export interface TrainOverrides {
 
 /** Counters of the modulation applied during a learn call. */
 export interface ModulationStats {
+  /** steps modulated: an entry fired (fire_on entry: once per visit) */
   matched_steps: number;
+  /** steps within an entry's radius, fired or not */
+  near_steps: number;
+  /** matches that were the first step of an episode restored at that entry's snapshot */
+  restored_start_matches: number;
   overridden_actions: number;
   reward_added_steps: number;
   critical_resets: number;

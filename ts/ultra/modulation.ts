@@ -16,6 +16,8 @@ export const stateKey = (episode: number, step: number) => `${episode}:${step}`;
 export interface ModulationTable {
   variant: TableVariant;
   radius: number;
+  /** entry: once per visit of an entry's radius; step: every step inside it */
+  fire_on: "entry" | "step";
   reset_prob: number;
   reward_scale: number;
   /** raw reward of one typical step of the base policy: an entry's reward 1.0 adds reward_scale × this (the sidecar
@@ -41,8 +43,8 @@ export interface RiceTable {
 
 /** The rice arm's table: no states (the mask net finds them), p = modulation.reset_prob, RICE's RND. */
 export function riceTable(s: Settings, seed: number, rice: RiceTable): ModulationTable {
-  const { reset_prob, action_tolerance } = s.modulation;
-  return { variant: "rice", radius: 0, reset_prob, reward_scale: 0, reward_unit: 1, action_tolerance, seed, states: [], rice };
+  const { reset_prob, action_tolerance, fire_on } = s.modulation;
+  return { variant: "rice", radius: 0, fire_on, reset_prob, reward_scale: 0, reward_unit: 1, action_tolerance, seed, states: [], rice };
 }
 
 function rowOf(a: NDArray, i: number): NDArray {
@@ -64,10 +66,11 @@ export function modulationTable(
   radius: number,
   rewardUnit: number,
 ): ModulationTable {
-  const { reset_prob, reward_scale, action_tolerance } = s.modulation;
+  const { reset_prob, reward_scale, action_tolerance, fire_on } = s.modulation;
   return {
     variant,
     radius,
+    fire_on,
     reset_prob,
     reward_scale,
     reward_unit: rewardUnit,

@@ -58,6 +58,10 @@ export const Settings = z.object({
     /** calibrate the radius from the base policy's own states so that this fraction of them (from other episodes
      * than the critical state's) lie within it; null: use `radius` as given */
     match_fraction: z.number().gt(0).lt(1).nullable(),
+    /** entry: an entry modulates the step a sub-env enters its radius, not again until it has left (or a new episode
+     * began); step: every step inside, which a "hold still" suggestion can turn into a lock (the agent stays, the
+     * suggestion fires again) */
+    fire_on: z.enum(["entry", "step"]),
     reset_prob: z.number().min(0).max(1),
     /** multiplies the adviser's reward, whose unit is the base policy's per-step reward scale (identify measures it) */
     reward_scale: z.number(),

@@ -84,14 +84,15 @@ export async function report(run: RunDir, sc: Sidecar): Promise<string> {
     "## Modulation",
     "",
     `Radius: ${fmt(crit.radius.states)} for the adviser's states, ${fmt(crit.radius.random)} for the random ones (RMS, normalised observations; ${crit.radius.match_fraction === null ? "as configured" : `calibrated so that ${crit.radius.match_fraction * 100}% of the base policy's own states lie within it`}).`,
-    "Steps near a critical state, per arm: \"restored\" is the first step of an episode restored at that state's snapshot, \"reached\" every other match, i.e. states the policy got to by itself.",
+    `Steps modulated at a critical state, per arm (\`fire_on: ${String((rec.settings as { modulation?: { fire_on?: string } }).modulation?.fire_on ?? "step")}\`; entry: once per visit of a state's radius): "restored" is the first step of an episode restored at that state's snapshot, "reached" every other match, i.e. states the policy got to by itself; "near" counts every step within a radius, modulated or not.`,
+    ...matchWarnings(run, arms, crit.radius.match_fraction),
     "",
     `Adviser reward: 1.0 is ${fmt(crit.reward_unit.value)} raw reward (${crit.reward_unit.basis === "std" ? "the std" : crit.reward_unit.basis === "mean_abs" ? "the mean |r| (the std was 0)" : "a fallback of 1.0 (every reward was 0)"} of the base policy's ${crit.reward_unit.steps} per-step rewards in identify), times \`reward_scale\`, scaled as the env's own rewards are (÷ sqrt of VecNormalize's return variance where it normalises rewards); R pays it only for taking the suggested action (Box: partly, by distance; none suggested: always).`,
     "",
     budgetLine(rec, crit.env_steps),
     "",
-    "| arm | preparation env steps | improve env steps | total env steps | matched (reached) | matched (restored) | actions overridden | rewards added | critical resets |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| arm | preparation env steps | improve env steps | total env steps | matched (reached) | matched (restored) | near | actions overridden | rewards added | critical resets |",
+    "|---|---|---|---|---|---|---|---|---|---|",
     ...arms.filter((a) => a !== "base").map((a) => modulationRow(run, a)),
     ...(arms.includes("rice") ? ["", riceLine(run)] : []),
     "",
@@ -134,9 +135,29 @@ function modulationRow(run: RunDir, arm: string): string {
   const m = totalModulation(p?.modulation ?? []);
   const prep = p?.prep_env_steps;
   const steps = `${prep ?? "–"} | ${p?.steps_done ?? "–"} | ${prep === undefined || !p ? "–" : prep + p.steps_done}`;
-  if (!m) return `| ${armName(arm)} | ${steps} | – | – | – | – | – |`;
+  if (!m) return `| ${armName(arm)} | ${steps} | – | – | – | – | – | – |`;
   const restored = m.restored_start_matches ?? 0;
-  return `| ${armName(arm)} | ${steps} | ${m.matched_steps - restored} | ${restored} | ${m.overridden_actions} | ${m.reward_added_steps} | ${m.critical_resets + (m.rice_resets ?? 0)} |`;
+  return `| ${armName(arm)} | ${steps} | ${m.matched_steps - restored} | ${restored} | ${m.near_steps ?? "–"} | ${m.overridden_actions} | ${m.reward_added_steps} | ${m.critical_resets + (m.rice_resets ?? 0)} |`;
+}
+
+/** The radius was calibrated so that `matchFraction` of the base policy's steps lie near a critical state; an arm far
+ * above that was drawn to the states (near) or modulated far more often than calibrated (matched), as when a "hold
+ * still" suggestion firing on every step keeps the agent where it fires. */
+export function matchWarnings(run: RunDir, arms: string[], matchFraction: number | null): string[] {
+  if (matchFraction === null) return [];
+  const limit = 5 * matchFraction;
+  return arms.flatMap((arm) => {
+    const p = readProgress({ run }, arm as Arm);
+    const m = totalModulation(p?.modulation ?? []);
+    if (!m || !p?.steps_done) return [];
+    const pct = (n: number) => `${fmt((100 * n) / p.steps_done)}%`;
+    const out: string[] = [];
+    if (m.matched_steps > limit * p.steps_done)
+      out.push(`\n**Warning:** ${armName(arm)} was modulated on ${pct(m.matched_steps)} of its steps, though the radius was calibrated for ${matchFraction * 100}% of the base policy's: a suggestion may be holding the agent at its own state (\`modulation.fire_on: entry\` fires once per visit).`);
+    if ((m.near_steps ?? 0) > limit * p.steps_done)
+      out.push(`\n**Warning:** ${armName(arm)} spent ${pct(m.near_steps)} of its steps near critical states (the base policy ${matchFraction * 100}%): the refined policy was drawn to them.`);
+    return out;
+  });
 }
 
 /** The rice arm: where its mask net came from and what it cost, its resets' rollouts, the RND bonus it paid. */
