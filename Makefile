@@ -66,7 +66,9 @@ doctor: setup
 	npx ultra doctor
 
 # The figures of bench/README.md: each writes bench/results/<name>.json (--record; without it `ultra bench` only
-# prints); minutes to an hour on a 2-core CPU (Pong's CNN dominates). `ultra bench faults --kills 50 --record` is separate.
+# prints); one to two hours on a 2-core CPU (Pong's CNN and the 50 kills of faults dominate). llm-<env>.json needs a
+# run with recorded episodes: make bench LLM_RUN=DIR (without it that file is left as it is).
+LLM_RUN ?=
 bench: setup
 	npx ultra bench determinism --env HalfCheetah --steps 4096 --record
 	npx ultra bench determinism --env Pong --steps 8192 --record
@@ -74,7 +76,9 @@ bench: setup
 	npx ultra bench overhead --env Pong --steps 2048 --repeats 2 --record
 	npx ultra bench scale --env HalfCheetah --steps 16384 --record
 	npx ultra bench bridge --record
+	npx ultra bench faults --kills 50 --record
 	npx ultra bench sweep --env HalfCheetah --seeds 2 --record
+	$(if $(LLM_RUN),npx ultra bench llm --run $(LLM_RUN) --episodes 3 --prompt-chars 5000 --record)
 
 clean:
 	rm -rf dist node_modules $(VENV) .pytest_cache
