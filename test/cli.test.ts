@@ -5,6 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
+import { parseBaselines } from "../ts/commands/train.js";
+import { BASELINES } from "../ts/ultra/settings.js";
 import { processExists, ULTRA, ultra, waitFor } from "./helpers.js";
 
 const run = promisify(execFile);
@@ -132,4 +134,21 @@ describe("ultra CLI", () => {
       expect(await waitFor(() => !processExists(children[0]), 5000)).toBe(true);
       expect(Date.now() - t0).toBeLessThan(5000);
     });
+});
+
+// Parsing only: no run starts (an unknown name fails before the sidecar does).
+describe("ultra train --baselines", () => {
+  it("takes all (the default set, no opt-in arm), none, and names: all,rice adds the opt-in RICE arm", () => {
+    expect(parseBaselines("all")).toEqual([...BASELINES]);
+    expect(parseBaselines("all,rice")).toEqual([...BASELINES, "rice"]);
+    expect(parseBaselines("rice, continue_ppo,rice")).toEqual(["rice", "continue_ppo"]);
+    expect(parseBaselines("none")).toEqual([]);
+    expect(() => parseBaselines("all,ricee")).toThrow(/unknown baseline "ricee" in --baselines all,ricee: use all, none or names among continue_ppo, rice_reset, random_critical, rice/);
+  });
+
+  it("refuses an unknown baseline by name before training", async () => {
+    const r = await ultra("train", "--env", "CartPole-v1", "--profile", "smoke", "--baselines", "continue_ppo,rise", "--out", join(mkdtempSync(join(tmpdir(), "ultra-baselines-")), "run"));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('unknown baseline "rise"');
+  });
 });

@@ -14,11 +14,12 @@ import { pythonPath } from "../ts/paths.js";
 import { NDArray } from "../ts/protocol.js";
 import { loadModel, type RunContext } from "../ts/ultra/context.js";
 import { collectEpisodes } from "../ts/ultra/episodes.js";
-import { fidelity, fidelityScore, MIN_RELATIVE_D, randomActions, segmentOf, summarize, type Score } from "../ts/ultra/fidelity.js";
+import { explain } from "../ts/ultra/explain.js";
+import { fidelity, fidelityScore, maskSegmentStart, MIN_RELATIVE_D, randomActions, segmentOf, summarize, type Score } from "../ts/ultra/fidelity.js";
 import { episodeFile } from "../ts/ultra/phases/identify.js";
 import { RunDir } from "../ts/ultra/rundir.js";
 import type { Settings } from "../ts/ultra/settings.js";
-import { startSidecar, TINY_PPO } from "./helpers.js";
+import { readJson, startSidecar, TINY_PPO } from "./helpers.js";
 
 /** Sets a linear policy's action logits to [0, 0.01·x + 0.1·ẋ + θ + 0.5·θ̇]: its deterministic action pushes the cart
  * right when the pole falls right (the classic pole-balancing controller), which balances CartPole for all 500 steps. */
@@ -37,6 +38,32 @@ with zipfile.ZipFile(path, "w") as z:
     for n, b in files.items():
         z.writestr(n, b)
 `;
+
+/** A CartPole run (seed 0) whose base policy balances the pole for all 500 steps (BALANCE), with identify's first
+ * `episodes` stored as identify stores them (fidelity collects them again the same way and checks). */
+async function balancedRun(sc: Sidecar, run: RunDir, episodes: number): Promise<RunContext> {
+  const { env: made } = await sc.call("env_make", { spec: { env_id: "CartPole-v1", n_envs: 1, seed: 0 } });
+  const { model: fresh } = await sc.call("model_new", { env: made, ppo: { policy: "MlpPolicy", seed: 0, policy_kwargs: { net_arch: { pi: [], vf: [] } } } });
+  await sc.call("model_save", { model: fresh, path: run.path("base", "model.zip") });
+  for (const h of [fresh, made]) await sc.call("close", { handle: h });
+  execFileSync(pythonPath(), ["-c", BALANCE, run.path("base", "model.zip")]);
+  run.writeJson("run.json", { env: "CartPole-v1", env_id: "CartPole-v1", seed: 0, profile: "test", settings: { trust_model: false, identify: { episodes, deterministic: true, min_separation: 10 } }, phases: {} });
+  const ctx: RunContext = { run, cfg: resolveEnv("CartPole-v1"), settings: { trust_model: false } as Settings, seed: 0, sc };
+  const { env, model } = await loadModel(ctx, "base", { training: false, nEnvs: 1, seedOffset: 1000 });
+  for (let i = 0; i < episodes; i++) {
+    const [ep] = await collectEpisodes(sc, { model, env, episodes: 1, deterministic: true });
+    expect(ep.length, "the constructed controller balances to the time limit").toBe(500);
+    run.writeMessage(episodeFile(i), { length: ep.length, obs: ep.obs, rewards: ep.rewards, values: ep.values });
+  }
+  for (const h of [model, env]) await sc.call("close", { handle: h });
+  return ctx;
+}
+
+const statesAt = (adviser: string, steps: number[], episodes: number) => ({
+  env_id: "CartPole-v1",
+  adviser,
+  states: Array.from({ length: episodes }, (_, episode) => steps.map((step) => ({ episode, step, action: null, reward: 0, reason: "", adviser }))).flat(),
+});
 
 describe("fidelity scoring", () => {
   it("places a segment of round(k·L) steps at the step, moved back to fit in the episode", () => {
@@ -69,6 +96,14 @@ describe("fidelity scoring", () => {
     a.toNumbers().forEach((x, i) => expect(x).toBeGreaterThanOrEqual(box.low[i % 2]) && expect(x).toBeLessThanOrEqual(box.high[i % 2]));
     const d = randomActions({ type: "Discrete", shape: [], n: 2 }, 2, 50, 1).toNumbers();
     expect(new Set(d)).toEqual(new Set([0, 1]));
+  });
+
+  it("starts a mask net's segment at the longest run among its n most important steps (RICE's fid_test)", () => {
+    expect(maskSegmentStart([0.1, 0.9, 0.8, 0.2, 0.95, 0.3], 3)).toBe(1); // top steps 1, 2, 4: the run 1–2
+    expect(maskSegmentStart([0.1, 0.9, 0.8, 0.2, 0.95, 0.3], 1)).toBe(4); // the most important step
+    expect(maskSegmentStart([0.9, 0.1, 0.9, 0.1, 0.8, 0.85], 4)).toBe(4); // 0, 2, 4, 5: the run 4–5
+    expect(maskSegmentStart([0.9, 0.1, 0.9], 2)).toBe(0); // runs equally long: the earliest
+    expect(maskSegmentStart([0.5, 0.5, 0.5, 0.5], 2)).toBe(0); // equal importance: the earlier steps
   });
 });
 
@@ -112,32 +147,12 @@ describe("segment_returns (real sidecar)", () => {
   it("ranks steps known to matter (the first) above random steps, and those above the last l steps (CartPole)", async () => {
     const root = mkdtempSync(join(tmpdir(), "ultra-fidelity-"));
     const run = new RunDir(join(root, "first"));
-    const { env: made } = await sc.call("env_make", { spec: { env_id: "CartPole-v1", n_envs: 1, seed: 0 } });
-    const { model: fresh } = await sc.call("model_new", { env: made, ppo: { policy: "MlpPolicy", seed: 0, policy_kwargs: { net_arch: { pi: [], vf: [] } } } });
-    await sc.call("model_save", { model: fresh, path: run.path("base", "model.zip") });
-    for (const h of [fresh, made]) await sc.call("close", { handle: h });
-    execFileSync(pythonPath(), ["-c", BALANCE, run.path("base", "model.zip")]);
-
-    // identify's episodes, collected as identify does (fidelity collects them again the same way and checks)
     const episodes = 2;
-    run.writeJson("run.json", { env: "CartPole-v1", env_id: "CartPole-v1", seed: 0, profile: "test", settings: { trust_model: false, identify: { episodes, deterministic: true, min_separation: 10 } }, phases: {} });
-    const ctx: RunContext = { run, cfg: resolveEnv("CartPole-v1"), settings: { trust_model: false } as Settings, seed: 0, sc };
-    const { env, model } = await loadModel(ctx, "base", { training: false, nEnvs: 1, seedOffset: 1000 });
-    for (let i = 0; i < episodes; i++) {
-      const [ep] = await collectEpisodes(sc, { model, env, episodes: 1, deterministic: true });
-      expect(ep.length, "the constructed controller balances to the time limit").toBe(500);
-      run.writeMessage(episodeFile(i), { length: ep.length, rewards: ep.rewards, values: ep.values });
-    }
-    for (const h of [model, env]) await sc.call("close", { handle: h });
-    const statesAt = (adviser: string, steps: number[]) => ({
-      env_id: "CartPole-v1",
-      adviser,
-      states: Array.from({ length: episodes }, (_, episode) => steps.map((step) => ({ episode, step, action: null, reward: 0, reason: "", adviser }))).flat(),
-    });
-    run.writeJson("critical_states.json", statesAt("first steps", [0, 25]));
+    await balancedRun(sc, run, episodes);
+    run.writeJson("critical_states.json", statesAt("first steps", [0, 25], episodes));
     // the same episodes (a copy of the run), other steps: --compare's condition
     cpSync(run.root, join(root, "last"), { recursive: true });
-    new RunDir(join(root, "last")).writeJson("critical_states.json", statesAt("last steps", [460, 490]));
+    new RunDir(join(root, "last")).writeJson("critical_states.json", statesAt("last steps", [460, 490], episodes));
 
     const { summary } = await fidelity(run.root, { samples: 6, compare: [join(root, "last")], horizon: 500, ratios: [0.1] }, sc);
     const first = summary["adviser (first steps)"].all;
@@ -147,6 +162,32 @@ describe("segment_returns (real sidecar)", () => {
     expect(first.mean).toBeGreaterThan(random.mean);
     expect(random.mean).toBeGreaterThan(last.mean);
     expect(first.mean - last.mean).toBeGreaterThan(1); // d ~450 against ≤ 50: log 9 ≈ 2.2
+    rmSync(root, { recursive: true, force: true });
+  }, 120_000);
+
+  // A mask net trained a few thousand steps explains nothing yet: this checks the plumbing (ultra explain's mask net
+  // found in the run dir, its importance on the stored episodes, its segments scored like the others'), not its quality.
+  it("scores a mask net's segments: ultra explain's, picked up from the run dir, one per episode and k", async () => {
+    const root = mkdtempSync(join(tmpdir(), "ultra-fidelity-mask-"));
+    const run = new RunDir(join(root, "run"));
+    const ctx = await balancedRun(sc, run, 1);
+    run.writeJson("critical_states.json", statesAt("first steps", [0], 1));
+    ctx.settings = { trust_model: false, rice: { mask: null, mask_steps: 2048, alpha: 0.01, rnd_coef: 0 } } as Settings;
+    const ex = await explain(ctx, {});
+    expect(ex).toMatchObject({ mask: "explain/masknet.zip", env_steps: 2048, recipe: { steps: 2048, alpha: 0.01, seed: 0 }, loaded_from: null });
+
+    const ratios = [0.1, 0.2];
+    const { summary, file } = await fidelity(run.root, { samples: 2, compare: [], horizon: 500, ratios }, sc);
+    const mask = summary["mask net"];
+    expect(mask.all.n).toBe(2);
+    for (const k of ratios) expect(Number.isFinite(mask.by_k[String(k)].mean), `k = ${k}`).toBe(true);
+    const out = readJson(file);
+    expect(out.settings.mask).toBe(run.path("explain", "masknet.zip"));
+    // its segments start where its importance on the stored episode says
+    const stored = run.readMessage<{ obs: NDArray; length: number }>(episodeFile(0));
+    const { importance } = await sc.call("mask_importance", { mask: run.path("explain", "masknet.zip"), obs: stored.obs });
+    const starts = out.scores.filter((s: Score) => s.selector === "mask net").map((s: Score) => s.start);
+    expect(starts).toEqual(ratios.map((k) => segmentOf(maskSegmentStart(importance.toNumbers(), segmentOf(0, 500, k).l), 500, k).start));
     rmSync(root, { recursive: true, force: true });
   }, 120_000);
 });

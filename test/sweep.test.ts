@@ -1,7 +1,7 @@
 // `ultra sweep` on a real local Ray instance: sidecars as Ray actors on CURVE-secured TCP, a sidecar actor
 // killed mid-trial, and the grid's report.
 import { spawn, execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { curveKeyPair } from "zeromq";
@@ -38,6 +38,22 @@ describe("the sweep grid", () => {
     const { trials, spec } = JSON.parse(r.stdout);
     expect(trials).toHaveLength(15); // 5 envs × 3 variants × 1 seed
     expect(spec).toMatchObject({ ray: "auto", baselines: [], seeds: [0] });
+  });
+
+  it("trains the opt-in rice arm only when named: by flag (all,rice) or in the sweep file", async () => {
+    const grid = ["--envs", "Hopper", "--variants", "RA,R", "--dry-run"];
+    const flag = await ultraWith({}, "sweep", ...grid, "--baselines", "all,rice");
+    expect(flag.code, flag.stderr).toBe(0);
+    const { trials } = JSON.parse(flag.stdout);
+    expect(trials.map((t: { baselines: string[] }) => t.baselines)).toEqual([["continue_ppo", "rice_reset", "random_critical", "rice"], []]);
+    const file = join(mkdtempSync(join(tmpdir(), "ultra-sweep-spec-")), "rice.yaml");
+    writeFileSync(file, "envs: [Hopper]\nvariants: [RA]\nbaselines: [continue_ppo, rice]\n");
+    const fromFile = await ultraWith({}, "sweep", "--file", file, "--dry-run");
+    expect(fromFile.code, fromFile.stderr).toBe(0);
+    expect(JSON.parse(fromFile.stdout).spec.baselines).toEqual(["continue_ppo", "rice"]);
+    const bad = await ultraWith({}, "sweep", ...grid, "--baselines", "rice,ricee");
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('unknown baseline "ricee"');
   });
 
   it("refuses a grid it cannot run, saying what to fix", async () => {

@@ -13,11 +13,12 @@ import { benchSweep } from "./bench/sweep.js";
 import { benchDeterminism, benchOverhead, benchScale, envRadius } from "./bench/learn.js";
 import { doctor } from "./commands/doctor.js";
 import { evaluate } from "./commands/evaluate.js";
+import { explain } from "./commands/explain.js";
 import { fidelity } from "./commands/fidelity.js";
 import { formatDescription, inspectModel } from "./commands/inspect.js";
 import { pretrain } from "./commands/pretrain.js";
 import { storedSweep, sweep, sweepRoot } from "./commands/sweep.js";
-import { parseIntList, phaseCommand, train } from "./commands/train.js";
+import { parseBaselines, parseIntList, phaseCommand, train } from "./commands/train.js";
 import { flagsToSpec, resolveSweep, trialsOf } from "./sweep/spec.js";
 import { PHASES } from "./ultra/rundir.js";
 import { VARIANTS, type Variant } from "./ultra/settings.js";
@@ -101,6 +102,7 @@ const cli = yargs(hideBin(process.argv))
         .option("seeds", { type: "string", describe: "several seeds, e.g. 0,1,2,3,4 or 0-4: one run each and a report over them" })
         .option("base", { type: "string", describe: "start from your own SB3 PPO model.zip instead of pretraining one" })
         .option("adviser", { type: "string", describe: "who names critical states: local (default: the embedded LLM), local:PATH.gguf, openai:MODEL, replay:RUN_DIR, rollout" })
+        .option("baselines", { type: "string", describe: "baseline arms: all | none | names, e.g. all,rice adds RICE itself (opt-in: it trains a mask net first) (default: configs/ultra.yaml's)" })
         .option("verify", { choices: ["on", "off"], describe: "test each suggested action in rollouts from its state before using it (default on)" })
         .option("trust-model", { type: "boolean", describe: "unpickle --base model.zip and vec_normalize.pkl as SB3 does (code in them runs): only for files you trust" })
         .option("profile", { type: "string", default: "paper", describe: "quick | paper (configs/ultra.yaml)" })
@@ -110,6 +112,7 @@ const cli = yargs(hideBin(process.argv))
       const r = await train({
         env: a.env, seeds: a.seeds ? parseIntList(a.seeds) : [a.seed], profile: a.profile, variant: a.variant as Variant | undefined,
         adviser: a.adviser, verify: a.verify === undefined ? undefined : a.verify === "on", trustModel: a.trustModel, base: a.base, out: a.out, resume: a.resume, sidecar: sidecarOptions(a),
+        baselines: a.baselines === undefined ? undefined : parseBaselines(a.baselines),
       });
       log(`report: ${r.report}`);
       printJson(r);
@@ -123,7 +126,7 @@ const cli = yargs(hideBin(process.argv))
         .option("file", { type: "string", describe: "a sweep file (configs/sweeps/*.yaml); flags override it" })
         .option("envs", { type: "string", describe: "e.g. HalfCheetah,Hopper,Walker2d,Reacher,Pong" })
         .option("variants", { type: "string", describe: "ULTRA variants, e.g. RA,R,A" })
-        .option("baselines", { type: "string", describe: "all | none | continue_ppo,rice_reset,random_critical (default all)" })
+        .option("baselines", { type: "string", describe: "all | none | names among continue_ppo,rice_reset,random_critical,rice; all is the first three, all,rice adds RICE (default all)" })
         .option("seeds", { type: "string", describe: "e.g. 0-4 (default 0)" })
         .option("profile", { type: "string", describe: "quick | paper | ... (configs/ultra.yaml; default paper)" })
         .option("adviser", { type: "string", describe: "as for train (default: configs/ultra.yaml's)" })
@@ -183,7 +186,7 @@ const cli = yargs(hideBin(process.argv))
   )
   .command(
     "fidelity",
-    "StateMask's fidelity test of a finished run's critical states against value drops and random steps (no training)",
+    "StateMask's fidelity test of a finished run's critical states against value drops, random steps and a mask net (no training)",
     (y: Argv) =>
       y
         .option("run", { type: "string", demandOption: true, describe: "a run directory whose identify phase has finished" })
@@ -191,13 +194,28 @@ const cli = yargs(hideBin(process.argv))
         .option("episodes", { type: "number", describe: "score only the run's first N identify episodes (default all)" })
         .option("compare", { type: "string", array: true, default: [] as string[], describe: "another run of the same base policy and seed whose critical states to score too (repeatable)" })
         .option("seed", { type: "number", describe: "seed of the random steps and actions (default: the run's seed)" })
-        .option("horizon", { type: "number", default: 1000, describe: "steps after a segment at most (an episode's end stops sooner)" }),
+        .option("horizon", { type: "number", default: 1000, describe: "steps after a segment at most (an episode's end stops sooner)" })
+        .option("mask", { type: "string", describe: "a mask net zip for the run's base policy whose importance selects segments too (default: the run's explain/masknet.zip from `ultra explain`, if any)" }),
     async (a) => {
       const r = await fidelity(a.run, {
-        samples: a.samples, episodes: a.episodes, compare: a.compare as string[], seed: a.seed, horizon: a.horizon,
+        samples: a.samples, episodes: a.episodes, compare: a.compare as string[], seed: a.seed, horizon: a.horizon, mask: a.mask,
         command: process.argv.slice(2).join(" "), sidecar: sidecarOptions(a),
       });
       process.stdout.write(`${r.file}\n${r.markdown}\n`);
+    },
+  )
+  .command(
+    "explain",
+    "train (RICE's recipe: rice.mask_steps, rice.alpha) or load a mask net for a run's base policy into DIR/explain/; fidelity scores it, the rice arm reuses it",
+    (y: Argv) =>
+      y
+        .option("run", { type: "string", demandOption: true, describe: "a run directory whose base phase has finished" })
+        .option("mask", { type: "string", describe: "load this mask net zip (trained for the run's base policy, e.g. RICE's masknet/best_model.zip) instead of training one" })
+        .option("steps", { type: "number", describe: "mask net training steps (default: the run's rice.mask_steps; RICE: 300000)" }),
+    async (a) => {
+      const r = await explain(a.run, { mask: a.mask, steps: a.steps, sidecar: sidecarOptions(a) });
+      log(`explain: ${r.mask} in ${a.run} (${r.env_steps} mask-net env steps, ${fmt(r.seconds)} s)`);
+      printJson(r);
     },
   )
   .command(

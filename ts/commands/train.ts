@@ -14,7 +14,7 @@ import { identify } from "../ultra/phases/identify.js";
 import { discardArms, improve } from "../ultra/phases/improve.js";
 import { report, seedReport } from "../ultra/phases/report.js";
 import { PHASES, RunDir, type Phase, type RunRecord } from "../ultra/rundir.js";
-import { resolveSettings, Settings, type Baseline, type Variant } from "../ultra/settings.js";
+import { BASELINES, OPT_IN_BASELINES, resolveSettings, Settings, type Baseline, type Variant } from "../ultra/settings.js";
 
 export interface TrainOptions {
   env: string;
@@ -63,7 +63,7 @@ export function openRun(dir: string, env?: string): { run: RunDir; record: RunRe
   return { run, record };
 }
 
-function contextFor(run: RunDir, record: RunRecord, sc: Sidecar, llmCache?: string): RunContext {
+export function contextFor(run: RunDir, record: RunRecord, sc: Sidecar, llmCache?: string): RunContext {
   const parsed = Settings.safeParse(record.settings);
   if (!parsed.success) throw new UltraError(`${run.path("run.json")} has invalid settings; it may come from another version: start a new run`);
   return { run, cfg: resolveEnv(record.env), settings: parsed.data, seed: record.seed, sc, llmCache };
@@ -149,6 +149,17 @@ export async function phaseCommand(phase: Phase, dir: string, opts: { sidecar?: 
   const before = PHASES.slice(0, PHASES.indexOf(phase)).filter((p) => !run.done(p));
   if (before.length) throw new UltraError(`${phase} needs ${before.join(", ")} first: run \`ultra ${before[0]} --run ${run.root}\` or \`ultra train --resume\``);
   await withSidecar(opts.sidecar ?? {}, (sc) => runPhase(contextFor(run, record, sc), phase, { ...opts, fresh: true }));
+}
+
+/** `--baselines` of train and sweep: names, `all` (BASELINES, the default set: no opt-in arm) and `none`, e.g.
+ * "all,rice" adds the opt-in RICE arm to the default set. */
+export function parseBaselines(s: string): Baseline[] {
+  const known: readonly string[] = [...BASELINES, ...OPT_IN_BASELINES];
+  const names = s.split(",").map((x) => x.trim()).filter(Boolean).flatMap((x) => (x === "all" ? [...BASELINES] : x === "none" ? [] : [x]));
+  const unknown = names.filter((n) => !known.includes(n));
+  if (unknown.length)
+    throw new UltraError(`unknown baseline ${unknown.map((n) => `"${n}"`).join(", ")} in --baselines ${s}: use all, none or names among ${known.join(", ")} (e.g. all,rice)`);
+  return [...new Set(names)] as Baseline[];
 }
 
 /** "0,1,2" or "0-4" (or both, "0-2,7"): distinct non-negative integers; `what` names the option in errors. */

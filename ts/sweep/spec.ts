@@ -4,14 +4,15 @@ import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { z } from "zod";
 import { UltraError } from "../bridge/errors.js";
-import { parseIntList } from "../commands/train.js";
+import { parseBaselines, parseIntList } from "../commands/train.js";
 import { resolveEnv } from "../config.js";
-import { BASELINES, VARIANTS, type Baseline, type Variant } from "../ultra/settings.js";
+import { BASELINES, OPT_IN_BASELINES, VARIANTS, type Baseline, type Variant } from "../ultra/settings.js";
 
 export const SweepSpec = z.object({
   envs: z.array(z.string()).min(1),
   variants: z.array(z.enum(VARIANTS)).min(1),
-  baselines: z.array(z.enum(BASELINES)),
+  /** default BASELINES; opt-in arms (rice) only when named */
+  baselines: z.array(z.enum([...BASELINES, ...OPT_IN_BASELINES])),
   seeds: z.array(z.number().int().nonnegative()).min(1),
   profile: z.string(),
   /** default: configs/ultra.yaml's */
@@ -30,12 +31,12 @@ const DEFAULTS = { baselines: [...BASELINES], seeds: [0], profile: "paper", ray:
 
 const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
 
-/** Command-line strings as spec values: "a,b" lists, "0-4" seeds, `all` / `none` baselines. */
+/** Command-line strings as spec values: "a,b" lists, "0-4" seeds, baselines as `ultra train --baselines` takes them. */
 export function flagsToSpec(f: { envs?: string; variants?: string; baselines?: string; seeds?: string }): Partial<SweepSpec> {
   const out: Record<string, unknown> = {};
   if (f.envs) out.envs = list(f.envs);
   if (f.variants) out.variants = list(f.variants);
-  if (f.baselines) out.baselines = f.baselines === "all" ? [...BASELINES] : f.baselines === "none" ? [] : list(f.baselines);
+  if (f.baselines) out.baselines = parseBaselines(f.baselines);
   if (f.seeds) out.seeds = parseIntList(f.seeds);
   return out as Partial<SweepSpec>;
 }

@@ -1,7 +1,9 @@
 // StateMask's fidelity test (Cheng et al. 2023) for a finished run's critical states, with no training: randomise
 // the agent's actions over a segment starting at a selector's step and see how much the episode's return changes.
-// A selector whose segments change it more (per step of segment) found states that matter more.
-import { basename } from "node:path";
+// A selector whose segments change it more (per step of segment) found states that matter more. A mask net (ultra
+// explain's, or --mask) selects too, as RICE's fid_test does: the longest run among the most important steps.
+import { existsSync } from "node:fs";
+import { basename, resolve } from "node:path";
 import { z } from "zod";
 import type { SpaceInfo, Snapshot } from "../bridge/ops.js";
 import { UltraError } from "../bridge/errors.js";
@@ -13,6 +15,7 @@ import { NDArray } from "../protocol.js";
 import { loadModel, specFor, type RunContext } from "./context.js";
 import { CriticalStatesFile } from "./critical.js";
 import { collectEpisodes } from "./episodes.js";
+import { currentExplanation } from "./explain.js";
 import { episodeFile } from "./phases/identify.js";
 import { mixSeed, rng } from "./rng.js";
 import { RunDir } from "./rundir.js";
@@ -35,6 +38,8 @@ export interface FidelityOptions {
   horizon: number;
   ratios?: number[];
   command?: string;
+  /** a mask net zip for the run's base policy to select segments too; default DIR/explain's (ultra explain) if there */
+  mask?: string;
 }
 
 export interface Score {
@@ -63,6 +68,22 @@ export interface Stat {
 export function segmentOf(step: number, L: number, k: number): { start: number; l: number } {
   const l = Math.min(L, Math.max(1, Math.round(k * L)));
   return { start: Math.max(0, Math.min(step, L - l)), l };
+}
+
+/** RICE's fid_test: of the `n` most important steps (ties: the earlier), the longest run of consecutive steps (of
+ * equally long runs, the earliest); its first step. The segment starting there has the length every selector's has. */
+export function maskSegmentStart(importance: ArrayLike<number>, n: number): number {
+  const top = Array.from(importance, (x, step) => ({ x, step }))
+    .sort((a, b) => b.x - a.x || a.step - b.step)
+    .slice(0, Math.max(1, n))
+    .map((p) => p.step)
+    .sort((a, b) => a - b);
+  let [best, bestLen, start] = [top[0], 1, top[0]];
+  for (let i = 1; i < top.length; i++) {
+    if (top[i] !== top[i - 1] + 1) start = top[i];
+    if (top[i] - start + 1 > bestLen) [best, bestLen] = [start, top[i] - start + 1];
+  }
+  return best;
 }
 
 /** StateMask's score log(d/d_max) − log(l/L): ≤ −log(l/L); d/d_max is floored at MIN_RELATIVE_D. */
@@ -105,6 +126,8 @@ export function randomActions(space: SpaceInfo, m: number, l: number, seed: numb
 
 interface StoredEpisode {
   length: number;
+  /** agent-facing observations (normalised where the env is), what a mask net scores */
+  obs: NDArray;
   rewards: NDArray;
   values: NDArray;
 }
@@ -154,19 +177,20 @@ export async function fidelity(dir: string, o: FidelityOptions, sc: Sidecar): Pr
     episodes.push(run.readMessage<StoredEpisode>(episodeFile(i)));
   }
 
-  // Selectors: name → episode → steps.
-  const selectors = new Map<string, number[][]>();
+  // Selectors: name → episode → k (index in ratios) → steps. Only the mask net's depend on k.
+  const selectors = new Map<string, number[][][]>();
+  const everyK = (steps: number[][]) => steps.map((s) => ratios.map(() => s));
   const byEpisode = (file: StatesOnly) => episodes.map((_, i) => file.states.filter((s) => s.episode === i).map((s) => s.step));
   const adviser = byEpisode(states);
-  selectors.set(`adviser (${states.adviser})`, adviser);
+  selectors.set(`adviser (${states.adviser})`, everyK(adviser));
   const minSeparation = settings.identify.min_separation;
   // as many as the adviser named there, at least one: the same number of segments per episode as the adviser's
   const count = (i: number) => Math.max(1, adviser[i].length);
-  selectors.set("value drops", episodes.map((ep, i) => largestDrops(ep.values.toNumbers(), { k: count(i), minSeparation }).map((p) => p.step)));
-  selectors.set("random", episodes.map((ep, i) => {
+  selectors.set("value drops", everyK(episodes.map((ep, i) => largestDrops(ep.values.toNumbers(), { k: count(i), minSeparation }).map((p) => p.step))));
+  selectors.set("random", everyK(episodes.map((ep, i) => {
     const r = rng(mixSeed(seed, i, 0x7a5d));
     return Array.from({ length: count(i) }, () => Math.floor(r() * ep.length));
-  }));
+  })));
   for (const other of o.compare) {
     const { run: orun, states: ostates } = openRunDir(other);
     if (ostates.env_id !== states.env_id) throw new UltraError(`--compare ${other} is a run of ${ostates.env_id}, this run of ${states.env_id}`);
@@ -177,12 +201,20 @@ export async function fidelity(dir: string, o: FidelityOptions, sc: Sidecar): Pr
     }
     let name = `${basename(orun.root)} (${ostates.adviser})`;
     while (selectors.has(name)) name += "'";
-    selectors.set(name, byEpisode(ostates));
+    selectors.set(name, everyK(byEpisode(ostates)));
+  }
+  const mask = maskFor(run, o.mask);
+  if (mask !== null) {
+    // one segment per episode and k, as in RICE's fid_test; the stored observations are those of the episodes
+    // re-collected below (checked by their rewards)
+    const importance: number[][] = [];
+    for (const ep of episodes) importance.push((await sc.call("mask_importance", { mask, obs: ep.obs, trust_model: settings.trust_model })).importance.toNumbers());
+    selectors.set("mask net", episodes.map((ep, i) => ratios.map((k) => [maskSegmentStart(importance[i], segmentOf(0, ep.length, k).l)])));
   }
 
   // Plan: per episode and k, the distinct segment starts (selectors that share one share its rollouts).
   const plan = episodes.map((ep, i) =>
-    ratios.map((k) => new Set([...selectors.values()].flatMap((steps) => steps[i].map((s) => segmentOf(s, ep.length, k).start)))),
+    ratios.map((k, ki) => new Set([...selectors.values()].flatMap((steps) => steps[i][ki].map((s) => segmentOf(s, ep.length, k).start)))),
   );
   const total = plan.reduce((n, byK) => n + byK.reduce((a, s) => a + s.size, 0), 0);
 
@@ -227,8 +259,8 @@ export async function fidelity(dir: string, o: FidelityOptions, sc: Sidecar): Pr
         continue;
       }
       for (const [name, steps] of selectors)
-        for (const step of steps[i])
-          for (const k of ratios) {
+        for (const [ki, k] of ratios.entries())
+          for (const step of steps[i][ki]) {
             const { start, l } = segmentOf(step, L, k);
             const dk = d.get(`${k}:${start}`)!;
             scores.push({ selector: name, episode: i, step, start, k, l, L, d: dk, d_max: dMax, fidelity: fidelityScore(dk, dMax, l, L) });
@@ -240,7 +272,7 @@ export async function fidelity(dir: string, o: FidelityOptions, sc: Sidecar): Pr
   }
 
   const summary = summarize(scores, ratios);
-  const settingsOut = { samples: o.samples, ratios, horizon: o.horizon, seed, episodes: nEpisodes, deterministic: settings.identify.deterministic, compare: o.compare };
+  const settingsOut = { samples: o.samples, ratios, horizon: o.horizon, seed, episodes: nEpisodes, deterministic: settings.identify.deterministic, compare: o.compare, mask };
   const file = run.writeJson("fidelity.json", {
     run: run.root, env_id: states.env_id, command: o.command ?? null, settings: settingsOut,
     episodes: { reproduced, source: "re-collected with identify's env and model seeds; rewards equal the stored trajectories'" },
@@ -259,6 +291,19 @@ export async function fidelity(dir: string, o: FidelityOptions, sc: Sidecar): Pr
   return { file, markdown, summary };
 }
 
+/** --mask, else DIR/explain's mask net when it explains the run's base policy, else none (saying why, if stale). */
+function maskFor(run: RunDir, given: string | undefined): string | null {
+  if (given !== undefined) {
+    const path = resolve(given);
+    if (!existsSync(path)) throw new UltraError(`--mask ${path} does not exist: give a mask net zip trained for the run's base policy, or train one with \`ultra explain --run ${run.root}\``);
+    return path;
+  }
+  const cur = currentExplanation(run);
+  if (cur.explanation !== null) return cur.path;
+  if (run.exists("explain")) log(`fidelity: no mask net selector: ${cur.why}`);
+  return null;
+}
+
 const cell = (s: Stat) => (s.n === 0 ? "–" : `${s.mean.toFixed(2)} ± ${s.ci95 === null ? "–" : s.ci95.toFixed(2)} (n ${s.n})`);
 
 function renderMarkdown(
@@ -275,6 +320,9 @@ function renderMarkdown(
     "replaced by uniformly random ones (the same sequences for every selector), its deterministic policy acts before and after.",
     "d = mean |return change| over the samples; score = log(d/d_max) − log(l/L), d_max the largest d in that episode.",
     "Higher = randomising the segment changes the return more per step of segment: the states matter more (at most about −log k).",
+    ...(o.settings.mask
+      ? ["Mask net: its segment starts at the longest run of consecutive steps among the round(k·L) most important (P(not blind)), as RICE's fid_test picks it; one per episode and k."]
+      : []),
     "",
     head,
     `|${"---|".repeat(ratios.length + 2)}`,

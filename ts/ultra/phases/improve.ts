@@ -8,8 +8,9 @@ import { UltraError } from "../../bridge/errors.js";
 import { CriticalStatesFile, CriticalState } from "../critical.js";
 import { learn, type CurvePoint } from "../../learn.js";
 import { armBudgets } from "../budget.js";
-import { log, progressBar } from "../../progress.js";
-import type { LearnProgress } from "../../bridge/ops.js";
+import { log } from "../../progress.js";
+import { reusableMask, trainMask, type MaskTraining } from "../explain.js";
+export type { MaskTraining } from "../explain.js";
 import { loadModel, specFor, type RunContext } from "../context.js";
 import { modulationTable, riceTable, type StateStore, type TableVariant } from "../modulation.js";
 import { mixSeed } from "../rng.js";
@@ -35,16 +36,6 @@ export interface ArmProgress {
   modulation: unknown[];
   /** the rice arm: its mask net, and what training it cost (null when rice.mask gave one) */
   mask?: { path: string; trained: MaskTraining | null };
-}
-
-/** What training the rice arm's mask net cost (RICE's Table 4 counts this time). */
-export interface MaskTraining {
-  steps: number;
-  seconds: number;
-  /** the env's return while the mask blinds the agent, at the end of training */
-  ep_rew_mean: number | null;
-  /** how often the mask chose to blind (a uniformly random action) during training */
-  blind_fraction: number;
 }
 
 /** An arm's learning curve and counters (also inside its checkpoint), or null before it started. */
@@ -104,9 +95,9 @@ function tableFor(ctx: RunContext, arm: Arm, store: StateStore, file: CriticalSt
 }
 
 /** The rice arm's mask net: rice.mask, or one trained for the base policy at the arm's first start (RICE's recipe;
- * kept in the arm's dir, so a resumed arm does not train it again). */
+ * kept in the arm's dir, so a resumed arm does not train it again), or `ultra explain`'s when it is that one. */
 async function riceMask(ctx: RunContext, dir: string): Promise<{ path: string; trained: MaskTraining | null }> {
-  const { run, settings, sc } = ctx;
+  const { run, settings } = ctx;
   if (settings.rice.mask !== null) {
     const path = resolve(settings.rice.mask);
     if (!existsSync(path)) throw new UltraError(`rice.mask ${path} does not exist: give the mask net zip trained for this base policy, or set rice.mask to null to train one`);
@@ -114,28 +105,20 @@ async function riceMask(ctx: RunContext, dir: string): Promise<{ path: string; t
   }
   const path = run.path(dir, "masknet.zip");
   if (run.exists(dir, "masknet.json") && existsSync(path)) return { path, trained: run.readJson<MaskTraining>(`${dir}/masknet.json`) };
-  log(`improve rice: training a mask net for the base policy (${settings.rice.mask_steps} steps, alpha ${settings.rice.alpha})`);
-  const { env, model } = await loadModel(ctx, "base", { training: false, nEnvs: 1, seedOffset: MASK_SEED_OFFSET });
-  try {
-    const bar = progressBar("mask net", settings.rice.mask_steps, "steps");
-    try {
-      const { mask, steps, seconds, ep_rew_mean, blind_fraction } = await sc.call(
-        "mask_train",
-        { model, env, steps: settings.rice.mask_steps, alpha: settings.rice.alpha, seed: ctx.seed, path },
-        { onEvent: (_, p) => bar.update((p as LearnProgress).steps) },
-      );
-      await sc.call("close", { handle: mask });
-      const trained = { steps, seconds, ep_rew_mean, blind_fraction };
-      run.writeJson(`${dir}/masknet.json`, trained); // after the zip: both there means the mask net is complete
-      return { path, trained };
-    } finally {
-      bar.stop();
-    }
-  } finally {
-    for (const h of [model, env]) await sc.call("close", { handle: h });
+  const explained = reusableMask(ctx);
+  let trained: MaskTraining;
+  if (explained) {
+    // the same recipe, seed and base policy: the mask net this arm would train (its cost is still the arm's preparation)
+    log(`improve rice: using the mask net \`ultra explain\` trained with this arm's recipe (${explained.path})`);
+    copyFileSync(explained.path, path);
+    trained = explained.trained;
+  } else {
+    log(`improve rice: training a mask net for the base policy (${settings.rice.mask_steps} steps, alpha ${settings.rice.alpha})`);
+    trained = await trainMask(ctx, { steps: settings.rice.mask_steps, alpha: settings.rice.alpha }, path);
   }
+  run.writeJson(`${dir}/masknet.json`, trained); // after the zip: both there means the mask net is complete
+  return { path, trained };
 }
-const MASK_SEED_OFFSET = 3000; // the mask net's env, apart from identify's (1000) and evaluate's (2000)
 
 /** Counters summed over an arm's learn calls. */
 export function totalModulation(calls: unknown[]): Record<string, number> | null {

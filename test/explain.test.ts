@@ -1,0 +1,77 @@
+// `ultra explain --run DIR`: a mask net for a run's base policy, trained with RICE's recipe (the run's rice.mask_steps
+// and rice.alpha: the smoke profile's 2048 steps here) or loaded with --mask, recorded in DIR/explain/; and when the
+// rice arm may take it instead of training its own (the same recipe, seed and base policy only).
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunContext } from "../ts/ultra/context.js";
+import { currentExplanation, reusableMask } from "../ts/ultra/explain.js";
+import { RunDir } from "../ts/ultra/rundir.js";
+import { resolveSettings, type Settings } from "../ts/ultra/settings.js";
+import { readJson, startSidecar, TINY_PPO, ultra } from "./helpers.js";
+
+describe("ultra explain", () => {
+  const root = mkdtempSync(join(tmpdir(), "ultra-explain-"));
+  const run = new RunDir(join(root, "run"));
+  const settings = resolveSettings({ profile: "smoke" });
+  const ctxWith = (s: Settings) => ({ run, settings: s, seed: 0 }) as unknown as RunContext;
+
+  beforeAll(async () => {
+    // a run whose base phase has finished: an (untrained) CartPole policy and run.json
+    const sc = await startSidecar();
+    try {
+      const { env } = await sc.call("env_make", { spec: { env_id: "CartPole-v1", n_envs: 1, seed: 0 } });
+      const { model } = await sc.call("model_new", { env, ppo: TINY_PPO });
+      await sc.call("model_save", { model, path: run.path("base", "model.zip") });
+    } finally {
+      await sc.close();
+    }
+    run.writeJson("run.json", { env: "CartPole-v1", env_id: "CartPole-v1", seed: 0, profile: "smoke", settings, created: "", git_commit: null, versions: {}, phases: {} });
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it("trains a mask net with the run's recipe, recording its env steps and wall time; the rice arm may reuse it", async () => {
+    const r = await ultra("explain", "--run", run.root);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/mask net: 2048\/2048 steps/); // the progress bar's last line
+    const ex = JSON.parse(r.stdout);
+    expect(ex).toMatchObject({ mask: "explain/masknet.zip", loaded_from: null, recipe: { steps: 2048, alpha: 0.01, seed: 0 }, env_steps: 2048 });
+    expect(ex.seconds).toBeGreaterThan(0);
+    expect(ex.trained.blind_fraction).toBeGreaterThanOrEqual(0);
+    expect(readJson(run.path("explain", "explain.json"))).toEqual(ex);
+    expect(existsSync(run.path("explain", "masknet.zip"))).toBe(true);
+
+    expect(reusableMask(ctxWith(settings))).toEqual({ path: run.path("explain", "masknet.zip"), trained: ex.trained });
+    expect(reusableMask(ctxWith({ ...settings, rice: { ...settings.rice, mask_steps: 4096 } }))).toBeNull(); // another recipe
+  });
+
+  it("loads a given mask net (checked against the base policy's env) and records no training", async () => {
+    const given = join(root, "given.zip");
+    copyFileSync(run.path("explain", "masknet.zip"), given);
+    const r = await ultra("explain", "--run", run.root, "--mask", given);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ mask: "explain/masknet.zip", loaded_from: given, recipe: null, trained: null, env_steps: 0 });
+    expect(reusableMask(ctxWith(settings))).toBeNull(); // not trained with the arm's recipe
+  });
+
+  it("drops an explanation once the base policy changes", () => {
+    writeFileSync(run.path("base", "model.zip"), "another policy");
+    const cur = currentExplanation(run);
+    expect(cur.explanation).toBeNull();
+    expect("why" in cur && cur.why).toMatch(/another base policy/);
+  });
+
+  it("refuses what it cannot use, saying what to do, before any sidecar starts", async () => {
+    const cases: [string[], string][] = [
+      [["--run", root], "is not a run directory"],
+      [["--run", run.root, "--mask", join(root, "nope.zip")], `--mask ${join(root, "nope.zip")} does not exist`],
+      [["--run", run.root, "--mask", join(root, "given.zip"), "--steps", "100"], "pass one of them"],
+    ];
+    for (const [args, why] of cases) {
+      const r = await ultra("explain", ...args);
+      expect(r.code, args.join(" ")).toBe(1);
+      expect(r.stderr).toContain(why);
+    }
+  });
+});
