@@ -140,22 +140,31 @@ function modulationRow(run: RunDir, arm: string): string {
   return `| ${armName(arm)} | ${steps} | ${m.matched_steps - restored} | ${restored} | ${m.near_steps ?? "–"} | ${m.overridden_actions} | ${m.reward_added_steps} | ${m.critical_resets + (m.rice_resets ?? 0)} |`;
 }
 
-/** The radius was calibrated so that `matchFraction` of the base policy's steps lie near a critical state; an arm far
- * above that was drawn to the states (near) or modulated far more often than calibrated (matched), as when a "hold
- * still" suggestion firing on every step keeps the agent where it fires. */
+/** The radius was calibrated so that `matchFraction` of the base policy's steps lie near a critical state. An arm
+ * modulated far more often than that at states it reached itself (restored starts aside) may be held there by a
+ * suggestion, as a "hold still" firing on every step is; an ULTRA arm near its states far more often than the
+ * RICE-style reset arm (same states, same resets) was drawn to them by the advice. */
 export function matchWarnings(run: RunDir, arms: string[], matchFraction: number | null): string[] {
   if (matchFraction === null) return [];
   const limit = 5 * matchFraction;
-  return arms.flatMap((arm) => {
+  const totals = (arm: string) => {
     const p = readProgress({ run }, arm as Arm);
     const m = totalModulation(p?.modulation ?? []);
-    if (!m || !p?.steps_done) return [];
-    const pct = (n: number) => `${fmt((100 * n) / p.steps_done)}%`;
+    return m && p?.steps_done ? { m, steps: p.steps_done } : null;
+  };
+  const reset = totals("rice_reset");
+  const resetNear = reset ? (reset.m.near_steps ?? 0) / reset.steps : null;
+  const pct = (x: number) => `${fmt(100 * x)}%`;
+  return arms.flatMap((arm) => {
+    const t = totals(arm);
+    if (!t) return [];
     const out: string[] = [];
-    if (m.matched_steps > limit * p.steps_done)
-      out.push(`\n**Warning:** ${armName(arm)} was modulated on ${pct(m.matched_steps)} of its steps, though the radius was calibrated for ${matchFraction * 100}% of the base policy's: a suggestion may be holding the agent at its own state (\`modulation.fire_on: entry\` fires once per visit).`);
-    if ((m.near_steps ?? 0) > limit * p.steps_done)
-      out.push(`\n**Warning:** ${armName(arm)} spent ${pct(m.near_steps)} of its steps near critical states (the base policy ${matchFraction * 100}%): the refined policy was drawn to them.`);
+    const reached = (t.m.matched_steps - (t.m.restored_start_matches ?? 0)) / t.steps;
+    if (reached > limit)
+      out.push(`\n**Warning:** ${armName(arm)} was modulated at ${pct(reached)} of its steps at states it reached itself, though the radius was calibrated for ${matchFraction * 100}% of the base policy's: a suggestion may be holding the agent at its own state (\`modulation.fire_on: entry\` fires once per visit).`);
+    const near = (t.m.near_steps ?? 0) / t.steps;
+    if (arm.startsWith("ultra_") && near > limit && (resetNear === null || near > 2 * resetNear))
+      out.push(`\n**Warning:** ${armName(arm)} spent ${pct(near)} of its steps near critical states (the base policy ${matchFraction * 100}%${resetNear === null ? "" : `, the RICE-style reset arm ${pct(resetNear)}`}): the advice drew the refined policy to them.`);
     return out;
   });
 }
