@@ -15,7 +15,7 @@ PY := $(VENV)/bin/python
 # The CPU wheel on this machine; an unpinned torch would pull GBs of CUDA packages.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup test test-ts test-py pretrain train sweep doctor bench clean
+.PHONY: replicate setup test test-ts test-py pretrain train sweep doctor bench clean
 
 setup: node_modules/.installed $(VENV)/.installed dist/.built
 
@@ -61,6 +61,19 @@ SWEEP ?= configs/sweeps/quick.yaml
 RAY ?=
 sweep: setup
 	npx ultra sweep --file $(SWEEP) $(if $(RAY),--ray $(RAY)) $(if $(OUT),--out $(OUT)) $(if $(RESUME),--resume)
+
+# The replication (docs/results.md): RICE's agents (RICE=path to them, ../shared/rice/README.md) refined by every arm,
+# resumable: re-run the same command after an interruption and finished trials are kept. Hours on a 2-core CPU.
+RICE ?= ../shared/rice
+REPLICATE_OUT ?= runs/replicate
+REPLICATE_PARTS ?= dense dense-local
+replicate: setup
+	@for part in $(REPLICATE_PARTS); do \
+	  RICE=$(RICE) npx ultra sweep --file configs/sweeps/replicate-$$part.yaml --out $(REPLICATE_OUT)/$$part --resume $(if $(RAY),--ray $(RAY)); rc=$$?; \
+	  [ -f $(REPLICATE_OUT)/$$part/report.md ] || exit $$rc; \
+	  mkdir -p docs/results/$$part && cp $(REPLICATE_OUT)/$$part/report.md $(REPLICATE_OUT)/$$part/summary.json $(REPLICATE_OUT)/$$part/curves-*.png docs/results/$$part/ || exit 1; \
+	  [ $$rc -eq 0 ] || exit $$rc; \
+	done
 
 doctor: setup
 	npx ultra doctor

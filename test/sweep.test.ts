@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SidecarDiedError } from "../ts/bridge/errors.js";
 import { Sidecar } from "../ts/bridge/sidecar.js";
 import { RayCluster } from "../ts/sweep/cluster.js";
+import { resolveSweep, trialsOf } from "../ts/sweep/spec.js";
 import { processExists, readJson, ULTRA, ultraWith, waitFor } from "./helpers.js";
 import { chat, closeStandIns, standIn } from "./standin.js";
 
@@ -54,6 +55,31 @@ describe("the sweep grid", () => {
     const bad = await ultraWith({}, "sweep", ...grid, "--baselines", "rice,ricee");
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('unknown baseline "ricee"');
+  });
+
+  it("starts every trial of an env from the agent the sweep names, ${VAR} expanded: make replicate's grid", () => {
+    const rice = join(import.meta.dirname, "..", "..", "shared", "rice");
+    const old = process.env.RICE;
+    try {
+      process.env.RICE = rice;
+      const spec = resolveSweep("configs/sweeps/replicate-dense.yaml", {});
+      expect(spec.agents?.["Hopper-v4"]).toEqual({ model: join(rice, "hopper/near_optimal/model/best_model.zip"), mask: join(rice, "hopper/near_optimal/masknet/best_model.zip") });
+      const trials = trialsOf(spec);
+      expect(trials).toHaveLength(2 * 3 * 3);
+      expect(trials.every((t) => t.donor === null)).toBe(true); // no trial waits for another's base policy
+      expect(trials.filter((t) => t.baselines.length).map((t) => t.id)).toEqual(["HalfCheetah-RA-s0", "HalfCheetah-RA-s1", "HalfCheetah-RA-s2", "Hopper-RA-s0", "Hopper-RA-s1", "Hopper-RA-s2"]);
+      const file = join(mkdtempSync(join(tmpdir(), "ultra-sweep-agents-")), "agents.yaml");
+      const grid = "envs: [Hopper-v4]\nvariants: [RA]\n";
+      writeFileSync(file, `${grid}agents: { Hopper-v4: { model: "\${RICE}/hopper/nothing.zip" } }\n`);
+      expect(() => resolveSweep(file, {})).toThrow(/agents.Hopper-v4.model: .*hopper\/nothing.zip does not exist/);
+      writeFileSync(file, `${grid}agents: { Hopper: { model: "\${RICE}/hopper/near_optimal/model/best_model.zip" } }\n`);
+      expect(() => resolveSweep(file, {})).toThrow(/agents names Hopper, not among the sweep's envs \(Hopper-v4\)/);
+      delete process.env.RICE;
+      expect(() => resolveSweep("configs/sweeps/replicate-dense.yaml", {})).toThrow(/\$\{RICE\} is not set: set RICE/);
+    } finally {
+      if (old === undefined) delete process.env.RICE;
+      else process.env.RICE = old;
+    }
   });
 
   it("refuses a grid it cannot run, saying what to fix", async () => {
@@ -179,10 +205,19 @@ describe("ultra sweep", () => {
   it("writes one report: every arm of every env over 2 seeds with a CI, curves, adviser statistics, trials", () => {
     const report = readFileSync(join(out, "report.md"), "utf8");
     for (const env of ["HalfCheetah-v5", "Reacher-v5"]) expect(report).toContain(`## ${env}`);
-    const rows = report.split("\n").filter((l) => /^\| (base policy|ULTRA-R)/.test(l));
+    const rows = report.split("\n").filter((l) => /^\| (base policy|ULTRA-R).* ± /.test(l));
     expect(rows).toHaveLength(6); // base, RA, R per env
     for (const row of rows) expect(row).toMatch(/^\| [^|]+ \| 2 \| -?[\d.]+ ± [\d.]+ \| \[-?[\d.]+, -?[\d.]+\] \| -?[\d.]+, -?[\d.]+ \|$/);
     expect(report).toMatch(/Adviser over 4 runs: \d+ critical states proposed/);
+    // env steps per arm: identification's (the ULTRA arms use it) plus training
+    const costs = report.split("\n").flatMap((l) => l.match(/^\| ULTRA-RA? \(ultra_RA?\) \| (\d+) \| (\d+) \| (\d+) \|$/) ?? []);
+    expect(costs.length).toBe(4 * 4); // RA, R per env: match + 3 groups
+    for (let i = 0; i < costs.length; i += 4) {
+      const [prep, train, total] = costs.slice(i + 1, i + 4).map(Number);
+      expect(prep).toBeGreaterThan(0);
+      expect(total).toBe(prep + train);
+    }
+    expect(report).toMatch(/Published, for comparison \(RICE, ICML 2024, Table 1: .*\): no refine -5\.79 ± 0\.73/); // Reacher
     const summary = readJson(join(out, "summary.json"));
     const ra = summary["Reacher-v5"].arms.find((a: { arm: string }) => a.arm === "ultra_RA");
     const perSeed = [0, 1].map((s) => readJson(join(out, "trials", `Reacher-RA-s${s}`, "eval.json")).arms.ultra_RA.mean);

@@ -143,7 +143,7 @@ const cli = yargs(hideBin(process.argv))
       const flags = { ...flagsToSpec(a), profile: a.profile, adviser: a.adviser, ray: a.ray, max_parallel: a.maxParallel, cpus_per_trial: a.cpusPerTrial, gpus_per_trial: a.gpusPerTrial, max_attempts: a.maxAttempts };
       const spec = resolveSweep(a.file, flags, a.resume ? storedSweep(out)?.spec : undefined);
       if (a.dryRun) {
-        printJson({ dir: out, spec, trials: trialsOf(spec).map(({ id, dir, baselines, donor }) => ({ id, dir, baselines, base_from: donor })) });
+        printJson({ dir: out, spec, trials: trialsOf(spec).map(({ id, env, dir, baselines, donor }) => ({ id, dir, baselines, base_from: spec.agents?.[env]?.model ?? donor })) });
         return;
       }
       const r = await sweep({ spec, out, resume: a.resume, sidecar: sidecarOptions(a) });

@@ -26,6 +26,11 @@ export const EnvConfig = z.object({
     .catchall(z.unknown()),
   /** Per-env overrides of configs/ultra.yaml (e.g. RICE's reset probability for this env). */
   ultra: z.record(z.string(), z.unknown()).default({}),
+  /** published returns to set a result beside (e.g. RICE's Table 1): where from, and arm → mean (std) */
+  reference: z
+    .object({ source: z.string(), returns: z.record(z.string(), z.object({ mean: z.number(), std: z.number().nullable() })) })
+    .nullable()
+    .default(null),
 });
 export type EnvConfig = z.infer<typeof EnvConfig>;
 

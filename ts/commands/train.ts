@@ -28,6 +28,8 @@ export interface TrainOptions {
   out?: string;
   resume?: boolean;
   sidecar?: SidecarOptions;
+  /** rice.mask: a mask net explaining the base agent (RICE's own, for RICE's agents) */
+  riceMask?: string;
   /** the baseline arms (default: the settings'); a sweep trains them in one trial per env and seed */
   baselines?: Baseline[];
   /** an LLM reply cache shared with other runs (a sweep's) */
@@ -103,7 +105,7 @@ export async function trainRun(o: TrainOptions, seed: number, dir: string, sc: S
     if (!o.resume) throw new UltraError(`${run.root} already holds a run; pass --resume to continue it, or choose another --out`);
     openRun(dir, o.env);
   } else {
-    const settings = resolveSettings({ profile: o.profile, envOverrides: cfg.ultra, flags: { variant: o.variant, adviser: o.adviser, verify: o.verify, trust_model: o.trustModel, baselines: o.baselines } });
+    const settings = resolveSettings({ profile: o.profile, envOverrides: cfg.ultra, flags: { variant: o.variant, adviser: o.adviser, verify: o.verify, trust_model: o.trustModel, baselines: o.baselines, rice: o.riceMask ? { mask: o.riceMask } : undefined } });
     run.record = { env: cfg.name, env_id: cfg.env_id, seed, profile: o.profile, settings, created: new Date().toISOString(), ...(runInfo(sc.info) as { git_commit: string | null; versions: Record<string, unknown> }), phases: {} };
   }
   const ctx = contextFor(run, run.record, sc, o.llmCache);

@@ -2,11 +2,11 @@
 // continue PPO paired by seed, learning curves with 95% CI bands, and the adviser's statistics; then every
 // trial's status. Also summary.json for scripts.
 import type { Sidecar } from "../bridge/sidecar.js";
-import { resolveEnv } from "../config.js";
+import { resolveEnv, type EnvConfig } from "../config.js";
 import { CriticalStatesFile } from "../ultra/critical.js";
 import { acrossSeeds, armName, identicalWarnings, identifyUsage, pairedTable, seedCells } from "../ultra/phases/report.js";
 import type { EvalFile } from "../ultra/phases/evaluate.js";
-import { readProgress, type Arm } from "../ultra/phases/improve.js";
+import { readProgress, type Arm, type ArmProgress } from "../ultra/phases/improve.js";
 import type { RunDir } from "../ultra/rundir.js";
 import { ci95Factor, pairedDiff, type Paired } from "../ultra/stats.js";
 import type { Sweep } from "./scheduler.js";
@@ -109,6 +109,38 @@ function adviserStats(runs: RunDir[]): Record<string, number> {
   return s;
 }
 
+/** Per arm, the env steps each seed's run used: identify's that the arm drew on, and its own training. */
+export function armCosts(arms: string[], seeds: number[], progress: (arm: string, seed: number) => ArmProgress | null): Record<string, { prep: number[]; improve: number[] }> {
+  return Object.fromEntries(
+    arms.map((arm) => {
+      const ps = seeds.map((s) => progress(arm, s)).filter((p): p is ArmProgress => p !== null);
+      return [arm, { prep: ps.map((p) => p.prep_env_steps ?? 0), improve: ps.map((p) => p.steps_done) }];
+    }),
+  );
+}
+
+function costLines(cost: ReturnType<typeof armCosts>): string[] {
+  const avg = (xs: number[]) => (xs.length ? Math.round(xs.reduce((a, b) => a + b, 0) / xs.length) : NaN);
+  return [
+    "Env steps per arm (mean over the compared seeds): identification's that the arm drew on, its own training, and both.",
+    "",
+    "| arm | identification | training | total |",
+    "|---|---|---|---|",
+    ...Object.entries(cost).map(([arm, c]) => `| ${armName(arm)} | ${avg(c.prep)} | ${avg(c.improve)} | ${avg(c.prep.map((p, i) => p + c.improve[i]))} |`),
+    "",
+  ];
+}
+
+/** Published numbers to hold the table against, with where they come from (their budget and env versions differ). */
+export function referenceLines(ref: EnvConfig["reference"]): string[] {
+  if (!ref) return [];
+  return [
+    `Published, for comparison (${ref.source}): ` +
+      Object.entries(ref.returns).map(([arm, r]) => `${arm} ${r.mean}${r.std === null ? "" : ` ± ${r.std}`}`).join(", ") + ".",
+    "",
+  ];
+}
+
 export async function sweepReport(sweep: Sweep, sc: Sidecar): Promise<{ report: string; summary: unknown }> {
   const { spec, trials } = sweep.state;
   const lines = [
@@ -142,11 +174,17 @@ export async function sweepReport(sweep: Sweep, sc: Sidecar): Promise<{ report: 
     const png = `curves-${env.name}.png`;
     await sc.call("plot_curves", { curves, path: sweep.dir.path(png), title: `${env.env_id}: refinement, mean over seeds with 95% CI`, band_scale: band });
     const advice = adviserStats(mine.filter((t) => t.status === "done").map((t) => sweep.runDir(t)));
-    summary[env.env_id] = { seeds: table.seeds, dropped: table.dropped, arms: table.rows, paired_vs_continue_ppo: table.paired, adviser: advice };
+    const cost = armCosts(arms.slice(1), table.seeds, (arm, seed) => {
+      const t = holder(mine, arm, seed);
+      return t ? readProgress({ run: sweep.runDir(t) }, arm as Arm) : null;
+    });
+    summary[env.env_id] = { seeds: table.seeds, dropped: table.dropped, arms: table.rows, paired_vs_continue_ppo: table.paired, adviser: advice, env_steps: cost, reference: env.reference };
     lines.push(
       `## ${env.env_id}`,
       "",
       ...table.lines,
+      ...costLines(cost),
+      ...referenceLines(env.reference),
       `![learning curves](${png})`,
       "",
       `Adviser over ${advice.runs} runs: ${advice.proposed} critical states proposed, ${advice.valid} valid, ${advice.rejected} rejected, ` +

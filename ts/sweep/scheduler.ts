@@ -72,7 +72,8 @@ export class Sweep {
     const run = this.runDir(t);
     mkdirSync(run.root, { recursive: true });
     const donor = t.donor ? this.byId.get(t.donor) : undefined;
-    const base = donor && donor.status !== "failed" ? this.baseOf(donor) : undefined;
+    const agent = spec.agents?.[t.env];
+    const base = agent?.model ?? (donor && donor.status !== "failed" ? this.baseOf(donor) : undefined);
     t.status = "running";
     const t0 = Date.now();
     while (t.attempts < spec.max_attempts) {
@@ -86,7 +87,7 @@ export class Sweep {
         try {
           await withLogFile(run.path("train.log"), () =>
             trainRun(
-              { env: t.env, seeds: [t.seed], profile: spec.profile, variant: t.variant, adviser: spec.adviser, baselines: t.baselines, base, resume: true, llmCache: this.dir.path("llm-cache") },
+              { env: t.env, seeds: [t.seed], profile: spec.profile, variant: t.variant, adviser: spec.adviser, baselines: t.baselines, base, riceMask: agent?.mask, resume: true, llmCache: this.dir.path("llm-cache") },
               t.seed,
               run.root,
               sc,

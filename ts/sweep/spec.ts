@@ -1,6 +1,7 @@
 // A sweep: envs × ULTRA variants × seeds, plus the baselines, as trials. A YAML file (configs/sweeps/) and
 // command-line flags both fill the same spec; flags win.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { parse } from "yaml";
 import { z } from "zod";
 import { UltraError } from "../bridge/errors.js";
@@ -24,6 +25,9 @@ export const SweepSpec = z.object({
   gpus_per_trial: z.number().nonnegative(),
   /** a trial that fails this often is marked failed, and the sweep goes on */
   max_attempts: z.number().int().positive(),
+  /** per env (as named in `envs`): the agent to refine instead of pretraining one, and a mask net explaining it for
+   * the rice arm. `${VAR}` in a path is the environment variable VAR (e.g. RICE=../shared/rice). */
+  agents: z.record(z.string(), z.object({ model: z.string(), mask: z.string().optional() }).strict()).optional(),
 });
 export type SweepSpec = z.infer<typeof SweepSpec>;
 
@@ -58,7 +62,26 @@ export function resolveSweep(file: string | undefined, flags: Partial<SweepSpec>
   const parsed = SweepSpec.safeParse(merged);
   if (!parsed.success) throw new UltraError(`invalid sweep${file ? ` (${file})` : ""}: ${z.prettifyError(parsed.error)}`);
   for (const env of parsed.data.envs) resolveEnv(env); // an unknown env fails now, naming it, not hours in
+  if (parsed.data.agents) parsed.data.agents = resolveAgents(parsed.data.agents, parsed.data.envs);
   return parsed.data;
+}
+
+/** `${VAR}` expanded and every file there: a missing agent fails the sweep now, naming the path, not at its trial. */
+function resolveAgents(agents: NonNullable<SweepSpec["agents"]>, envs: string[]): NonNullable<SweepSpec["agents"]> {
+  const unknown = Object.keys(agents).filter((e) => !envs.includes(e));
+  if (unknown.length) throw new UltraError(`agents names ${unknown.join(", ")}, not among the sweep's envs (${envs.join(", ")}): key agents by the env as named in envs`);
+  const path = (where: string, p: string) => {
+    const out = p.replace(/\$\{(\w+)\}/g, (_, name: string) => {
+      const v = process.env[name];
+      if (!v) throw new UltraError(`${where} is ${p}, but \${${name}} is not set: set ${name} (e.g. make replicate RICE=../shared/rice)`);
+      return v;
+    });
+    if (!existsSync(resolve(out))) throw new UltraError(`${where}: ${resolve(out)} does not exist`);
+    return resolve(out);
+  };
+  return Object.fromEntries(
+    Object.entries(agents).map(([env, a]) => [env, { model: path(`agents.${env}.model`, a.model), ...(a.mask ? { mask: path(`agents.${env}.mask`, a.mask) } : {}) }]),
+  );
 }
 
 export type TrialStatus = "pending" | "running" | "done" | "failed";
@@ -91,7 +114,8 @@ export function trialsOf(spec: SweepSpec): Trial[] {
     for (const seed of spec.seeds)
       spec.variants.forEach((variant, i) => {
         const id = `${resolveEnv(env).name}-${variant}-s${seed}`;
-        const donor = i === 0 ? null : `${resolveEnv(env).name}-${spec.variants[0]}-s${seed}`;
+        // with an agent given for the env every trial starts from it; otherwise the first variant pretrains one
+        const donor = i === 0 || spec.agents?.[env] ? null : `${resolveEnv(env).name}-${spec.variants[0]}-s${seed}`;
         trials.push({ id, env, variant, seed, dir: `trials/${id}`, baselines: i === 0 ? spec.baselines : [], donor, status: "pending", attempts: 0, errors: [], seconds: 0 });
       });
   return trials;
