@@ -1,12 +1,13 @@
 // `ultra explain --run DIR`: a mask net for a run's base policy, trained with RICE's recipe (the run's rice.mask_steps
 // and rice.alpha: the smoke profile's 2048 steps here) or loaded with --mask, recorded in DIR/explain/; and when the
 // rice arm may take it instead of training its own (the same recipe, seed and base policy only).
-import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunContext } from "../ts/ultra/context.js";
 import { currentExplanation, reusableMask } from "../ts/ultra/explain.js";
+import { fmt } from "../ts/progress.js";
 import { RunDir } from "../ts/ultra/rundir.js";
 import { resolveSettings, type Settings } from "../ts/ultra/settings.js";
 import { readJson, startSidecar, TINY_PPO, ultra } from "./helpers.js";
@@ -74,4 +75,24 @@ describe("ultra explain", () => {
       expect(r.stderr).toContain(why);
     }
   });
+});
+
+describe("the rice arm in a run", () => {
+  it("trains its mask net, restarts at its critical states with the RND bonus, and the report sets its cost beside identification's", async () => {
+    const out = join(mkdtempSync(join(tmpdir(), "ultra-rice-arm-")), "run");
+    const r = await ultra("train", "--env", "CartPole-v1", "--profile", "smoke", "--adviser", "rollout", "--verify", "off", "--baselines", "continue_ppo,rice", "--out", out);
+    expect(r.code, r.stderr).toBe(0);
+    const p = readJson(join(out, "baselines", "rice", "progress.json"));
+    expect(p.mask.trained).toMatchObject({ steps: 2048 });
+    const m = p.modulation.reduce((a: Record<string, number>, s: Record<string, number>) => Object.fromEntries(Object.keys(s).map((k) => [k, (a[k] ?? 0) + s[k]])), {});
+    expect(m.rice_resets).toBeGreaterThan(0); // CartPole episodes end inside the smoke budget: some restart at the mask net's state
+    expect(m.rnd_bonus_steps).toBe(p.steps_done);
+    const crit = readJson(join(out, "critical_states.json"));
+    const identSteps = crit.env_steps.collect + crit.env_steps.adviser + crit.env_steps.verify;
+    const report = readFileSync(join(out, "report.md"), "utf8");
+    expect(report).toContain(`RICE: a mask net trained here for 2048 steps`);
+    const ratio = fmt(2048 / identSteps).replace(".", "\\.");
+    expect(report).toMatch(new RegExp(`Finding critical states: ULTRA's identification took ${identSteps} env steps and [\\d.]+ s; RICE's mask net took 2048 env steps and [\\d.]+ s to train: ${ratio}× ULTRA's env steps`));
+    expect(readJson(join(out, "eval.json")).arms.rice.returns).not.toEqual(readJson(join(out, "eval.json")).arms.continue_ppo.returns);
+  }, 400_000);
 });

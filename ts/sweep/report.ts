@@ -4,7 +4,7 @@
 import type { Sidecar } from "../bridge/sidecar.js";
 import { resolveEnv, type EnvConfig } from "../config.js";
 import { CriticalStatesFile } from "../ultra/critical.js";
-import { acrossSeeds, armName, identicalWarnings, identifyUsage, pairedTable, seedCells } from "../ultra/phases/report.js";
+import { acrossSeeds, armName, findingCost, findingCostLine, identicalWarnings, identifyUsage, pairedTable, seedCells, type FindingCost } from "../ultra/phases/report.js";
 import type { EvalFile } from "../ultra/phases/evaluate.js";
 import { readProgress, type Arm, type ArmProgress } from "../ultra/phases/improve.js";
 import type { RunDir } from "../ultra/rundir.js";
@@ -131,6 +131,15 @@ function costLines(cost: ReturnType<typeof armCosts>): string[] {
   ];
 }
 
+function meanFindingCost(cs: FindingCost[]): FindingCost {
+  const m = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const rice = cs.map((c) => c.rice).filter((r): r is NonNullable<FindingCost["rice"]> => r !== null);
+  return {
+    ultra: { env_steps: Math.round(m(cs.map((c) => c.ultra.env_steps))), seconds: m(cs.map((c) => c.ultra.seconds)), llm_tokens: Math.round(m(cs.map((c) => c.ultra.llm_tokens))) },
+    rice: rice.length ? { env_steps: Math.round(m(rice.map((r) => r.env_steps))), seconds: m(rice.map((r) => r.seconds)), trained_here: rice.every((r) => r.trained_here) } : null,
+  };
+}
+
 /** Published numbers to hold the table against, with where they come from (their budget and env versions differ). */
 export function referenceLines(ref: EnvConfig["reference"]): string[] {
   if (!ref) return [];
@@ -178,12 +187,15 @@ export async function sweepReport(sweep: Sweep, sc: Sidecar): Promise<{ report: 
       const t = holder(mine, arm, seed);
       return t ? readProgress({ run: sweep.runDir(t) }, arm as Arm) : null;
     });
-    summary[env.env_id] = { seeds: table.seeds, dropped: table.dropped, arms: table.rows, paired_vs_continue_ppo: table.paired, adviser: advice, env_steps: cost, reference: env.reference };
+    // RICE's explanation beside ULTRA's identification, in the runs that trained the rice arm
+    const finding = mine.filter((t) => t.status === "done" && t.baselines.includes("rice")).map((t) => findingCost(sweep.runDir(t)));
+    summary[env.env_id] = { seeds: table.seeds, dropped: table.dropped, arms: table.rows, paired_vs_continue_ppo: table.paired, adviser: advice, env_steps: cost, finding_cost: finding, reference: env.reference };
     lines.push(
       `## ${env.env_id}`,
       "",
       ...table.lines,
       ...costLines(cost),
+      ...(finding.length ? [`${findingCostLine(meanFindingCost(finding))} (mean over ${finding.length} runs)`, ""] : []),
       ...referenceLines(env.reference),
       `![learning curves](${png})`,
       "",

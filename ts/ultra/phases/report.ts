@@ -94,7 +94,7 @@ export async function report(run: RunDir, sc: Sidecar): Promise<string> {
     "| arm | preparation env steps | improve env steps | total env steps | matched (reached) | matched (restored) | near | actions overridden | rewards added | critical resets |",
     "|---|---|---|---|---|---|---|---|---|---|",
     ...arms.filter((a) => a !== "base").map((a) => modulationRow(run, a)),
-    ...(arms.includes("rice") ? ["", riceLine(run)] : []),
+    ...(arms.includes("rice") ? ["", riceLine(run), "", findingCostLine(findingCost(run))] : []),
     "",
     "## Critical states",
     "",
@@ -177,6 +177,35 @@ function riceLine(run: RunDir): string {
   const mask = !p?.mask ? "no mask net yet" : t ? `a mask net trained here for ${t.steps} steps in ${fmt(t.seconds)} s (blinding ${fmt(100 * t.blind_fraction)}% of steps; return while blinded ${fmt(t.ep_rew_mean ?? NaN)})` : `the mask net ${p.mask.path}`;
   const rnd = m?.rnd_bonus_steps ? `, mean RND bonus ${(m.rnd_bonus_sum / m.rnd_bonus_steps).toPrecision(3)} per step in PPO's reward units` : "";
   return `RICE: ${mask}; its critical resets rolled the agent out for ${m?.rice_rollout_steps ?? 0} extra env steps (not in the table's totals)${rnd}.`;
+}
+
+/** What finding critical states cost each method: ULTRA's identification (env steps, seconds, LLM tokens) and the
+ * rice arm's mask net (trained here: its env steps and seconds; loaded: nothing in this run). */
+export interface FindingCost {
+  ultra: { env_steps: number; seconds: number; llm_tokens: number };
+  rice: { env_steps: number; seconds: number; trained_here: boolean } | null;
+}
+
+export function findingCost(run: RunDir): FindingCost {
+  const rec = run.record;
+  const crit = run.readChecked("critical_states.json", CriticalStatesFile);
+  const u = identifyUsage(rec);
+  const e = crit.env_steps;
+  const t = readProgress({ run }, "rice")?.mask;
+  return {
+    ultra: { env_steps: e.collect + e.adviser + e.verify, seconds: rec.phases.identify?.seconds ?? NaN, llm_tokens: u ? u.prompt_tokens + u.completion_tokens : 0 },
+    rice: t ? { env_steps: t.trained?.steps ?? 0, seconds: t.trained?.seconds ?? 0, trained_here: t.trained !== null } : null,
+  };
+}
+
+/** The "no extra training" claim as a measured ratio: RICE's explanation cost over ULTRA's identification cost. */
+export function findingCostLine(c: FindingCost): string {
+  const ultra = `ULTRA's identification took ${c.ultra.env_steps} env steps and ${fmt(c.ultra.seconds)} s${c.ultra.llm_tokens ? ` (${c.ultra.llm_tokens} LLM tokens)` : ""}`;
+  if (!c.rice) return `Finding critical states: ${ultra}; RICE's mask net: none yet.`;
+  if (!c.rice.trained_here)
+    return `Finding critical states: ${ultra}; RICE's mask net was loaded, so its training cost is not in this run (RICE's Table 4 reports 1,317 s for HalfCheetah to 15,393 s for Hopper).`;
+  const ratio = (a: number, b: number) => (b > 0 ? `${fmt(a / b)}×` : "–");
+  return `Finding critical states: ${ultra}; RICE's mask net took ${c.rice.env_steps} env steps and ${fmt(c.rice.seconds)} s to train: ${ratio(c.rice.env_steps, c.ultra.env_steps)} ULTRA's env steps, ${ratio(c.rice.seconds, c.ultra.seconds)} its seconds.`;
 }
 
 /** Per-seed values → mean, sample std and the 95% CI's half-width. */
