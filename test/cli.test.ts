@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
-import { parseBaselines } from "../ts/commands/train.js";
+import { parseBaselines } from "../ts/args.js";
 import { BASELINES } from "../ts/ultra/settings.js";
 import { processExists, ULTRA, ultra, waitFor } from "./helpers.js";
 

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { checkRunDir } from "../ts/commands/train.js";
+import { checkRunDir } from "../ts/ultra/run.js";
 import { readJson as json, ultra } from "./helpers.js";
 
 describe("ultra train", () => {

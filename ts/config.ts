@@ -4,9 +4,9 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { z } from "zod";
 import type { EnvSpec } from "./bridge/ops.js";
-import { UltraError } from "./bridge/errors.js";
+import { UltraError } from "./errors.js";
 import { CONFIGS_DIR } from "./paths.js";
-import { merge } from "./ultra/settings.js";
+import { merge } from "./tree.js";
 
 const Num = z.union([z.number(), z.string().regex(/^lin_[0-9.eE+-]+$/, 'a number or "lin_X" (linear decay from X)')]);
 

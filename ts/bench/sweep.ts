@@ -4,8 +4,8 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { sweep } from "../commands/sweep.js";
-import { train } from "../commands/train.js";
+import { sweep } from "../sweep/run.js";
+import { train } from "../ultra/run.js";
 import { log } from "../progress.js";
 import { resolveSweep } from "../sweep/spec.js";
 import { mean } from "../ultra/stats.js";

@@ -1,9 +1,8 @@
 // Typed errors of the bridge: each says what went wrong and what to do.
+import { UltraError } from "../errors.js";
 import type { RemoteError } from "../protocol.js";
 
-export class UltraError extends Error {
-  override name = "UltraError";
-}
+export { UltraError };
 
 /** A Python exception or a refused request, with the sidecar's error code and traceback. */
 export class SidecarError extends UltraError {

@@ -1,9 +1,10 @@
 // `ultra eval`: load any SB3 PPO model.zip (this project's, RL-Zoo's or a hub layout) and report mean ± std return.
 import { existsSync, readFileSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
-import { UltraError } from "../bridge/errors.js";
+import { dirname, join, resolve } from "node:path";
+import { UltraError } from "../errors.js";
 import { withSidecar, type SidecarOptions } from "../bridge/sidecar.js";
 import { envSpec, resolveEnv } from "../config.js";
+import { findVecNormalize } from "../paths.js";
 import { log, progressBar } from "../progress.js";
 
 export interface EvalOptions {
@@ -26,14 +27,6 @@ export interface EvalResult {
   lengths: number[];
   mean: number;
   std: number;
-}
-
-/** Normalisation statistics beside a model: ours/hub (vec_normalize.pkl), RL-Zoo (vecnormalize.pkl, also in <dir>/<env>/). */
-export function findVecNormalize(modelPath: string): string | null {
-  const dir = dirname(modelPath);
-  const stem = basename(modelPath, ".zip");
-  const candidates = [join(dir, "vec_normalize.pkl"), join(dir, "vecnormalize.pkl"), join(dir, stem, "vecnormalize.pkl"), join(dir, stem, "vec_normalize.pkl")];
-  return candidates.find(existsSync) ?? null;
 }
 
 /** The env a model was trained on, when its directory says so (a run's config.json). */

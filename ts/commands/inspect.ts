@@ -2,7 +2,7 @@
 // unpickling. A one-shot look at Python objects, so it uses pythonia rather than the sidecar protocol.
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { UltraError } from "../bridge/errors.js";
+import { UltraError } from "../errors.js";
 import { ROOT, pythonPath } from "../paths.js";
 
 export interface ModelDescription {

@@ -1,7 +1,7 @@
 // `ultra pretrain`: a base PPO with the env's RL-Zoo hyperparameters; model.zip (+ vec_normalize.pkl), TensorBoard.
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { UltraError } from "../bridge/errors.js";
+import { UltraError } from "../errors.js";
 import { withSidecar, type SidecarOptions } from "../bridge/sidecar.js";
 import { envSpec, resolveEnv } from "../config.js";
 import { learn } from "../learn.js";

@@ -1,6 +1,6 @@
 // Shared helpers of the interpreters: fixed-digit numbers (prompts must be byte-for-byte deterministic) and
 // shape checks that fail loudly when a normalised or differently-configured observation comes in.
-import { UltraError } from "../bridge/errors.js";
+import { UltraError } from "../errors.js";
 
 /** `x` with `digits` decimals; never "-0.00". */
 export function num(x: number, digits = 2): string {

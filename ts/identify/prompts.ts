@@ -4,7 +4,7 @@
 // error that names it, never a silent "".
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { UltraError } from "../bridge/errors.js";
+import { UltraError } from "../errors.js";
 import type { SpaceInfo } from "../bridge/ops.js";
 import { interpreterFor } from "../envs/index.js";
 import { ROOT } from "../paths.js";

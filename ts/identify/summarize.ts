@@ -2,7 +2,7 @@
 // features), with the steps where the value estimate drops most, the candidate critical states, described
 // in full. The text always fits a character budget: the least informative segments lose detail first, and
 // no level of detail ever drops the step index of a listed value drop. Output is deterministic.
-import { UltraError } from "../bridge/errors.js";
+import { UltraError } from "../errors.js";
 import { num, signed } from "../envs/format.js";
 import { largestDrops } from "./drops.js";
 import type { KeyFeature, StateInterpreter } from "../envs/types.js";

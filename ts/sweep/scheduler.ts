@@ -2,7 +2,7 @@
 // sidecar dies (or that fails otherwise) gets a new actor and resumes from its last checkpoint; after
 // max_attempts it is marked failed with its errors, and the others go on. sweep.json always says where each stands.
 import { mkdirSync } from "node:fs";
-import { trainRun } from "../commands/train.js";
+import { trainRun } from "../ultra/run.js";
 import { log, progressBar, withLogFile } from "../progress.js";
 import { RunDir } from "../ultra/rundir.js";
 import type { RayCluster } from "./cluster.js";

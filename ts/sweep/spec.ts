@@ -4,8 +4,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parse } from "yaml";
 import { z } from "zod";
-import { UltraError } from "../bridge/errors.js";
-import { parseBaselines, parseIntList } from "../commands/train.js";
+import { UltraError } from "../errors.js";
+import { parseBaselines, parseIntList } from "../args.js";
 import { resolveEnv } from "../config.js";
 import { BASELINES, OPT_IN_BASELINES, VARIANTS, type Baseline, type Variant } from "../ultra/settings.js";
 

@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { resolve } from "node:path";
-import { UltraError } from "../bridge/errors.js";
+import { UltraError } from "../errors.js";
 import type { LearnProgress } from "../bridge/ops.js";
 import { log, progressBar } from "../progress.js";
 import { loadModel, specFor, type RunContext } from "./context.js";

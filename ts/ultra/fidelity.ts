@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { z } from "zod";
 import type { SpaceInfo, Snapshot } from "../bridge/ops.js";
-import { UltraError } from "../bridge/errors.js";
+import { UltraError } from "../errors.js";
 import type { Sidecar } from "../bridge/sidecar.js";
 import { resolveEnv } from "../config.js";
 import { largestDrops } from "../identify/drops.js";

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { dirname, join, resolve } from "node:path";
 import { Packr } from "msgpackr";
 import { z } from "zod";
-import { UltraError } from "../bridge/errors.js";
+import { UltraError } from "../errors.js";
 import { pack, unpack } from "../protocol.js";
 
 export const PHASES = ["base", "identify", "improve", "evaluate", "report"] as const;

@@ -3,7 +3,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { z } from "zod";
-import { UltraError } from "../bridge/errors.js";
+import { merge, type Tree } from "../tree.js";
+import { UltraError } from "../errors.js";
 import { CONFIGS_DIR } from "../paths.js";
 
 export const VARIANTS = ["A", "R", "RA"] as const;
@@ -94,20 +95,6 @@ export const Settings = z.object({
     .default({ mask: null, mask_steps: 300000, alpha: 0.01, rnd_coef: 0.01 }),
 });
 export type Settings = z.infer<typeof Settings>;
-
-type Tree = Record<string, unknown>;
-const isTree = (x: unknown): x is Tree => typeof x === "object" && x !== null && !Array.isArray(x);
-
-/** Deep merge: objects merge key by key, anything else replaces. */
-export function merge(base: Tree, ...overrides: (Tree | undefined)[]): Tree {
-  const out: Tree = { ...base };
-  for (const o of overrides)
-    for (const [k, v] of Object.entries(o ?? {})) {
-      if (v === undefined) continue;
-      out[k] = isTree(v) && isTree(out[k]) ? merge(out[k] as Tree, v) : v;
-    }
-  return out;
-}
 
 export function resolveSettings(opts: { profile: string; envOverrides?: Tree; flags?: Tree; file?: string }): Settings {
   const file = opts.file ?? join(CONFIGS_DIR, "ultra.yaml");

@@ -1,7 +1,7 @@
 // Advisers by spec: `rollout` (non-LLM reference), `local` / `local:PATH.gguf` (an embedded GGUF model, no
 // network), `openai:MODEL` (any OpenAI-compatible endpoint), `replay:RUN_DIR` (an earlier run's replies). LLM replies are cached in the run directory,
 // so a re-run with the same seed replays them.
-import { UltraError } from "../../bridge/errors.js";
+import { UltraError } from "../../errors.js";
 import { cacheDir, cachedClient, replayClient } from "../llm/cache.js";
 import { llmSlots } from "../llm/limit.js";
 import { localClient } from "../llm/local.js";

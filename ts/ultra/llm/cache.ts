@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { UltraError } from "../../bridge/errors.js";
+import { UltraError } from "../../errors.js";
 import type { LlmClient, LlmReply, LlmRequest } from "./types.js";
 
 export interface CacheEntry {

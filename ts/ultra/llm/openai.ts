@@ -2,7 +2,7 @@
 // (OPENAI_BASE_URL). The SDK retries 429/5xx/timeouts with backoff and honours Retry-After; this adds the
 // reply schema (strict json_schema, or json_object where a server rejects it), usage and cost.
 import OpenAI from "openai";
-import { UltraError } from "../../bridge/errors.js";
+import { UltraError } from "../../errors.js";
 import { llmSlots } from "./limit.js";
 import type { LlmClient, LlmReply, LlmRequest } from "./types.js";
 

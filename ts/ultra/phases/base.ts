@@ -3,9 +3,9 @@
 import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ROOT } from "../../paths.js";
-import { UltraError } from "../../bridge/errors.js";
+import { UltraError } from "../../errors.js";
 import { envSpec } from "../../config.js";
-import { findVecNormalize } from "../../commands/evaluate.js";
+import { findVecNormalize } from "../../paths.js";
 import { learn } from "../../learn.js";
 import { log } from "../../progress.js";
 import { loadModel, type RunContext } from "../context.js";

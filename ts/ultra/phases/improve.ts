@@ -4,7 +4,7 @@
 // an interrupted improve resumes where it stopped and ends with the same numbers.
 import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { resolve } from "node:path";
-import { UltraError } from "../../bridge/errors.js";
+import { UltraError } from "../../errors.js";
 import { CriticalStatesFile, CriticalState } from "../critical.js";
 import { learn, type CurvePoint } from "../../learn.js";
 import { armBudgets } from "../budget.js";

@@ -2,14 +2,14 @@
 //   sweep.json  trials/ENV-VARIANT-sSEED/ (an `ultra train` run dir each)  llm-cache/  report.md  curves-ENV.png
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { UltraError } from "../bridge/errors.js";
+import { UltraError } from "../errors.js";
 import type { SidecarOptions } from "../bridge/sidecar.js";
 import { log } from "../progress.js";
-import { RayCluster } from "../sweep/cluster.js";
-import { sweepReport } from "../sweep/report.js";
-import { Sweep, type SweepState } from "../sweep/scheduler.js";
-import { trialsOf, type SweepSpec } from "../sweep/spec.js";
-import { checkRunDir } from "./train.js";
+import { RayCluster } from "./cluster.js";
+import { sweepReport } from "./report.js";
+import { Sweep, type SweepState } from "./scheduler.js";
+import { trialsOf, type SweepSpec } from "./spec.js";
+import { checkRunDir } from "../ultra/run.js";
 
 export interface SweepOptions {
   spec: SweepSpec;

@@ -1,20 +1,22 @@
-// `ultra train` = base → identify → improve → evaluate → report in one run directory, resumable per phase;
-// also each phase on its own (`ultra identify --run DIR`, ...).
+// The run pipeline: one run directory per seed, base → identify → improve → evaluate → report, each phase recorded
+// in run.json when done, so that a run resumes phase by phase (and each arm from its last checkpoint). `ultra train`,
+// a sweep's trials and the phase commands all go through here.
 import { mkdirSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { SidecarDiedError, UltraError } from "../bridge/errors.js";
+import { SidecarDiedError } from "../bridge/errors.js";
+import { UltraError } from "../errors.js";
 import { withSidecar, type Sidecar, type SidecarOptions } from "../bridge/sidecar.js";
 import { resolveEnv } from "../config.js";
 import { log } from "../progress.js";
 import { runInfo } from "../runinfo.js";
-import type { RunContext } from "../ultra/context.js";
-import { base } from "../ultra/phases/base.js";
-import { evaluate, type EvalFile } from "../ultra/phases/evaluate.js";
-import { identify } from "../ultra/phases/identify.js";
-import { discardArms, improve } from "../ultra/phases/improve.js";
-import { report, seedReport } from "../ultra/phases/report.js";
-import { PHASES, RunDir, type Phase, type RunRecord } from "../ultra/rundir.js";
-import { BASELINES, OPT_IN_BASELINES, resolveSettings, Settings, type Baseline, type Variant } from "../ultra/settings.js";
+import type { RunContext } from "./context.js";
+import { base } from "./phases/base.js";
+import { evaluate, type EvalFile } from "./phases/evaluate.js";
+import { identify } from "./phases/identify.js";
+import { discardArms, improve } from "./phases/improve.js";
+import { report, seedReport } from "./phases/report.js";
+import { PHASES, RunDir, type Phase, type RunRecord } from "./rundir.js";
+import { resolveSettings, Settings, type Baseline, type Variant } from "./settings.js";
 
 export interface TrainOptions {
   env: string;
@@ -144,33 +146,3 @@ export async function train(o: TrainOptions): Promise<{ runs: string[]; report: 
     throw e;
   });
 }
-
-/** `ultra identify|improve|evaluate|report --run DIR`: one phase of an existing run. */
-export async function phaseCommand(phase: Phase, dir: string, opts: { sidecar?: SidecarOptions; base?: string }): Promise<void> {
-  const { run, record } = openRun(dir);
-  const before = PHASES.slice(0, PHASES.indexOf(phase)).filter((p) => !run.done(p));
-  if (before.length) throw new UltraError(`${phase} needs ${before.join(", ")} first: run \`ultra ${before[0]} --run ${run.root}\` or \`ultra train --resume\``);
-  await withSidecar(opts.sidecar ?? {}, (sc) => runPhase(contextFor(run, record, sc), phase, { ...opts, fresh: true }));
-}
-
-/** `--baselines` of train and sweep: names, `all` (BASELINES, the default set: no opt-in arm) and `none`, e.g.
- * "all,rice" adds the opt-in RICE arm to the default set. */
-export function parseBaselines(s: string): Baseline[] {
-  const known: readonly string[] = [...BASELINES, ...OPT_IN_BASELINES];
-  const names = s.split(",").map((x) => x.trim()).filter(Boolean).flatMap((x) => (x === "all" ? [...BASELINES] : x === "none" ? [] : [x]));
-  const unknown = names.filter((n) => !known.includes(n));
-  if (unknown.length)
-    throw new UltraError(`unknown baseline ${unknown.map((n) => `"${n}"`).join(", ")} in --baselines ${s}: use all, none or names among ${known.join(", ")} (e.g. all,rice)`);
-  return [...new Set(names)] as Baseline[];
-}
-
-/** "0,1,2" or "0-4" (or both, "0-2,7"): distinct non-negative integers; `what` names the option in errors. */
-export const parseIntList = (s: string, what = "seeds"): number[] => {
-  const seeds = s.split(",").flatMap((part) => {
-    const m = part.trim().match(/^(\d+)(?:-(\d+))?$/);
-    if (!m) throw new UltraError(`bad ${what} "${s}": use e.g. 0,1,2 or 0-4`);
-    const [a, b] = [Number(m[1]), Number(m[2] ?? m[1])];
-    return Array.from({ length: b - a + 1 }, (_, i) => a + i);
-  });
-  return [...new Set(seeds)];
-};

@@ -1,0 +1,13 @@
+// `ultra identify|improve|evaluate|report --run DIR`: one phase of an existing run, again.
+import { UltraError } from "../errors.js";
+import { withSidecar, type SidecarOptions } from "../bridge/sidecar.js";
+import { contextFor, openRun, runPhase } from "../ultra/run.js";
+import { PHASES, type Phase } from "../ultra/rundir.js";
+
+/** `ultra identify|improve|evaluate|report --run DIR`: one phase of an existing run. */
+export async function phaseCommand(phase: Phase, dir: string, opts: { sidecar?: SidecarOptions; base?: string }): Promise<void> {
+  const { run, record } = openRun(dir);
+  const before = PHASES.slice(0, PHASES.indexOf(phase)).filter((p) => !run.done(p));
+  if (before.length) throw new UltraError(`${phase} needs ${before.join(", ")} first: run \`ultra ${before[0]} --run ${run.root}\` or \`ultra train --resume\``);
+  await withSidecar(opts.sidecar ?? {}, (sc) => runPhase(contextFor(run, record, sc), phase, { ...opts, fresh: true }));
+}
