@@ -8,7 +8,7 @@ import pytest
 import zmq
 
 from ultra_sidecar import protocol
-from ultra_sidecar.ops import make_handlers
+from ultra_sidecar.ray_ops import actor_handlers
 from ultra_sidecar.server import Server
 
 from conftest import SidecarError
@@ -38,7 +38,7 @@ def curve_server():
     server_pub, server_sec = zmq.curve_keypair()
     client = zmq.curve_keypair()
     curve = {"server_public": server_pub.decode(), "server_secret": server_sec.decode(), "client_public": client[0].decode()}
-    server = Server("tcp://127.0.0.1:0", make_handlers("cpu"), curve)
+    server = Server("tcp://127.0.0.1:0", actor_handlers("cpu"), curve)
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
     yield server.endpoint, server_pub, client

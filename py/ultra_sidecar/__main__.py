@@ -33,7 +33,8 @@ def main() -> None:
     from . import protocol, ray_ops
     from .ops import make_handlers
 
-    server = Server(args.endpoint, make_handlers(args.device))
+    # the sweep host's sidecar also starts Ray and its actors; each actor serves make_handlers alone (ray_ops.py)
+    server = Server(args.endpoint, {**make_handlers(args.device), **ray_ops.make_ray_handlers()})
     print(f"{protocol.READY_LINE} {server.endpoint}", flush=True)
     sys.stdout = sys.stderr  # library prints must not mix with the ready line
     try:

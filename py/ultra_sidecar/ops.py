@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from . import bench, collect, counterfactual, models, modulation, plots, protocol, ray_ops, rice, snapshot
+from . import bench, collect, counterfactual, models, modulation, plots, protocol, rice, snapshot
 from .envs import describe_space, find_vec_normalize, make_env
 from .protocol import ProtocolError
 
@@ -214,6 +214,5 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
         },
         "close": lambda args, emit: h.close(args["handle"]) or {},
         "bench_learn": lambda args, emit: bench.learn_run(args),
-        **ray_ops.make_ray_handlers(),
     }
 

@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any, Callable
 
+from .ops import make_handlers
 from .protocol import ProtocolError, int_in
 from .server import Curve, Server, die_with_parent
 
@@ -24,8 +25,6 @@ class SidecarActor:
         import ray
         import torch
 
-        from .ops import make_handlers
-
         if not os.access(shared_dir, os.W_OK):
             raise RuntimeError(
                 f"{shared_dir} is not writable on node {ray.util.get_node_ip_address()}: a sweep directory must be on a "
@@ -33,13 +32,22 @@ class SidecarActor:
             )
         torch.set_num_threads(torch_threads)
         self.node = ray.util.get_node_ip_address()
-        self.server = Server(f"tcp://{bind_host or self.node}:0", make_handlers(device), curve)
+        self.server = Server(f"tcp://{bind_host or self.node}:0", actor_handlers(device), curve)
 
     def where(self) -> dict:
         return {"endpoint": self.server.endpoint, "pid": os.getpid(), "node": self.node}
 
     def serve(self) -> None:
         self.server.serve()
+
+
+def actor_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
+    """A trial's sidecar: every op but Ray's, which only the sweep's host serves."""
+
+    def refuse(args, emit):
+        raise ProtocolError("unsupported", "this sidecar is a sweep trial's Ray actor: only the sweep's host starts Ray and actors")
+
+    return {**make_handlers(device), **{op: refuse for op in make_ray_handlers()}}
 
 
 def make_ray_handlers() -> dict[str, Callable[[dict, Emit], dict]]:
