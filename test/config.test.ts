@@ -1,8 +1,14 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import type { Sidecar } from "../ts/bridge/sidecar.js";
 import { envSpec, loadConfigs, resolveEnv } from "../ts/config.js";
+import { INTERPRETERS, interpreterOf } from "../ts/envs/index.js";
+import { PROMPTS_DIR } from "../ts/identify/prompts.js";
+import { contextFor } from "../ts/ultra/run.js";
+import { RunDir, type RunRecord } from "../ts/ultra/rundir.js";
+import { resolveSettings } from "../ts/ultra/settings.js";
 
 describe("env configs", () => {
   it("every env of the paper has a config with RL-Zoo hyperparameters", () => {
@@ -30,6 +36,25 @@ describe("env configs", () => {
   it("Pong's spec carries the Atari wrappers and frame stack", () => {
     const spec = envSpec(resolveEnv("Pong"), { seed: 1, training: true });
     expect(spec).toMatchObject({ env_id: "ALE/Pong-v5", n_envs: 8, wrappers: ["AtariWrapper"], frame_stack: 4, normalize: false });
+  });
+
+  it("is the one env registry: each config names an interpreter that exists and a prompt file that exists", () => {
+    for (const c of loadConfigs()) {
+      expect(existsSync(join(PROMPTS_DIR, c.prompt)), `${c.name}: prompts/${c.prompt}`).toBe(true);
+      expect(c.interpreter === null || INTERPRETERS.some((i) => i.name === c.interpreter), c.name).toBe(true);
+    }
+    expect(interpreterOf(resolveEnv("SparseHopper")).name).toBe("SparseHopper"); // the Hopper interpreter, under its own name
+    expect(resolveEnv("SparseHalfCheetah")).toMatchObject({ interpreter: "HalfCheetah", prompt: "sparse-halfcheetah.md", env_kwargs: { threshold: 5 } });
+    expect(() => interpreterOf({ name: "X", interpreter: "Cheetah" })).toThrow(/interpreter "Cheetah" is not one of HalfCheetah, Hopper/);
+  });
+
+  it("a run of a v4 env (RICE's agents) keeps its v4 id in every phase, with its v5 twin's config", () => {
+    const run = new RunDir(mkdtempSync(join(tmpdir(), "ultra-v4-")));
+    const cfg = resolveEnv("Hopper-v4");
+    const record: RunRecord = { env: cfg.name, env_id: cfg.env_id, seed: 0, profile: "smoke", settings: resolveSettings({ profile: "smoke" }), created: "", git_commit: null, versions: {}, phases: {} };
+    const ctx = contextFor(run, record, {} as Sidecar);
+    expect(ctx.cfg).toMatchObject({ name: "Hopper", env_id: "Hopper-v4", interpreter: "Hopper" });
+    expect(envSpec(ctx.cfg, { seed: 0, training: false }).env_id).toBe("Hopper-v4");
   });
 
   it("an invalid config names the file and the field", () => {

@@ -14,6 +14,11 @@ export const EnvConfig = z.object({
   name: z.string(),
   env_id: z.string(),
   aliases: z.array(z.string()).default([]),
+  /** the state interpreter (ts/envs/ INTERPRETERS, by name) that reads observations in physical units; null: the
+   * generic one (obs[i] by index) */
+  interpreter: z.string().nullable().default(null),
+  /** the env's description for the LLM, a template in prompts/ */
+  prompt: z.string().default("generic.md"),
   env_kwargs: z.record(z.string(), z.unknown()).default({}),
   wrappers: z.array(z.union([z.string(), z.record(z.string(), z.record(z.string(), z.unknown()))])).default([]),
   frame_stack: z.number().int().positive().nullable().default(null),
@@ -36,6 +41,13 @@ export type EnvConfig = z.infer<typeof EnvConfig>;
 
 /** All env configs; `extends: Name` starts from another config (the sparse variants reuse their dense twin). */
 export function loadConfigs(dir = join(CONFIGS_DIR, "envs")): EnvConfig[] {
+  let configs = loaded.get(dir);
+  if (!configs) loaded.set(dir, (configs = readConfigs(dir)));
+  return configs;
+}
+const loaded = new Map<string, EnvConfig[]>(); // read once per process: every --env resolves against the same files
+
+function readConfigs(dir: string): EnvConfig[] {
   const files = readdirSync(dir).filter((f) => f.endsWith(".yaml")).sort();
   const raw = new Map(files.map((f) => [f, parse(readFileSync(join(dir, f), "utf8")) as Record<string, unknown>]));
   const byName = new Map([...raw.values()].map((d) => [d.name, d]));

@@ -90,7 +90,7 @@ def test_unknown_env_id_names_it():
 
 
 def test_sparse_variants_pay_x_only_past_the_threshold():
-    venv = make_env({"env_id": "ultra/SparseHalfCheetah-v5", "seed": 0})
+    venv = make_env({"env_id": "ultra/SparseHalfCheetah-v5", "seed": 0, "env_kwargs": {"threshold": 5.0}})
     venv.reset()
     data = venv.envs[0].unwrapped.data
     for x, paid in ((1.0, False), (4.9, False), (6.0, True), (7.5, True)):

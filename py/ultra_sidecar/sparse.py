@@ -1,11 +1,12 @@
 """RICE's sparse MuJoCo variants (after Mazoure et al. 2019): the reward is the torso's x position, paid only
-once it passes a threshold, else 0. Registered as ultra/Sparse<Env>-v5."""
+once it passes a threshold, else 0. Registered as ultra/Sparse<Env>-v5; the threshold is an env kwarg, set by the
+env's config (configs/envs/sparse-*.yaml: RICE's 0.6 for Hopper and Walker2d, 5 for HalfCheetah)."""
 
 from __future__ import annotations
 
 import gymnasium as gym
 
-THRESHOLDS = {"Hopper": 0.6, "Walker2d": 0.6, "HalfCheetah": 5.0}
+BASES = ("Hopper", "Walker2d", "HalfCheetah")
 
 
 class SparseForwardReward(gym.Wrapper):
@@ -20,12 +21,14 @@ class SparseForwardReward(gym.Wrapper):
         return obs, (x if x > self.threshold else 0.0), terminated, truncated, info
 
 
-def _make(base: str, threshold: float, **kwargs) -> gym.Env:
-    return SparseForwardReward(gym.make(f"{base}-v5", **kwargs).unwrapped, threshold)
+def _make(base: str, threshold: float | None = None, **kwargs) -> gym.Env:
+    if threshold is None:
+        raise ValueError(f"ultra/Sparse{base}-v5 needs env_kwargs threshold (the x position past which reward is paid; configs/envs sets RICE's)")
+    return SparseForwardReward(gym.make(f"{base}-v5", **kwargs).unwrapped, float(threshold))
 
 
 def register() -> None:
-    for base, threshold in THRESHOLDS.items():
+    for base in BASES:
         env_id = f"ultra/Sparse{base}-v5"
         if env_id not in gym.registry:
-            gym.register(env_id, entry_point=_make, max_episode_steps=1000, kwargs={"base": base, "threshold": threshold})
+            gym.register(env_id, entry_point=_make, max_episode_steps=1000, kwargs={"base": base})

@@ -1,4 +1,7 @@
-// The state interpreter of an env config, by name. Unknown envs get the generic one (obs[i] by index).
+// The state interpreters, by the name an env config gives (configs/envs/*.yaml `interpreter:`). An env without one
+// gets the generic interpreter (obs[i] by index).
+import { resolveEnv, type EnvConfig } from "../config.js";
+import { UltraError } from "../errors.js";
 import { genericInterpreter } from "./generic.js";
 import { halfCheetah } from "./halfcheetah.js";
 import { hopper } from "./hopper.js";
@@ -11,15 +14,22 @@ export type { KeyFeature, StateInterpreter } from "./types.js";
 
 export const INTERPRETERS: readonly StateInterpreter[] = [halfCheetah, hopper, walker2d, reacher, pong];
 
-/** "HalfCheetah", "halfcheetah", "HalfCheetah-v5", "ALE/Pong-v5" all resolve; RICE's sparse variants
- * ("SparseHopper", "ultra/SparseHopper-v5") observe exactly what their dense twin does. */
-export function interpreterFor(configName: string): StateInterpreter {
-  const key = configName.toLowerCase().replace(/^.*\//, "").replace(/-v\d+$/, "").replace(/noframeskip$/, "");
-  const find = (k: string) => INTERPRETERS.find((i) => i.name.toLowerCase() === k);
-  const hit = find(key);
-  if (hit) return hit;
-  const sparse = /^sparse-?(.+)$/.exec(key);
-  const dense = sparse ? find(sparse[1]) : undefined;
-  if (dense && dense !== pong) return { ...dense, name: `Sparse${dense.name}` };
-  return genericInterpreter(configName);
+/** The interpreter an env config names, under the config's name (RICE's sparse variants read what their dense twin
+ * reads: SparseHopper is the Hopper interpreter). */
+export function interpreterOf(cfg: Pick<EnvConfig, "name" | "interpreter">): StateInterpreter {
+  if (cfg.interpreter === null) return genericInterpreter(cfg.name);
+  const interp = INTERPRETERS.find((i) => i.name === cfg.interpreter);
+  if (!interp) throw new UltraError(`env ${cfg.name}: interpreter "${cfg.interpreter}" is not one of ${INTERPRETERS.map((i) => i.name).join(", ")} (ts/envs/index.ts); use null for the generic one`);
+  return interp.name === cfg.name ? interp : { ...interp, name: cfg.name };
+}
+
+/** By env name, id or alias, as `--env` takes it; a name no config knows gets the generic interpreter. */
+export function interpreterFor(env: string): StateInterpreter {
+  let cfg: EnvConfig;
+  try {
+    cfg = resolveEnv(env);
+  } catch {
+    return genericInterpreter(env);
+  }
+  return interpreterOf(cfg);
 }

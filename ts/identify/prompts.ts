@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { UltraError } from "../errors.js";
 import type { SpaceInfo } from "../bridge/ops.js";
+import { resolveEnv } from "../config.js";
 import { interpreterFor } from "../envs/index.js";
 import { ROOT } from "../paths.js";
 
@@ -26,19 +27,14 @@ export interface Prompt {
 
 const REQUIRED = ["episode", "maxCriticalStates", "actionSpace"] as const;
 
-/** Env templates by interpreter name; any other env gets generic.md. */
-const ENV_TEMPLATES: Record<string, string> = {
-  HalfCheetah: "halfcheetah.md",
-  Hopper: "hopper.md",
-  Walker2d: "walker2d.md",
-  Reacher: "reacher.md",
-  Pong: "pong.md",
-  SparseHalfCheetah: "sparse-halfcheetah.md",
-  SparseHopper: "sparse-hopper.md",
-  SparseWalker2d: "sparse-walker2d.md",
-};
-
-export const envTemplate = (configName: string) => ENV_TEMPLATES[interpreterFor(configName).name] ?? "generic.md";
+/** The env's description template (configs/envs `prompt:`); an env no config knows gets generic.md. */
+export function envTemplate(env: string): string {
+  try {
+    return resolveEnv(env).prompt;
+  } catch {
+    return "generic.md";
+  }
+}
 
 /** Replace each {{name}} with vars[name], in one pass (inserted text is never scanned for placeholders). */
 export function renderTemplate(text: string, vars: Record<string, string>, source: string): string {

@@ -165,7 +165,7 @@ export async function fidelity(dir: string, o: FidelityOptions, sc: Sidecar): Pr
   if (!parsed.success) throw new UltraError(`${run.path("run.json")} has invalid settings (${z.prettifyError(parsed.error)}); it may come from another version`);
   const settings = parsed.data;
   // loadModel and specFor read only trust_model of the settings
-  const ctx: RunContext = { run, cfg: resolveEnv(record.env), settings: settings as unknown as Settings, seed: record.seed, sc };
+  const ctx: RunContext = { run, cfg: resolveEnv(record.env_id), settings: settings as unknown as Settings, seed: record.seed, sc };
   const seed = o.seed ?? record.seed;
   const ratios = o.ratios ?? RATIOS;
   if (!Number.isInteger(o.samples) || o.samples < 1) throw new UltraError(`--samples must be a positive integer, got ${o.samples}`);

@@ -70,7 +70,8 @@ export function openRun(dir: string, env?: string): { run: RunDir; record: RunRe
 export function contextFor(run: RunDir, record: RunRecord, sc: Sidecar, llmCache?: string): RunContext {
   const parsed = Settings.safeParse(record.settings);
   if (!parsed.success) throw new UltraError(`${run.path("run.json")} has invalid settings; it may come from another version: start a new run`);
-  return { run, cfg: resolveEnv(record.env), settings: parsed.data, seed: record.seed, sc, llmCache };
+  // by env_id, not name: a run of Hopper-v4 (RICE's agents) has Hopper's config, but must not get its v5 id back
+  return { run, cfg: resolveEnv(record.env_id), settings: parsed.data, seed: record.seed, sc, llmCache };
 }
 
 interface PhaseOptions {
