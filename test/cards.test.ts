@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import type { SpaceInfo } from "../ts/bridge/ops.js";
 import { interpreterFor } from "../ts/envs/index.js";
-import { actionMenu, adviceFromCards, applyChange, cardsSchema, pickCards, type CardEpisode } from "../ts/identify/cards.js";
+import { actionMenu, adviceFromCards, applyChange, cardsSchema, oneDecimal, pickCards, REASON_CHARS, type CardEpisode } from "../ts/identify/cards.js";
 import { emptyCounts, validateAdvice } from "../ts/ultra/critical.js";
 import type { Episode } from "../ts/ultra/episodes.js";
 import { grammarSchema } from "../ts/ultra/llm/local.js";
@@ -97,5 +97,21 @@ describe("candidate cards", () => {
     expect(q.prompt.user).toContain("Card D");
     expect(q.prompt.user).not.toContain("Card E");
     expect(q.prompt.user).not.toMatch(/\{\{/);
+  });
+
+  it("render each card on one line, numbers at one decimal, the action's parts named once in the menu", () => {
+    const ep = episode();
+    const q = candidatesQuery(ep, "HalfCheetah", { cards: 6, minSeparation: 10, maxCriticalStates: 3, actionSpace: BOX });
+    const lines = q.prompt.user.split("\n").filter((l) => l.startsWith("Card "));
+    expect(lines).toHaveLength(6);
+    for (const l of lines) {
+      expect(l).toMatch(/^Card [A-F], .* at \d+%: V -?\d+\.\d -> -?\d+\.\d, reward [+-]\d+\.\d\. .*\. Action( [+-]\d\.\d){6}\.$/);
+      expect(l).not.toMatch(/\d\.\d\d/);
+    }
+    expect(q.prompt.user).toContain("NAME one of: back thigh, back shin, back foot, front thigh, front shin, front foot (a card's Action: the policy's own 6 numbers, in this order)");
+    expect(oneDecimal("velocity +0.25 m/s, pitch -0.04 rad, 3.14159, 2.5")).toBe("velocity +0.3 m/s, pitch 0.0 rad, 3.1, 2.5");
+    // the reason is capped, and the prompt says so
+    expect((q.schema as any).properties.critical_states.items.properties.reason.maxLength).toBe(REASON_CHARS);
+    expect(q.prompt.system).toContain(`at most ${REASON_CHARS} characters`);
   });
 });

@@ -8,7 +8,9 @@ import { UltraError } from "../ts/bridge/errors.js";
 import type { SpaceInfo } from "../ts/bridge/ops.js";
 import { emptyCounts, validateAdvice } from "../ts/ultra/critical.js";
 import type { Episode } from "../ts/ultra/episodes.js";
-import { DEFAULT_LOCAL_MODEL, grammarSchema, localClient } from "../ts/ultra/llm/local.js";
+import type { Token } from "node-llama-cpp";
+import { cardsSchema } from "../ts/identify/cards.js";
+import { DEFAULT_LOCAL_MODEL, grammarSchema, localClient, scorable, scoredDecode, type ScoringModel } from "../ts/ultra/llm/local.js";
 import { replySchema } from "../ts/ultra/llm/schema.js";
 import type { LlmClient, LlmRequest } from "../ts/ultra/llm/types.js";
 import { candidatesQuery } from "../ts/ultra/phases/identify.js";
@@ -143,7 +145,7 @@ describe("the embedded local model", () => {
     expect(other.usage.cachedPromptTokens).toBeLessThan(other.usage.promptTokens - 50);
   });
 
-  it("in candidates mode, reads a 1000-step HalfCheetah episode in under 2.4k tokens and picks only cards it was shown", async () => {
+  it("in candidates mode, reads a 1000-step HalfCheetah episode in under 2k tokens and picks only cards it was shown, by their probabilities", async () => {
     const n = 1000;
     const r = rng(5);
     const f32 = (len: number, f: (i: number) => number) => Float32Array.from({ length: len }, (_, i) => f(i));
@@ -155,23 +157,83 @@ describe("the embedded local model", () => {
       values: new NDArray("float32", [n], f32(n, (t) => 50 - (t > 300 ? 8 : 0) - (t > 650 ? 5 : 0) + r())),
     } as unknown as Episode;
     const q = candidatesQuery(ep, "HalfCheetah", { cards: 6, minSeparation: 10, maxCriticalStates: 2, actionSpace: BOX });
-    const reply = await client.complete({ prompt: q.prompt, schema: q.schema, maxTokens: 200, temperature: 0.2, seed: 1 });
+    const reply = await client.complete({ prompt: q.prompt, schema: q.schema, maxTokens: 200, temperature: 0.2, seed: 1, distinct: ["card"] });
     console.log(`${client.name} (candidates): ${reply.usage.promptTokens} prompt tokens (${reply.usage.cachedPromptTokens} reused) + ${reply.usage.completionTokens} in ${reply.seconds.toFixed(1)} s: ${reply.text}`);
-    expect(reply.usage.promptTokens).toBeLessThanOrEqual(2400); // ~390 of them the system prompt
+    expect(reply.usage.promptTokens).toBeLessThanOrEqual(2000); // ~360 of them the system prompt
+    // the default decoding: the letters, changes and rewards are picked from the model's probabilities, recorded
+    expect(reply.decoding?.method).toBe("score");
+    const cardChoices = reply.decoding!.choices!.filter((c) => c.field.endsWith(".card"));
+    expect(cardChoices.length).toBeGreaterThanOrEqual(1);
+    expect(Object.keys(cardChoices[0].options).sort()).toEqual(q.cards!.map((c) => c.letter));
+    expect(Object.values(cardChoices[0].options).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 2);
     const items = JSON.parse(reply.text).critical_states as { card: string; change: string }[];
     expect(items.length).toBeGreaterThanOrEqual(1);
     const counts = emptyCounts();
     const states = validateAdvice(q.toAdvice(items), ep, BOX, client.name, counts);
-    // a letter, a menu change and a reward on the grid, every time; the schema cannot stop a card named twice
-    const unique = new Set(items.map((i) => i.card)).size;
-    expect(counts.rejections).toEqual(unique < items.length ? { "step named twice": items.length - unique } : {});
-    expect(states.length).toBe(unique);
+    // a letter, a menu change and a reward on the grid, every time, each card once (`distinct`)
+    expect(new Set(items.map((i) => i.card)).size).toBe(items.length);
+    expect(counts.rejections).toEqual({});
+    expect(states.length).toBe(items.length);
+    for (const [i, it] of items.entries()) expect(cardChoices[i]?.picked ?? it.card).toBe(it.card);
     for (const s of states) expect(q.cards!.map((c) => c.step)).toContain(s.step);
   });
 
   it("refuses a prompt longer than its context, naming both sizes", async () => {
     const long = request({ prompt: { system: SYSTEM, user: USER.repeat(Math.ceil((client.contextTokens * 5) / USER.length)) } });
     await expect(client.complete(long)).rejects.toThrow(/the prompt is about \d+ tokens, more than .* context of \d+/);
+  });
+});
+
+describe("scoredDecode (a stand-in model: one token per character)", () => {
+  // the "model" prefers the letter C, closes a string after 5 characters, and asks for another entry once
+  const fake = (): ScoringModel & { calls: { tokens: number; among?: string }[] } => {
+    const calls: { tokens: number; among?: string }[] = [];
+    let written = "";
+    return {
+      calls,
+      tokenize: (t) => [...t].map((ch) => ch.codePointAt(0)!) as Token[],
+      detokenize: (ts) => String.fromCodePoint(...(ts as number[])),
+      isEogToken: () => false,
+      async next(tokens, want) {
+        written += String.fromCodePoint(...(tokens as number[]));
+        if ("among" in want) {
+          calls.push({ tokens: tokens.length, among: want.among.map((t) => String.fromCodePoint(t as number)).join("") });
+          const prefer = (ch: string) => (ch === "C" ? 5 : ch === "]" && (written.match(/"card"/g) ?? []).length < 2 ? 0.1 : 1);
+          const ps = want.among.map((t) => prefer(String.fromCodePoint(t as number)));
+          const sum = ps.reduce((a, b) => a + b, 0);
+          return { probabilities: new Map(want.among.map((t, i) => [t, ps[i] / sum])) };
+        }
+        calls.push({ tokens: tokens.length });
+        const open = written.slice(written.lastIndexOf('"') + 1);
+        return { token: (open.length >= 5 ? 34 : 120) as Token }; // '"' after five "x"
+      },
+    };
+  };
+  const schema = grammarSchema(cardsSchema(
+    ["A", "B", "C", "D"].map((letter, i) => ({ letter, step: 10 * i, kinds: ["value drop"], v_before: 0, v_after: 0, reward: 0, top_value_drop: false })),
+    [{ id: "keep", text: "" }, { id: "all zero", text: "" }],
+    3,
+  ));
+
+  it("writes a reply of the schema: fixed parts in batches, strings sampled, enums picked from the probabilities, cards distinct", async () => {
+    const m = fake();
+    const r = await scoredDecode(m, [1, 2, 3] as Token[], schema, { temperature: 0, seed: 1, maxTokens: 100, distinct: ["card"] });
+    const items = (r.value as { critical_states: { reason: string; card: string }[] }).critical_states;
+    expect(items.map((i) => i.card)).toEqual(["C", "A"]); // C first; C again is not allowed; stop after two
+    expect(items.every((i) => i.reason === "xxxxx")).toBe(true);
+    const cards = r.choices.filter((c) => c.field.endsWith(".card"));
+    expect(cards[0]).toMatchObject({ field: "critical_states[0].card", picked: "C" });
+    expect(cards[0].options.C).toBeCloseTo(5 / 8, 3);
+    expect(Object.keys(cards[1].options)).not.toContain("C");
+    expect(r.choices.filter((c) => /^critical_states\[\d\]$/.test(c.field)).map((c) => c.picked)).toEqual(["another", "stop"]);
+    expect(r.sampled).toBe(10); // two reasons of five characters; everything else was evaluated, not generated
+    expect(m.calls[0].tokens).toBeGreaterThan(3 + 10); // the prompt's tokens and the reply's opening, in one batch
+    expect(JSON.parse(JSON.stringify(r.value))).toEqual(r.value);
+  });
+
+  it("accepts only schemas it can write: enums and capped strings, not free numbers", () => {
+    expect(scorable(schema)).toBe(true);
+    expect(scorable(replySchema(BOX, 2))).toBe(false);
   });
 });
 

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { UltraError } from "../bridge/errors.js";
 import type { SpaceInfo } from "../bridge/ops.js";
 import { envSpec, resolveEnv } from "../config.js";
+import { CARDS_DISTINCT } from "../identify/cards.js";
 import { parseReply } from "../ultra/advisers/llm.js";
 import type { EpisodeQuery, IdentifyMode } from "../ultra/advisers/types.js";
 import { emptyCounts, validateAdvice, type AdviceCounts } from "../ultra/critical.js";
@@ -44,6 +45,18 @@ export interface LlmBenchRow {
   counts: Pick<AdviceCounts, "proposed" | "valid" | "clipped" | "rejected">;
   /** parsed, and no entry rejected */
   valid: boolean;
+  /** how the client made the reply ("score": choices from the model's probabilities; "grammar": generated) */
+  decoding?: "grammar" | "score";
+  /** scored: the model's evaluations, tokens sampled one at a time, and the seconds of the first (the prompt's) */
+  evaluations?: number;
+  sampled_tokens?: number;
+  prompt_seconds?: number;
+  /** candidates mode: the letters the reply picked, in its order */
+  picked?: string[];
+  /** scored candidates mode: the first entry's card probabilities, normalised over the letters shown */
+  first_card?: Record<string, number>;
+  /** the 1-minute load average when the reply came (other work on the machine slows the model) */
+  load_1min?: number;
 }
 
 /** The goals of issue 12: a candidates reply within 6 s once the shared prefix is evaluated; an episode-mode
@@ -102,6 +115,7 @@ export async function benchLlm(o: LlmBenchOptions) {
           maxTokens: llm.max_tokens,
           temperature: llm.temperature,
           seed: mixSeed(record.seed, ep.episode) & 0x7fffffff, // identify's seed for this episode
+          ...(mode === "candidates" ? { distinct: [...CARDS_DISTINCT] } : {}), // as LlmAdviser asks
         });
         const parsed = parseReply(reply.text);
         const counts = emptyCounts();
@@ -117,9 +131,14 @@ export async function benchLlm(o: LlmBenchOptions) {
           parsed: "states" in parsed,
           counts: { proposed, valid, clipped, rejected },
           valid: "states" in parsed && rejected === 0,
+          ...(reply.decoding ? { decoding: reply.decoding.method } : {}),
+          ...(reply.decoding?.method === "score" ? { evaluations: reply.decoding.evaluations, sampled_tokens: reply.decoding.sampled_tokens, prompt_seconds: reply.decoding.prompt_seconds } : {}),
+          ...(mode === "candidates" && "states" in parsed ? { picked: parsed.states.map((x) => String((x as { card?: unknown })?.card)) } : {}),
+          ...(reply.decoding?.choices?.[0] ? { first_card: reply.decoding.choices.find((c) => c.field.endsWith(".card"))?.options } : {}),
+          load_1min: os.loadavg()[0],
         };
         rows.push(row);
-        log(`llm ${mode} episode ${ep.episode}: ${row.prompt_tokens} prompt tokens (${row.cached_prompt_tokens} reused), ${row.completion_tokens} completion, ${row.seconds.toFixed(1)} s, ${row.valid ? "valid" : "INVALID"} (${proposed} proposed, ${rejected} rejected)`);
+        log(`llm ${mode} episode ${ep.episode}: ${row.prompt_tokens} prompt tokens (${row.cached_prompt_tokens} reused), ${row.completion_tokens} completion, ${row.seconds.toFixed(1)} s (load ${os.loadavg()[0].toFixed(2)}), ${row.valid ? "valid" : "INVALID"} (${proposed} proposed, ${rejected} rejected)${row.decoding ? `, ${row.decoding}` : ""}${row.evaluations ? ` (${row.prompt_seconds?.toFixed(1)} s prompt, ${row.evaluations} evaluations, ${row.sampled_tokens} sampled)` : ""}${row.picked ? ` [${row.picked.join("")}]` : ""}`);
       }
   } finally {
     await client.close?.();

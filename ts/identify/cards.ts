@@ -140,10 +140,16 @@ export function applyChange(id: string, ep: CardEpisode, step: number, space: Sp
 const brief = (interp: StateInterpreter, obs: ArrayLike<number>, ram?: ArrayLike<number>) =>
   interp.brief ? interp.brief(obs, ram) : interp.describe(obs, ram).split("; ")[0];
 
-/** The policy's action by part names (Box) or name (Discrete): what the menu's changes refer to. */
+/** Numbers of two or more decimals in `text` at one (a sign kept): a small model's tokenizer spends a token on each
+ * digit, and the cards need no more precision than the menu's nudge of 0.5. */
+export const oneDecimal = (text: string) =>
+  text.replace(/([+-]?)(\d+\.\d{2,})/g, (_, sign: string, x: string) => (sign === "+" ? signed(Number(x), 1) : num(Number(sign + x), 1)));
+
+/** The policy's action on a card: a Discrete action by name; a Box action as its numbers at one decimal (a menu
+ * nudge is 0.5 of a half-range), in the order the menu names the parts once for all cards. */
 function actionText(interp: StateInterpreter, a: number[] | number): string {
   if (typeof a === "number") return interp.actionNames?.[a] ?? `action ${a}`;
-  return a.map((x, i) => `${interp.actionNames?.[i] ?? `action ${i}`} ${signed(x)}`).join(", ");
+  return a.map((x) => signed(x, 1)).join(" ");
 }
 
 /** The menu as the prompt shows it: Box nudges as one line for all parts, Discrete actions one per line. */
@@ -154,45 +160,54 @@ export function renderMenu(menu: Change[], space: SpaceInfo, interp: StateInterp
   const size = num(NUDGE * (((space.high?.[0] ?? 1) - (space.low?.[0] ?? -1)) / 2));
   return [
     `- "keep": ${menu[0].text}`,
-    `- "NAME +" or "NAME -": the policy's action with that one part raised or lowered by ${size}, NAME one of: ${names.join(", ")}`,
+    `- "NAME +" or "NAME -": the policy's action with that one part raised or lowered by ${size}, NAME one of: ${names.join(", ")} (a card's Action: the policy's own ${dim} numbers, in this order)`,
     `- "all zero": ${menu[menu.length - 1].text}`,
   ].join("\n");
 }
 
-/** The cards as the prompt shows them. */
+/** The cards as the prompt shows them, one line each: they are most of what differs from episode to episode,
+ * and every token of it is evaluated again for each episode (docs/local-llm.md), so the wording is terse. */
 export function renderCards(cards: Card[], ep: CardEpisode, space: SpaceInfo, interp: StateInterpreter): string {
   return cards
     .map((c) => {
       const t = c.step;
-      const v = Number.isNaN(c.v_after) ? `V ${num(c.v_before)} (last step)` : `V ${num(c.v_before)} -> ${num(c.v_after)} (${signed(c.v_after - c.v_before)})`;
+      const v = Number.isNaN(c.v_after) ? `V ${num(c.v_before, 1)} (last step)` : `V ${num(c.v_before, 1)} -> ${num(c.v_after, 1)}`;
       return (
-        `Card ${c.letter} (${c.kinds.join(", ")}), ${Math.round((100 * t) / ep.length)}% into the episode: ${v}, reward ${signed(c.reward, 3)}.\n` +
-        `  State: ${brief(interp, row(ep.raw_obs, t), ep.ram ? row(ep.ram, t) : undefined)}. Action: ${actionText(interp, ownAction(ep, t, space))}.`
+        `Card ${c.letter}, ${c.kinds.join(", ")} at ${Math.round((100 * t) / ep.length)}%: ${v}, reward ${signed(c.reward, 1)}. ` +
+        `${oneDecimal(brief(interp, row(ep.raw_obs, t), ep.ram ? row(ep.ram, t) : undefined))}. Action ${actionText(interp, ownAction(ep, t, space))}.`
       );
     })
     .join("\n");
 }
 
-/** A few lines on the whole episode: length, return, how it ended, V, and the key features per quarter. */
+/** A few lines on the whole episode: length, return, how it ended, V, and per quarter the return and the key
+ * features' means (at one decimal, as the cards). */
 export function renderOverview(ep: CardEpisode, interp: StateInterpreter): string {
   const n = ep.length;
   const end = ep.terminated ? "ended early: the env's termination condition (see Episode end)" : "ended by the time limit";
   const lines = [
-    `${interp.name} episode of ${n} steps, return ${num(ep.return)}, ${end}. V ${num(ep.values.data[0])} at the start, ${num(ep.values.data[n - 1])} at the last step.`,
+    `${interp.name} episode of ${n} steps, return ${num(ep.return, 1)}, ${end}. V ${num(ep.values.data[0], 1)} at the start, ${num(ep.values.data[n - 1], 1)} at the last step.`,
   ];
   const quarters = [0, 1, 2, 3].map((q) => [Math.floor((q * n) / 4), Math.floor(((q + 1) * n) / 4)]).filter(([a, b]) => b > a);
-  const ret = quarters.map(([a, b]) => num(ep.rewards.data.slice(a, b).reduce((s, r) => s + r, 0)));
-  lines.push(`Return per quarter of the episode: ${ret.join(", ")}.`);
+  const ret = quarters.map(([a, b]) => num(ep.rewards.data.slice(a, b).reduce((s, r) => s + r, 0), 1));
+  const per = [`return ${ret.join(", ")}`];
   for (const key of interp.keyFeatures.filter((f) => f.summary !== "last")) {
     const means = quarters.map(([a, b]) => {
       let s = 0;
       for (let t = a; t < b; t++) s += interp.features(row(ep.raw_obs, t), ep.ram ? row(ep.ram, t) : undefined)[key.name];
-      return num(s / (b - a), key.digits ?? 2);
+      return num(s / (b - a), Math.min(key.digits ?? 1, 1));
     });
-    lines.push(`${key.label} mean per quarter${key.unit ? ` (${key.unit})` : ""}: ${means.join(", ")}.`);
+    per.push(`${key.label}${key.unit ? ` (${key.unit})` : ""} mean ${means.join(", ")}`);
   }
+  lines.push(`Per quarter of the episode: ${per.join("; ")}.`);
   return lines.join("\n");
 }
+
+/** The longest reason a reply may give (characters). */
+export const REASON_CHARS = 60;
+
+/** The reply fields whose value differs from entry to entry ("each a different card"): LlmRequest.distinct. */
+export const CARDS_DISTINCT = ["card"] as const;
 
 /** The reply schema of one episode: letters of the cards shown, ids of the menu, a reward from CARD_REWARDS; the
  * reason comes first, so a model writes what it sees before it chooses. */
@@ -200,7 +215,8 @@ export function cardsSchema(cards: Card[], menu: Change[], maxStates: number): R
   const item = {
     type: "object",
     properties: {
-      reason: { type: "string", maxLength: 200 },
+      // terse: a small local model generates it token by token (the choices after it are scored), ~4 characters a token
+      reason: { type: "string", maxLength: REASON_CHARS },
       card: { type: "string", enum: cards.map((c) => c.letter) },
       change: { type: "string", enum: menu.map((c) => c.id) },
       reward: { type: "number", enum: [...CARD_REWARDS] },

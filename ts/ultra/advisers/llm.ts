@@ -8,6 +8,7 @@ import type { Episode } from "../episodes.js";
 import type { CachedClient } from "../llm/cache.js";
 import type { LlmClient, LlmReply, LlmRequest } from "../llm/types.js";
 import { mixSeed } from "../rng.js";
+import { CARDS_DISTINCT } from "../../identify/cards.js";
 import type { AdviceContext, AdviceResult, Adviser, EpisodeQuery } from "./types.js";
 
 export interface LlmAdviserOptions {
@@ -28,6 +29,8 @@ export type AdviserUsage = {
   repairs: number;
   /** episodes left without advice because the repair failed too */
   failures: number;
+  /** replies whose choices the local model scored from its probabilities (LlmReply.decoding "score"), not generated */
+  scored: number;
 };
 
 const Reply = z.object({ critical_states: z.array(z.unknown()) });
@@ -54,7 +57,7 @@ const repairPrompt = (p: Prompt, reply: string, error: string): Prompt => ({
 
 export class LlmAdviser implements Adviser {
   readonly name: string;
-  private readonly totals: AdviserUsage = { calls: 0, prompt_tokens: 0, cached_prompt_tokens: 0, completion_tokens: 0, cost_usd: 0, seconds: 0, repairs: 0, failures: 0 };
+  private readonly totals: AdviserUsage = { calls: 0, prompt_tokens: 0, cached_prompt_tokens: 0, completion_tokens: 0, cost_usd: 0, seconds: 0, repairs: 0, failures: 0, scored: 0 };
 
   constructor(
     private readonly client: LlmClient,
@@ -80,21 +83,29 @@ export class LlmAdviser implements Adviser {
       maxTokens: this.opts.maxTokens,
       temperature: this.opts.temperature,
       seed: mixSeed(ctx.seed, ep.episode) & 0x7fffffff, // some servers read the seed as a signed 32-bit int
+      // each entry a different card (the prompt says so); a client that can hold the reply to it does
+      ...(query.mode === "candidates" ? { distinct: [...CARDS_DISTINCT] } : {}),
     };
     const request: Record<string, unknown> = { client: this.client.name, seed: req.seed, max_tokens: req.maxTokens, temperature: req.temperature };
-    const texts = [(await this.ask(req)).text];
+    const first = await this.ask(req);
+    const texts = [first.text];
+    // how each reply was made, where the client says (the local model: generated under a grammar, or scored)
+    const decoding = first.decoding ? [first.decoding] : [];
     let parsed = parseReply(texts[0]);
     if ("error" in parsed) {
       this.totals.repairs++;
       request.repair = parsed.error;
-      texts.push((await this.ask({ ...req, prompt: repairPrompt(prompt, texts[0], parsed.error) })).text);
+      const again = await this.ask({ ...req, prompt: repairPrompt(prompt, texts[0], parsed.error) });
+      texts.push(again.text);
+      if (again.decoding) decoding.push(again.decoding);
       parsed = parseReply(texts[1]);
     }
+    const how = decoding.length ? { decoding } : {};
     if ("error" in parsed) {
       this.totals.failures++;
-      return { request, reply: { texts, error: parsed.error }, advice: [] };
+      return { request, reply: { texts, ...how, error: parsed.error }, advice: [] };
     }
-    return { request, reply: { texts }, advice: query.toAdvice(parsed.states) };
+    return { request, reply: { texts, ...how }, advice: query.toAdvice(parsed.states) };
   }
 
   async close(): Promise<void> {
@@ -110,6 +121,7 @@ export class LlmAdviser implements Adviser {
     t.completion_tokens += reply.usage.completionTokens;
     t.cost_usd += reply.usage.costUsd;
     t.seconds += reply.seconds;
+    if (reply.decoding?.method === "score") t.scored++;
     return reply;
   }
 }

@@ -6,11 +6,12 @@ import { execFile } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { promisify } from "node:util";
-import type { Llama, LlamaContext, LlamaContextSequence, LlamaGrammar, LlamaModel } from "node-llama-cpp";
+import type { ChatHistoryItem, ControlledEvaluateInputItem, Llama, LlamaContext, LlamaContextSequence, LlamaGrammar, LlamaModel, Token } from "node-llama-cpp";
 import { UltraError } from "../../bridge/errors.js";
 import { pythonPath } from "../../paths.js";
 import type { Prompt } from "../../identify/prompts.js";
-import type { LlmClient, LlmReply, LlmRequest } from "./types.js";
+import { rng } from "../rng.js";
+import type { LlmChoice, LlmClient, LlmDecoding, LlmReply, LlmRequest } from "./types.js";
 
 /** A model shipped by a PyPI package: the Python code that prints the GGUF's path (it must not import the
  * package's runtime dependencies), and the pip name that installs it. */
@@ -125,6 +126,231 @@ export function grammarSchema(schema: unknown): Json {
  * (each a full decoding step on the CPU); allow at most one space instead. The JSON is the same. */
 export const compactJson = (gbnf: string) => gbnf.replace(/\[\\n\] \([^)]*\) \| \[ \]\?/g, "[ ]?").replace(/\[\\n\] \| \[ \]\?/g, "[ ]?");
 
+/** How the local client writes a reply: see LocalClientOptions.decoding. */
+export type LocalDecoding = "grammar" | "score";
+
+/** Whether scored decoding can write replies of this schema: objects, arrays with maxItems, enums of strings or
+ * numbers, and strings with a maxLength (candidates mode's cardsSchema); episode mode's (free integers and numbers,
+ * oneOf) is not. */
+export function scorable(schema: unknown): boolean {
+  if (schema === null || typeof schema !== "object") return false;
+  const s = schema as Json;
+  if (Array.isArray(s.enum)) return s.enum.length > 0 && s.enum.every((v) => typeof v === "string" || typeof v === "number");
+  if (s.type === "string") return Number.isInteger(s.maxLength) && (s.maxLength as number) > 0 && s.format === undefined;
+  if (s.type === "array") return Number.isInteger(s.maxItems) && (s.maxItems as number) >= 1 && scorable(s.items);
+  if (s.type === "object") return !!s.properties && typeof s.properties === "object" && Object.keys(s.properties).length > 0 && Object.values(s.properties as Json).every(scorable);
+  return false;
+}
+
+/** What scored decoding needs of a model and its context sequence. */
+export interface ScoringModel {
+  tokenize(text: string): Token[];
+  detokenize(tokens: Token[]): string;
+  isEogToken(token: Token): boolean;
+  /** evaluate `tokens` after what the sequence holds; at the last one return the next token's probabilities among
+   * `among` (normalised over them), or a token sampled at `temperature` with `seed`, never one of `banned` */
+  next(tokens: Token[], want: { among: Token[] } | { sample: { temperature: number; seed: number; banned?: Token[] } }): Promise<{ probabilities?: Map<Token, number>; token?: Token | null }>;
+}
+
+/** Characters that end a generated string: a quote (its end), a backslash (no escapes) or a line break. */
+const STRING_END = /["\\\n\r]/;
+
+/**
+ * Write a reply of a scorable() schema: the JSON's fixed parts (braces, keys, quotes) are evaluated in batches
+ * instead of one decoding step per token; a string is sampled token by token (at the request's temperature) until
+ * the model closes it or maxLength characters; an enum (and an array's "another entry or stop") is chosen from the
+ * model's next-token probabilities of the options' tokens, sampled at the temperature (the most probable at 0).
+ * Options share their first tokens until they differ, so a choice costs one evaluation per differing token, and
+ * each option includes the text that follows it (`"A",`), so none is a prefix of another. The model evaluates
+ * exactly the JSON text it would have generated under the grammar (compact, keys in schema order), so strings come
+ * before the choices that follow them. `distinct` fields take a value at most once across an array's entries
+ * while an unused one is left.
+ */
+export async function scoredDecode(
+  m: ScoringModel,
+  prefix: Token[],
+  schema: Json,
+  opts: { temperature: number; seed: number; maxTokens: number; distinct?: string[] },
+): Promise<{ value: unknown; choices: LlmChoice[]; sampled: number; replyTokens: number; evaluations: number; promptSeconds: number }> {
+  const random = rng(opts.seed);
+  const choices: LlmChoice[] = [];
+  let pending: Token[] = [...prefix]; // decided, not yet evaluated
+  let text = ""; // fixed JSON text not yet tokenized
+  let sampled = 0;
+  let replyTokens = 0;
+  let evaluations = 0;
+  let promptSeconds = 0;
+  /** m.next, counted; the first call evaluates the prompt's new tokens (timed) */
+  const next: ScoringModel["next"] = async (toks, want) => {
+    const t0 = performance.now();
+    const r = await m.next(toks, want);
+    if (evaluations++ === 0) promptSeconds = (performance.now() - t0) / 1000;
+    return r;
+  };
+  const banFirst = [...new Set(['"', '",', '"}', '""', "\n", "\n\n", '".', '",\n'].map((t) => m.tokenize(t)).filter((t) => t.length === 1).map((t) => t[0]))];
+
+  const take = (toks: Token[]) => {
+    pending.push(...toks);
+    replyTokens += toks.length;
+  };
+  /** the next token's probabilities among `among`, after everything decided so far */
+  const probabilities = async (among: Token[]) => {
+    const toks = pending;
+    pending = [];
+    return (await next(toks, { among })).probabilities ?? new Map<Token, number>();
+  };
+  /**
+   * Pick one option, each a value (label; "" for none) written as `text` and followed by one of the tails that may
+   * come next (`tail`: its index; e.g. `}]}` to end the array or `,` for another entry). The options' tokens form a
+   * trie: shared tokens are taken without asking, and where they differ the model's probabilities of the differing
+   * tokens decide. The first split between values is recorded as the choice of `field`, the first split between
+   * tails alone as `tailField`'s.
+   */
+  const choose = async (field: string, tailField: string, options: { label: string; tail: number; text: string; allowed: boolean; tailLabel: string }[]): Promise<number> => {
+    const seqs = options.map((o) => m.tokenize(text + o.text));
+    text = "";
+    let alive = options.map((_, i) => i).filter((i) => options[i].allowed);
+    if (alive.length === 0) alive = options.map((_, i) => i);
+    let depth = 0;
+    const record: { value?: LlmChoice; tail?: LlmChoice } = {};
+    for (;;) {
+      if (alive.length === 1) {
+        take(seqs[alive[0]].slice(depth));
+        break;
+      }
+      const tok = seqs[alive[0]][depth];
+      if (tok !== undefined && alive.every((i) => seqs[i][depth] === tok)) {
+        take([tok]);
+        depth++;
+        continue;
+      }
+      // the options differ here: ask the model. (An option already at its end, its tokens a prefix of another's, is
+      // taken only if nothing else is left: the tails make every option end differently, so it does not happen.)
+      const groups = new Map<Token | null, number[]>();
+      for (const i of alive) {
+        const t = seqs[i][depth] ?? null;
+        groups.set(t, [...(groups.get(t) ?? []), i]);
+      }
+      const keys = [...groups.keys()];
+      const p = await probabilities(keys.filter((t): t is Token => t !== null));
+      const raw = keys.map((t) => (t === null ? 0 : (p.get(t) ?? 0)));
+      const total = raw.reduce((a, b) => a + b, 0);
+      const norm = raw.map((x) => (total > 0 ? x / total : 1 / raw.length));
+      let k: number;
+      if (opts.temperature <= 0 || total <= 0) k = norm.indexOf(Math.max(...norm));
+      else {
+        const w = norm.map((x) => x ** (1 / opts.temperature));
+        let u = random() * w.reduce((a, b) => a + b, 0);
+        k = 0;
+        while (k < w.length - 1 && (u -= w[k]) > 0) k++;
+      }
+      // what this split decides: between values, or (all one value) between tails
+      const byValue = new Set(alive.map((i) => options[i].label)).size > 1;
+      const slot = byValue ? "value" : "tail";
+      if (!record[slot] && (byValue || new Set(alive.map((i) => options[i].tail)).size > 1)) {
+        // options that share their first differing token share its probability: listed together ("0 | 0.5")
+        const shares: Record<string, number> = {};
+        keys.forEach((t, g) => {
+          const names = [...new Set(groups.get(t)!.map((i) => (byValue ? options[i].label : options[i].tailLabel)))];
+          shares[names.join(" | ")] = Number(norm[g].toPrecision(3));
+        });
+        record[slot] = { field: byValue ? field : tailField, options: shares, picked: "" };
+      }
+      alive = groups.get(keys[k])!;
+      if (keys[k] === null) {
+        alive = [alive[0]];
+        break;
+      }
+      take([keys[k] as Token]);
+      depth++;
+    }
+    const picked = options[alive[0]];
+    for (const c of [record.value, record.tail]) if (c) choices.push({ ...c, picked: c === record.value ? picked.label : picked.tailLabel });
+    return alive[0];
+  };
+  /** a string: sampled until the model closes it, maxLength characters, or the token budget */
+  const str = async (maxLength: number): Promise<string> => {
+    const fixed = m.tokenize(text);
+    let toks = [...pending, ...fixed];
+    pending = [];
+    text = "";
+    replyTokens += fixed.length;
+    let out = "";
+    while (out.length < maxLength && sampled < opts.maxTokens) {
+      const { token } = await next(toks, { sample: { temperature: opts.temperature, seed: (opts.seed + sampled) >>> 0, banned: out.trim() === "" ? banFirst : undefined } });
+      toks = [];
+      if (token === null || token === undefined || m.isEogToken(token)) break;
+      const piece = m.detokenize([token]);
+      const end = piece.search(STRING_END);
+      if (end >= 0) {
+        out += piece.slice(0, end);
+        break;
+      }
+      sampled++;
+      out += piece;
+      toks = [token];
+      replyTokens++;
+    }
+    pending = toks; // the last token taken, not yet evaluated
+    return out.trim().slice(0, maxLength);
+  };
+  /** A tail: text that may follow a value, and what choosing it means (recorded). */
+  type Tail = { text: string; label: string };
+  /** Write `s` and then one of `tails`: the value and the tail taken. */
+  const walk = async (s: Json, field: string, tails: Tail[], tailField: string, used: Map<string, Set<string>>): Promise<{ value: unknown; tail: number }> => {
+    if (Array.isArray(s.enum)) {
+      const values = s.enum as (string | number)[];
+      const name = field.replace(/^.*\./, "");
+      const taken = opts.distinct?.includes(name) ? used.get(name) : undefined;
+      const options = values.flatMap((v) => tails.map((t, ti) => ({ label: String(v), tail: ti, tailLabel: t.label, text: JSON.stringify(v) + t.text, allowed: !taken?.has(String(v)) })));
+      const o = options[await choose(field, tailField, options)];
+      taken?.add(o.label);
+      return { value: values.find((v) => String(v) === o.label), tail: o.tail };
+    }
+    if (s.type === "string") {
+      text += '"';
+      const value = await str(s.maxLength as number);
+      if (tails.length === 1) {
+        text += '"' + tails[0].text;
+        return { value, tail: 0 };
+      }
+      const o = await choose(field, tailField, tails.map((t, ti) => ({ label: "", tail: ti, tailLabel: t.label, text: '"' + t.text, allowed: true })));
+      return { value, tail: o };
+    }
+    if (s.type === "object") {
+      const props = Object.entries(s.properties as Json);
+      const out: Json = {};
+      let tail = 0;
+      text += "{";
+      for (const [i, [key, sub]] of props.entries()) {
+        text += JSON.stringify(key) + ":";
+        const last = i === props.length - 1;
+        const r = await walk(sub as Json, field ? `${field}.${key}` : key, last ? tails.map((t) => ({ ...t, text: "}" + t.text })) : [{ text: ",", label: "" }], tailField, used);
+        out[key] = r.value;
+        if (last) tail = r.tail;
+      }
+      return { value: out, tail };
+    }
+    // an array (scorable: items and maxItems; at least one entry)
+    const min = Math.max(1, Number.isInteger(s.minItems) ? (s.minItems as number) : 0);
+    const max = s.maxItems as number;
+    const items: unknown[] = [];
+    const seen = new Map<string, Set<string>>((opts.distinct ?? []).map((f) => [f, new Set<string>()]));
+    const more = { text: ",", label: "another" };
+    const ends = tails.map((t) => ({ text: "]" + t.text, label: t.label ? `stop, ${t.label}` : "stop" }));
+    text += "[";
+    for (;;) {
+      const n = items.length + 1;
+      const next = n < min ? [more] : n >= max ? ends : [...ends, more];
+      const r = await walk(s.items as Json, `${field}[${items.length}]`, next, `${field}[${n}]`, seen);
+      items.push(r.value);
+      if (next[r.tail] !== more) return { value: items, tail: r.tail }; // an end: its index is the tail's
+    }
+  };
+  const { value } = await walk(schema, "", [{ text: "", label: "" }], "", new Map());
+  return { value, choices, sampled, replyTokens, evaluations, promptSeconds };
+}
+
 // One generation at a time in this process, across clients (a sweep's trials run at once, each with its own):
 // llama.cpp's threads spin-wait, so two generations on the same cores are much slower than one after the other.
 let queue: Promise<unknown> = Promise.resolve();
@@ -135,6 +361,20 @@ export interface LocalClientOptions {
   threads?: number;
   /** context window cap (default MAX_LOCAL_CONTEXT) */
   maxContext?: number;
+  /** How a reply is written (default $ULTRA_LLM_DECODING, else "score"). "score": for a reply schema scorable()
+   * accepts (candidates mode's), see scoredDecode: the fixed JSON is evaluated in batches, strings are generated, and
+   * every enum (a card letter, a menu change, a reward) is picked from the model's probabilities of the options;
+   * any other schema is generated under its grammar. "grammar": every reply generated token by token under the
+   * schema's grammar. The reply records which (LlmReply.decoding). */
+  decoding?: LocalDecoding;
+}
+
+/** The decoding a client uses when its options do not say: $ULTRA_LLM_DECODING, else "score". */
+export function defaultDecoding(): LocalDecoding {
+  const env = process.env.ULTRA_LLM_DECODING;
+  if (env === undefined || env === "") return "score";
+  if (env !== "score" && env !== "grammar") throw new UltraError(`ULTRA_LLM_DECODING is "${env}": use score or grammar`);
+  return env;
 }
 
 /**
@@ -154,7 +394,8 @@ export async function localClient(spec?: string, opts: LocalClientOptions = {}):
       );
   }
 
-  const { getLlama, LlamaChatSession, LlamaLogLevel, LlamaText } = await import("node-llama-cpp");
+  const decoding = opts.decoding ?? defaultDecoding();
+  const { getLlama, LlamaChatSession, LlamaLogLevel, LlamaText, TokenBias, resolveChatWrapper } = await import("node-llama-cpp");
   const llama: Llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
   let model: LlamaModel;
   try {
@@ -190,9 +431,71 @@ export async function localClient(spec?: string, opts: LocalClientOptions = {}):
     return Math.max(0, model.tokenize(p.system).length + model.tokenize(p.user.slice(0, c)).length - 8);
   }
 
+  // the chat template as LlamaChatSession renders it with forceAddSystemPrompt (Gemma's puts the system text at the
+  // start of the user turn), ending where the model's turn begins
+  const chatWrapper = resolveChatWrapper(model);
+  const chatTokens = (p: Prompt): Token[] => {
+    const history: ChatHistoryItem[] = [...chatWrapper.generateInitialChatHistory({ systemPrompt: p.system }), { type: "user", text: p.user }, { type: "model", response: [] }];
+    return chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(model.tokenizer);
+  };
+
+  /** scoredDecode on this context: keep the evaluated tokens the prompt starts with, evaluate the rest with the reply. */
+  async function scored(req: LlmRequest, t0: number): Promise<LlmReply> {
+    const tokens = chatTokens(req.prompt);
+    if (tokens.length + 16 > contextTokens)
+      throw new UltraError(`the prompt is about ${tokens.length} tokens, more than ${name}'s context of ${contextTokens}; summarise the episode to fit`);
+    const held = sequence.contextTokens;
+    let reused = 0;
+    while (reused < Math.min(held.length, tokens.length - 1) && held[reused] === tokens[reused]) reused++;
+    await sequence.eraseContextTokenRanges([{ start: reused, end: sequence.nextTokenIndex }]);
+    last = req.prompt;
+    const scoring: ScoringModel = {
+      tokenize: (text) => model.tokenize(text),
+      detokenize: (toks) => model.detokenize(toks),
+      isEogToken: (t) => model.isEogToken(t),
+      async next(toks, want) {
+        if (toks.length === 0) {
+          // the logits of the last evaluated token are gone: evaluate it again
+          const end = sequence.nextTokenIndex;
+          toks = [sequence.contextTokens[end - 1]];
+          await sequence.eraseContextTokenRanges([{ start: end - 1, end }]);
+        }
+        let generateNext: Extract<ControlledEvaluateInputItem, unknown[]>[1]["generateNext"];
+        if ("among" in want) {
+          // The same large bias on each token asked about keeps their ratios and puts them first, so top-k returns
+          // exactly them: the whole vocabulary's probabilities (262k for Gemma) cost ~0.25 s a step, these ~25 ms.
+          const bias = new TokenBias(model.tokenizer);
+          for (const t of want.among) bias.set(t, { logit: 1000 });
+          generateNext = { probabilities: true, options: { temperature: 1, topK: want.among.length, topP: 1, minP: 0, tokenBias: bias } };
+        } else {
+          const bias = new TokenBias(model.tokenizer);
+          for (const t of want.sample.banned ?? []) bias.set(t, "never");
+          generateNext = { token: true, options: { temperature: want.sample.temperature, seed: want.sample.seed, tokenBias: bias } };
+        }
+        const input: ControlledEvaluateInputItem[] = [...toks.slice(0, -1), [toks[toks.length - 1], { generateNext }]];
+        const out = (await sequence.controlledEvaluate(input))[input.length - 1];
+        return { probabilities: out?.next.probabilities, token: out?.next.token };
+      },
+    };
+    const res = await scoredDecode(scoring, tokens.slice(reused), grammarSchema(req.schema), {
+      temperature: req.temperature,
+      seed: req.seed,
+      maxTokens: req.maxTokens,
+      distinct: req.distinct,
+    });
+    return {
+      text: JSON.stringify(res.value),
+      usage: { promptTokens: tokens.length, completionTokens: res.replyTokens, costUsd: 0, cachedPromptTokens: reused },
+      model: name,
+      seconds: (performance.now() - t0) / 1000,
+      decoding: { method: "score", choices: res.choices, sampled_tokens: res.sampled, evaluations: res.evaluations, prompt_seconds: res.promptSeconds },
+    };
+  }
+
   async function run(req: LlmRequest): Promise<LlmReply> {
     if (closed) throw new UltraError(`${name} is closed`);
     const t0 = performance.now();
+    if (decoding === "score" && scorable(req.schema)) return scored(req, t0);
     const key = JSON.stringify(req.schema);
     let grammar = grammars.get(key);
     if (!grammar) {
@@ -233,6 +536,7 @@ export async function localClient(spec?: string, opts: LocalClientOptions = {}):
         },
         model: name,
         seconds: (performance.now() - t0) / 1000,
+        decoding: { method: "grammar" },
       };
     } finally {
       session.dispose({ disposeSequence: false });

@@ -10,6 +10,10 @@ export interface LlmRequest {
   maxTokens: number;
   temperature: number;
   seed: number;
+  /** fields of the reply's critical_states entries whose value must differ from entry to entry (candidates mode:
+   * the card); a client that can hold a reply to it does (the local client's scored decoding), others leave it
+   * to identify's validation, which rejects a repeat */
+  distinct?: string[];
 }
 
 export interface LlmUsage {
@@ -28,6 +32,34 @@ export interface LlmReply {
   /** which model answered (for the cache key and the report) */
   model: string;
   seconds: number;
+  /** how the reply was made, where the client says (the local client) */
+  decoding?: LlmDecoding;
+}
+
+/** One choice among a schema's enum values (or, for an array, whether to add another entry), made from the
+ * model's next-token probabilities. */
+export interface LlmChoice {
+  /** where in the reply, e.g. "critical_states[1].card"; "critical_states[1]" for "another entry or stop" */
+  field: string;
+  /** each option's probability, normalised over the options allowed here; options whose tokens agree up to where
+   * the model was asked share one entry ("0 | 0.5"), and their split further on is not recorded */
+  options: Record<string, number>;
+  picked: string;
+}
+
+/** How a local model wrote the reply: `grammar`, generated token by token under the schema's grammar; `score`, the
+ * JSON's fixed parts written by the client, its strings generated, and every enum picked from the model's
+ * probabilities of the options (sampled at the request's temperature). */
+export interface LlmDecoding {
+  method: "grammar" | "score";
+  /** `score`: the choices, in reply order */
+  choices?: LlmChoice[];
+  /** `score`: tokens sampled one decoding step at a time (the strings); the rest of the reply was evaluated in batches */
+  sampled_tokens?: number;
+  /** `score`: the model's evaluations (calls), each one batch: the first evaluates the prompt's new tokens */
+  evaluations?: number;
+  /** `score`: seconds of the first evaluation (the prompt's tokens after the reused prefix, and the reply's first) */
+  prompt_seconds?: number;
 }
 
 export interface LlmClient {
