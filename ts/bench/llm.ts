@@ -5,7 +5,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
-import { UltraError } from "../bridge/errors.js";
+import { UltraError } from "../errors.js";
 import type { SpaceInfo } from "../bridge/ops.js";
 import { envSpec, resolveEnv } from "../config.js";
 import { CARDS_DISTINCT } from "../identify/cards.js";

@@ -7,7 +7,7 @@ import { existsSync, statSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { promisify } from "node:util";
 import type { ChatHistoryItem, ControlledEvaluateInputItem, Llama, LlamaContext, LlamaContextSequence, LlamaGrammar, LlamaModel, Token } from "node-llama-cpp";
-import { UltraError } from "../../bridge/errors.js";
+import { UltraError } from "../../errors.js";
 import { pythonPath } from "../../paths.js";
 import type { Prompt } from "../../identify/prompts.js";
 import { rng } from "../rng.js";
