@@ -15,7 +15,7 @@ PY := $(VENV)/bin/python
 # The CPU wheel on this machine; an unpinned torch would pull GBs of CUDA packages.
 TORCH ?= torch==2.13.0
 
-.PHONY: replicate setup test test-ts test-py pretrain train sweep doctor bench clean
+.PHONY: format replicate setup test test-ts test-py pretrain train sweep doctor bench clean
 
 setup: node_modules/.installed $(VENV)/.installed dist/.built
 
@@ -74,6 +74,11 @@ replicate: setup
 	  mkdir -p docs/results/$$part && cp $(REPLICATE_OUT)/$$part/report.md $(REPLICATE_OUT)/$$part/summary.json $(REPLICATE_OUT)/$$part/curves-*.png docs/results/$$part/ || exit 1; \
 	  [ $$rc -eq 0 ] || exit $$rc; \
 	done
+
+# One look for both sides: prettier (ts/, test/, examples/; .prettierrc.json) and ruff (py/; pyproject.toml).
+format: setup
+	npx prettier --write "ts/**/*.ts" "test/**/*.ts" "examples/**/*.mjs" agents/pretrain.mjs
+	$(PY) -m ruff format py
 
 doctor: setup
 	npx ultra doctor

@@ -50,7 +50,10 @@ describe("bench determinism", () => {
       steps_per_s: 1,
       episode_returns: returns,
       modulation: null,
-      params: { "a.weight": new NDArray("float32", [2], new Float32Array([1, 2])), "b.bias": new NDArray("float32", [2], new Float32Array(w)) },
+      params: {
+        "a.weight": new NDArray("float32", [2], new Float32Array([1, 2])),
+        "b.bias": new NDArray("float32", [2], new Float32Array(w)),
+      },
       trace: steps,
     });
     expect(firstDifference(run([3, 4]), run([3, 4]))).toBeNull();
@@ -85,7 +88,9 @@ describe("bench overhead", () => {
     // a radius of 100 covers every state: every step matches, and RA overrides each matched action
     expect(d.table.matched_fraction).toBe(1);
     expect(d.table.overridden_actions).toBe(d.table.matched_steps);
-    expect(r.stderr).toMatch(/ratio to sb3: ultra_empty [\d.]+× \(goal ≥ 0\.97\), ultra_10_states [\d.]+× \(goal ≥ 0\.9\); goals (met|NOT met)/);
+    expect(r.stderr).toMatch(
+      /ratio to sb3: ultra_empty [\d.]+× \(goal ≥ 0\.97\), ultra_10_states [\d.]+× \(goal ≥ 0\.9\); goals (met|NOT met)/,
+    );
   });
 });
 
@@ -118,12 +123,25 @@ describe("bench faults", () => {
 // The model's own figures need minutes on this CPU (bench/README.md has a recorded run); here, what is derived from them.
 describe("bench llm", () => {
   const row = (mode: LlmBenchRow["mode"], episode: number, seconds: number, prompt = 1900, rejected = 0): LlmBenchRow => ({
-    mode, episode, prompt_tokens: prompt, cached_prompt_tokens: episode ? 800 : 0, completion_tokens: 150, seconds,
-    parsed: true, counts: { proposed: 4, valid: 4 - rejected, clipped: 0, rejected }, valid: rejected === 0,
+    mode,
+    episode,
+    prompt_tokens: prompt,
+    cached_prompt_tokens: episode ? 800 : 0,
+    completion_tokens: 150,
+    seconds,
+    parsed: true,
+    counts: { proposed: 4, valid: 4 - rejected, clipped: 0, rejected },
+    valid: rejected === 0,
   });
 
   it("judges candidates by the episodes after the first (its prefix is evaluated once) and episode mode by its largest prompt", () => {
-    const rows = [row("candidates", 0, 14), row("candidates", 1, 5.5), row("candidates", 2, 6.5, 1900, 1), row("episode", 0, 30, 3950), row("episode", 1, 20, 3990)];
+    const rows = [
+      row("candidates", 0, 14),
+      row("candidates", 1, 5.5),
+      row("candidates", 2, 6.5, 1900, 1),
+      row("episode", 0, 30, 3950),
+      row("episode", 1, 20, 3990),
+    ];
     const s = llmSummary(rows);
     expect(s.modes.candidates).toEqual({ max_prompt_tokens: 1900, first_seconds: 14, max_seconds_after_first: 6.5, valid: 2, replies: 3 });
     expect(s.met).toEqual({ candidates_seconds_after_first: false, episode_prompt_tokens: true });

@@ -59,8 +59,15 @@ describe("sidecar bridge", () => {
       await sc.call("env_reset", { env });
       const actions = Array.from({ length: 40 }, (_, t) =>
         action_space.type === "Box"
-          ? NDArray.float32(Array.from({ length: n_envs * action_space.shape[0] }, (_, i) => Math.sin(t * 0.7 + i)), [n_envs, action_space.shape[0]])
-          : new NDArray("int64", [n_envs], BigInt64Array.from({ length: n_envs }, (_, i) => BigInt((t + i) % action_space.n!))),
+          ? NDArray.float32(
+              Array.from({ length: n_envs * action_space.shape[0] }, (_, i) => Math.sin(t * 0.7 + i)),
+              [n_envs, action_space.shape[0]],
+            )
+          : new NDArray(
+              "int64",
+              [n_envs],
+              BigInt64Array.from({ length: n_envs }, (_, i) => BigInt((t + i) % action_space.n!)),
+            ),
       );
       const play = async (acts: NDArray[]) => {
         const out: Buffer[] = [];
@@ -86,7 +93,11 @@ describe("sidecar bridge", () => {
     const { env } = await sc.call("env_make", { spec: { ...HALF_CHEETAH, normalize: { gamma: 0.98 } } });
     const { model } = await sc.call("model_new", { env, ppo: TINY_PPO });
     const chunks: TrajectoryChunk[] = [];
-    const res = await sc.call("collect", { model, env, episodes: 10, chunk_steps: 512, snapshot_every: 50 }, { onEvent: (ev, d) => ev === "chunk" && chunks.push(d) });
+    const res = await sc.call(
+      "collect",
+      { model, env, episodes: 10, chunk_steps: 512, snapshot_every: 50 },
+      { onEvent: (ev, d) => ev === "chunk" && chunks.push(d) },
+    );
     expect(res.steps).toBe(10_000);
     for (let ep = 0; ep < 10; ep++) {
       const mine = chunks.filter((c) => c.episode === ep);

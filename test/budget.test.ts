@@ -64,7 +64,9 @@ describe("reward unit", () => {
 
   it("a critical_states.json from an older identify names the missing fields and says to re-run identify", () => {
     const old = {
-      env_id: "Hopper-v5", adviser: "rollout", states: [],
+      env_id: "Hopper-v5",
+      adviser: "rollout",
+      states: [],
       counts: { proposed: 0, valid: 0, clipped: 0, rejected: 0, rejections: {} },
       radius: { states: 0.1, random: 0.1, match_fraction: null },
     };

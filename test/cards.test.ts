@@ -3,7 +3,16 @@
 import { describe, expect, it } from "vitest";
 import type { SpaceInfo } from "../ts/bridge/ops.js";
 import { interpreterFor } from "../ts/envs/index.js";
-import { actionMenu, adviceFromCards, applyChange, cardsSchema, oneDecimal, pickCards, REASON_CHARS, type CardEpisode } from "../ts/identify/cards.js";
+import {
+  actionMenu,
+  adviceFromCards,
+  applyChange,
+  cardsSchema,
+  oneDecimal,
+  pickCards,
+  REASON_CHARS,
+  type CardEpisode,
+} from "../ts/identify/cards.js";
 import { emptyCounts, validateAdvice } from "../ts/ultra/critical.js";
 import type { Episode } from "../ts/ultra/episodes.js";
 import { grammarSchema } from "../ts/ultra/llm/local.js";
@@ -22,10 +31,17 @@ function episode(n = 1000, terminated = false): CardEpisode & Episode {
   const obs = Float32Array.from({ length: n * 17 }, () => 0.2 * (r() - 0.5));
   const actions = Float32Array.from({ length: n * 6 }, () => 1.6 * (r() - 0.5));
   return {
-    episode: 0, length: n, return: rewards.reduce((a, b) => a + b, 0), terminated,
-    obs: new NDArray("float32", [n, 17], obs), raw_obs: new NDArray("float32", [n, 17], obs),
-    actions: new NDArray("float32", [n, 6], actions), rewards: new NDArray("float32", [n], rewards),
-    values: new NDArray("float32", [n], values), log_probs: new NDArray("float32", [n], new Float32Array(n)), snapshots: [],
+    episode: 0,
+    length: n,
+    return: rewards.reduce((a, b) => a + b, 0),
+    terminated,
+    obs: new NDArray("float32", [n, 17], obs),
+    raw_obs: new NDArray("float32", [n, 17], obs),
+    actions: new NDArray("float32", [n, 6], actions),
+    rewards: new NDArray("float32", [n], rewards),
+    values: new NDArray("float32", [n], values),
+    log_probs: new NDArray("float32", [n], new Float32Array(n)),
+    snapshots: [],
   } as unknown as CardEpisode & Episode;
 }
 
@@ -63,7 +79,15 @@ describe("candidate cards", () => {
     expect(applyChange("all zero", ep, 300, BOX, cheetah)).toEqual([0, 0, 0, 0, 0, 0]);
     expect(applyChange("tail +", ep, 300, BOX, cheetah)).toBeUndefined();
     const pong = interpreterFor("Pong");
-    expect(actionMenu({ type: "Discrete", shape: [], n: 6 }, pong).map((c) => c.id)).toEqual(["keep", "NOOP", "FIRE", "RIGHT", "LEFT", "RIGHTFIRE", "LEFTFIRE"]);
+    expect(actionMenu({ type: "Discrete", shape: [], n: 6 }, pong).map((c) => c.id)).toEqual([
+      "keep",
+      "NOOP",
+      "FIRE",
+      "RIGHT",
+      "LEFT",
+      "RIGHTFIRE",
+      "LEFTFIRE",
+    ]);
   });
 
   it("build a reply schema that admits only the letters shown and the menu's ids, reason first", () => {
@@ -108,7 +132,9 @@ describe("candidate cards", () => {
       expect(l).toMatch(/^Card [A-F], .* at \d+%: V -?\d+\.\d -> -?\d+\.\d, reward [+-]\d+\.\d\. .*\. Action( [+-]\d\.\d){6}\.$/);
       expect(l).not.toMatch(/\d\.\d\d/);
     }
-    expect(q.prompt.user).toContain("NAME one of: back thigh, back shin, back foot, front thigh, front shin, front foot (a card's Action: the policy's own 6 numbers, in this order)");
+    expect(q.prompt.user).toContain(
+      "NAME one of: back thigh, back shin, back foot, front thigh, front shin, front foot (a card's Action: the policy's own 6 numbers, in this order)",
+    );
     expect(oneDecimal("velocity +0.25 m/s, pitch -0.04 rad, 3.14159, 2.5")).toBe("velocity +0.3 m/s, pitch 0.0 rad, 3.1, 2.5");
     // the reason is capped, and the prompt says so
     expect((q.schema as any).properties.critical_states.items.properties.reason.maxLength).toBe(REASON_CHARS);

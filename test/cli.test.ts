@@ -99,7 +99,8 @@ describe("ultra CLI", () => {
     expect(r.code, r.stdout).toBe(0);
     const d = JSON.parse(r.stdout);
     expect(d.ok).toBe(true);
-    for (const k of ["node", "torch", "stable-baselines3", "gymnasium", "mujoco", "ale-py", "zeromq.js"]) expect(d.versions[k], k).toBeTruthy();
+    for (const k of ["node", "torch", "stable-baselines3", "gymnasium", "mujoco", "ale-py", "zeromq.js"])
+      expect(d.versions[k], k).toBeTruthy();
     expect(d.checks.find((c: any) => c.name === "sidecar round trip").detail).toMatch(/\d+ µs median/);
   });
 
@@ -121,7 +122,11 @@ describe("ultra CLI", () => {
 
   for (const signal of ["SIGINT", "SIGTERM"] as const)
     it(`${signal} stops the CLI and its sidecar, leaving no process behind`, async () => {
-      const cli = spawn(process.execPath, [ULTRA, "pretrain", "--env", "HalfCheetah", "--steps", "1000000", "--out", join(dir, `sig-${signal}`)], { stdio: ["ignore", "ignore", "pipe"] });
+      const cli = spawn(
+        process.execPath,
+        [ULTRA, "pretrain", "--env", "HalfCheetah", "--steps", "1000000", "--out", join(dir, `sig-${signal}`)],
+        { stdio: ["ignore", "ignore", "pipe"] },
+      );
       let stderr = "";
       cli.stderr!.on("data", (d) => (stderr += d));
       await waitFor(() => stderr.includes("PPO MlpPolicy"), 60_000); // the sidecar is up and training
@@ -143,11 +148,23 @@ describe("ultra train --baselines", () => {
     expect(parseBaselines("all,rice")).toEqual([...BASELINES, "rice"]);
     expect(parseBaselines("rice, continue_ppo,rice")).toEqual(["rice", "continue_ppo"]);
     expect(parseBaselines("none")).toEqual([]);
-    expect(() => parseBaselines("all,ricee")).toThrow(/unknown baseline "ricee" in --baselines all,ricee: use all, none or names among continue_ppo, rice_reset, random_critical, rice/);
+    expect(() => parseBaselines("all,ricee")).toThrow(
+      /unknown baseline "ricee" in --baselines all,ricee: use all, none or names among continue_ppo, rice_reset, random_critical, rice/,
+    );
   });
 
   it("refuses an unknown baseline by name before training", async () => {
-    const r = await ultra("train", "--env", "CartPole-v1", "--profile", "smoke", "--baselines", "continue_ppo,rise", "--out", join(mkdtempSync(join(tmpdir(), "ultra-baselines-")), "run"));
+    const r = await ultra(
+      "train",
+      "--env",
+      "CartPole-v1",
+      "--profile",
+      "smoke",
+      "--baselines",
+      "continue_ppo,rise",
+      "--out",
+      join(mkdtempSync(join(tmpdir(), "ultra-baselines-")), "run"),
+    );
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('unknown baseline "rise"');
   });

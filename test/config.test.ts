@@ -21,7 +21,12 @@ describe("env configs", () => {
     for (const n of ["HalfCheetah", "halfcheetah", "HalfCheetah-v5", "cheetah"]) expect(resolveEnv(n).env_id).toBe("HalfCheetah-v5");
     expect(resolveEnv("PongNoFrameskip-v4").env_id).toBe("ALE/Pong-v5");
     // another version of a configured env keeps its settings (RICE's agents run on v4)
-    expect(resolveEnv("Hopper-v4")).toMatchObject({ name: "Hopper", env_id: "Hopper-v4", normalize: resolveEnv("Hopper").normalize, ppo: resolveEnv("Hopper").ppo });
+    expect(resolveEnv("Hopper-v4")).toMatchObject({
+      name: "Hopper",
+      env_id: "Hopper-v4",
+      normalize: resolveEnv("Hopper").normalize,
+      ppo: resolveEnv("Hopper").ppo,
+    });
     expect(resolveEnv("Reacher-v4")).toMatchObject({ name: "Reacher", env_id: "Reacher-v4" });
     expect(resolveEnv("CartPole-v1")).toMatchObject({ env_id: "CartPole-v1", ppo: { policy: "MlpPolicy" } });
     expect(() => resolveEnv("Cheetahh")).toThrow(/unknown env "Cheetahh"/);
@@ -44,14 +49,28 @@ describe("env configs", () => {
       expect(c.interpreter === null || INTERPRETERS.some((i) => i.name === c.interpreter), c.name).toBe(true);
     }
     expect(interpreterOf(resolveEnv("SparseHopper")).name).toBe("SparseHopper"); // the Hopper interpreter, under its own name
-    expect(resolveEnv("SparseHalfCheetah")).toMatchObject({ interpreter: "HalfCheetah", prompt: "sparse-halfcheetah.md", env_kwargs: { threshold: 5 } });
+    expect(resolveEnv("SparseHalfCheetah")).toMatchObject({
+      interpreter: "HalfCheetah",
+      prompt: "sparse-halfcheetah.md",
+      env_kwargs: { threshold: 5 },
+    });
     expect(() => interpreterOf({ name: "X", interpreter: "Cheetah" })).toThrow(/interpreter "Cheetah" is not one of HalfCheetah, Hopper/);
   });
 
   it("a run of a v4 env (RICE's agents) keeps its v4 id in every phase, with its v5 twin's config", () => {
     const run = new RunDir(mkdtempSync(join(tmpdir(), "ultra-v4-")));
     const cfg = resolveEnv("Hopper-v4");
-    const record: RunRecord = { env: cfg.name, env_id: cfg.env_id, seed: 0, profile: "smoke", settings: resolveSettings({ profile: "smoke" }), created: "", git_commit: null, versions: {}, phases: {} };
+    const record: RunRecord = {
+      env: cfg.name,
+      env_id: cfg.env_id,
+      seed: 0,
+      profile: "smoke",
+      settings: resolveSettings({ profile: "smoke" }),
+      created: "",
+      git_commit: null,
+      versions: {},
+      phases: {},
+    };
     const ctx = contextFor(run, record, {} as Sidecar);
     expect(ctx.cfg).toMatchObject({ name: "Hopper", env_id: "Hopper-v4", interpreter: "Hopper" });
     expect(envSpec(ctx.cfg, { seed: 0, training: false }).env_id).toBe("Hopper-v4");

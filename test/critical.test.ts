@@ -16,7 +16,10 @@ describe("validateAdvice", () => {
         { step: 5, reason: "falls", action: [0.5, -0.5], reward: 0.3 },
         { step: 9, reason: "too hard", action: [3, -0.2], reward: 1 },
       ],
-      episode, box, "test", counts,
+      episode,
+      box,
+      "test",
+      counts,
     );
     expect(out).toEqual([
       { episode: 3, step: 5, action: [0.5, -0.5], reward: 0.3, reason: "falls", adviser: "test" },
@@ -38,7 +41,10 @@ describe("validateAdvice", () => {
         "critical at 12",
         { step: 2.5, action: [0, 0], reward: 0 },
       ],
-      episode, box, "test", counts,
+      episode,
+      box,
+      "test",
+      counts,
     );
     expect(out.map((s) => s.step)).toEqual([4]);
     expect(counts.rejections).toEqual({
@@ -49,7 +55,19 @@ describe("validateAdvice", () => {
     });
     expect(counts).toMatchObject({ proposed: 8, valid: 1, rejected: 7 });
     const d = emptyCounts();
-    expect(validateAdvice([{ step: 1, action: 6, reward: 0 }, { step: 2, action: 2, reward: 0 }, { step: 3, action: null, reward: -1 }], episode, discrete, "t", d).map((s) => s.action)).toEqual([2, null]);
+    expect(
+      validateAdvice(
+        [
+          { step: 1, action: 6, reward: 0 },
+          { step: 2, action: 2, reward: 0 },
+          { step: 3, action: null, reward: -1 },
+        ],
+        episode,
+        discrete,
+        "t",
+        d,
+      ).map((s) => s.action),
+    ).toEqual([2, null]);
     expect(d.rejections).toEqual({ "action not in 0..5": 1 });
   });
 });

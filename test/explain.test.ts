@@ -28,7 +28,17 @@ describe("ultra explain", () => {
     } finally {
       await sc.close();
     }
-    run.writeJson("run.json", { env: "CartPole-v1", env_id: "CartPole-v1", seed: 0, profile: "smoke", settings, created: "", git_commit: null, versions: {}, phases: {} });
+    run.writeJson("run.json", {
+      env: "CartPole-v1",
+      env_id: "CartPole-v1",
+      seed: 0,
+      profile: "smoke",
+      settings,
+      created: "",
+      git_commit: null,
+      versions: {},
+      phases: {},
+    });
   });
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
@@ -37,7 +47,12 @@ describe("ultra explain", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/mask net: 2048\/2048 steps/); // the progress bar's last line
     const ex = JSON.parse(r.stdout);
-    expect(ex).toMatchObject({ mask: "explain/masknet.zip", loaded_from: null, recipe: { steps: 2048, alpha: 0.01, seed: 0 }, env_steps: 2048 });
+    expect(ex).toMatchObject({
+      mask: "explain/masknet.zip",
+      loaded_from: null,
+      recipe: { steps: 2048, alpha: 0.01, seed: 0 },
+      env_steps: 2048,
+    });
     expect(ex.seconds).toBeGreaterThan(0);
     expect(ex.trained.blind_fraction).toBeGreaterThanOrEqual(0);
     expect(readJson(run.path("explain", "explain.json"))).toEqual(ex);
@@ -52,7 +67,13 @@ describe("ultra explain", () => {
     copyFileSync(run.path("explain", "masknet.zip"), given);
     const r = await ultra("explain", "--run", run.root, "--mask", given);
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ mask: "explain/masknet.zip", loaded_from: given, recipe: null, trained: null, env_steps: 0 });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      mask: "explain/masknet.zip",
+      loaded_from: given,
+      recipe: null,
+      trained: null,
+      env_steps: 0,
+    });
     expect(reusableMask(ctxWith(settings))).toBeNull(); // not trained with the arm's recipe
   });
 
@@ -80,11 +101,28 @@ describe("ultra explain", () => {
 describe("the rice arm in a run", () => {
   it("trains its mask net, restarts at its critical states with the RND bonus, and the report sets its cost beside identification's", async () => {
     const out = join(mkdtempSync(join(tmpdir(), "ultra-rice-arm-")), "run");
-    const r = await ultra("train", "--env", "CartPole-v1", "--profile", "smoke", "--adviser", "rollout", "--verify", "off", "--baselines", "continue_ppo,rice", "--out", out);
+    const r = await ultra(
+      "train",
+      "--env",
+      "CartPole-v1",
+      "--profile",
+      "smoke",
+      "--adviser",
+      "rollout",
+      "--verify",
+      "off",
+      "--baselines",
+      "continue_ppo,rice",
+      "--out",
+      out,
+    );
     expect(r.code, r.stderr).toBe(0);
     const p = readJson(join(out, "baselines", "rice", "progress.json"));
     expect(p.mask.trained).toMatchObject({ steps: 2048 });
-    const m = p.modulation.reduce((a: Record<string, number>, s: Record<string, number>) => Object.fromEntries(Object.keys(s).map((k) => [k, (a[k] ?? 0) + s[k]])), {});
+    const m = p.modulation.reduce(
+      (a: Record<string, number>, s: Record<string, number>) => Object.fromEntries(Object.keys(s).map((k) => [k, (a[k] ?? 0) + s[k]])),
+      {},
+    );
     expect(m.rice_resets).toBeGreaterThan(0); // CartPole episodes end inside the smoke budget: some restart at the mask net's state
     expect(m.rnd_bonus_steps).toBe(p.steps_done);
     const crit = readJson(join(out, "critical_states.json"));
@@ -92,7 +130,11 @@ describe("the rice arm in a run", () => {
     const report = readFileSync(join(out, "report.md"), "utf8");
     expect(report).toContain(`RICE: a mask net trained here for 2048 steps`);
     const ratio = fmt(2048 / identSteps).replace(".", "\\.");
-    expect(report).toMatch(new RegExp(`Finding critical states: ULTRA's identification took ${identSteps} env steps and [\\d.]+ s; RICE's mask net took 2048 env steps and [\\d.]+ s to train: ${ratio}× ULTRA's env steps`));
+    expect(report).toMatch(
+      new RegExp(
+        `Finding critical states: ULTRA's identification took ${identSteps} env steps and [\\d.]+ s; RICE's mask net took 2048 env steps and [\\d.]+ s to train: ${ratio}× ULTRA's env steps`,
+      ),
+    );
     expect(readJson(join(out, "eval.json")).arms.rice.returns).not.toEqual(readJson(join(out, "eval.json")).arms.continue_ppo.returns);
   }, 400_000);
 });

@@ -15,7 +15,16 @@ import { NDArray } from "../ts/protocol.js";
 import { loadModel, type RunContext } from "../ts/ultra/context.js";
 import { collectEpisodes } from "../ts/ultra/episodes.js";
 import { explain } from "../ts/ultra/explain.js";
-import { fidelity, fidelityScore, maskSegmentStart, MIN_RELATIVE_D, randomActions, segmentOf, summarize, type Score } from "../ts/ultra/fidelity.js";
+import {
+  fidelity,
+  fidelityScore,
+  maskSegmentStart,
+  MIN_RELATIVE_D,
+  randomActions,
+  segmentOf,
+  summarize,
+  type Score,
+} from "../ts/ultra/fidelity.js";
 import { episodeFile } from "../ts/ultra/phases/identify.js";
 import { RunDir } from "../ts/ultra/rundir.js";
 import type { Settings } from "../ts/ultra/settings.js";
@@ -43,11 +52,21 @@ with zipfile.ZipFile(path, "w") as z:
  * `episodes` stored as identify stores them (fidelity collects them again the same way and checks). */
 async function balancedRun(sc: Sidecar, run: RunDir, episodes: number): Promise<RunContext> {
   const { env: made } = await sc.call("env_make", { spec: { env_id: "CartPole-v1", n_envs: 1, seed: 0 } });
-  const { model: fresh } = await sc.call("model_new", { env: made, ppo: { policy: "MlpPolicy", seed: 0, policy_kwargs: { net_arch: { pi: [], vf: [] } } } });
+  const { model: fresh } = await sc.call("model_new", {
+    env: made,
+    ppo: { policy: "MlpPolicy", seed: 0, policy_kwargs: { net_arch: { pi: [], vf: [] } } },
+  });
   await sc.call("model_save", { model: fresh, path: run.path("base", "model.zip") });
   for (const h of [fresh, made]) await sc.call("close", { handle: h });
   execFileSync(pythonPath(), ["-c", BALANCE, run.path("base", "model.zip")]);
-  run.writeJson("run.json", { env: "CartPole-v1", env_id: "CartPole-v1", seed: 0, profile: "test", settings: { trust_model: false, identify: { episodes, deterministic: true, min_separation: 10 } }, phases: {} });
+  run.writeJson("run.json", {
+    env: "CartPole-v1",
+    env_id: "CartPole-v1",
+    seed: 0,
+    profile: "test",
+    settings: { trust_model: false, identify: { episodes, deterministic: true, min_separation: 10 } },
+    phases: {},
+  });
   const ctx: RunContext = { run, cfg: resolveEnv("CartPole-v1"), settings: { trust_model: false } as Settings, seed: 0, sc };
   const { env, model } = await loadModel(ctx, "base", { training: false, nEnvs: 1, seedOffset: 1000 });
   for (let i = 0; i < episodes; i++) {
@@ -62,7 +81,9 @@ async function balancedRun(sc: Sidecar, run: RunDir, episodes: number): Promise<
 const statesAt = (adviser: string, steps: number[], episodes: number) => ({
   env_id: "CartPole-v1",
   adviser,
-  states: Array.from({ length: episodes }, (_, episode) => steps.map((step) => ({ episode, step, action: null, reward: 0, reason: "", adviser }))).flat(),
+  states: Array.from({ length: episodes }, (_, episode) =>
+    steps.map((step) => ({ episode, step, action: null, reward: 0, reason: "", adviser })),
+  ).flat(),
 });
 
 describe("fidelity scoring", () => {
@@ -79,7 +100,18 @@ describe("fidelity scoring", () => {
   });
 
   it("summarises per selector and k with a 95% CI (none from one score)", () => {
-    const s = (selector: string, k: number, fidelity: number): Score => ({ selector, episode: 0, step: 0, start: 0, k, l: 1, L: 10, d: 1, d_max: 1, fidelity });
+    const s = (selector: string, k: number, fidelity: number): Score => ({
+      selector,
+      episode: 0,
+      step: 0,
+      start: 0,
+      k,
+      l: 1,
+      L: 10,
+      d: 1,
+      d_max: 1,
+      fidelity,
+    });
     const sum = summarize([s("a", 0.1, 1), s("a", 0.1, 3), s("a", 0.2, 2), s("b", 0.1, 0)], [0.1, 0.2]);
     expect(sum.a.by_k["0.1"].mean).toBe(2);
     expect(sum.a.by_k["0.1"].ci95).toBeCloseTo(12.706 * Math.SQRT1_2 * Math.SQRT2, 3); // t(0.975, 1)·s/√2, s = √2
@@ -127,17 +159,34 @@ describe("segment_returns (real sidecar)", () => {
     const { env: seg } = await sc.call("env_make", { spec: { env_id: "CartPole-v1", n_envs: m + 1, seed: 9 } });
     const actions = new NDArray("int64", [m, l], BigInt64Array.from([...own, ...own].map(BigInt)));
     const r = await sc.call("segment_returns", { model, env: seg, snapshot: ep.snapshots[start], actions, horizon: 1000 });
-    const rest = ep.rewards.toNumbers().slice(start).reduce((a, b) => a + b, 0);
+    const rest = ep.rewards
+      .toNumbers()
+      .slice(start)
+      .reduce((a, b) => a + b, 0);
     expect(r.returns.toNumbers()).toEqual([rest, rest, rest]);
     expect(r.env_steps).toBe((m + 1) * (ep.length - start));
 
     // random actions: one return per rollout, each a whole number of CartPole's +1 steps
-    const rnd = await sc.call("segment_returns", { model, env: seg, snapshot: ep.snapshots[start], actions: randomActions({ type: "Discrete", shape: [], n: 2 }, m, l, 5), horizon: 1000 });
+    const rnd = await sc.call("segment_returns", {
+      model,
+      env: seg,
+      snapshot: ep.snapshots[start],
+      actions: randomActions({ type: "Discrete", shape: [], n: 2 }, m, l, 5),
+      horizon: 1000,
+    });
     expect(rnd.returns.shape).toEqual([m + 1]);
     expect(rnd.returns.data[0]).toBe(rest);
     for (const x of rnd.returns.toNumbers()) expect(Number.isInteger(x) && x >= 1).toBe(true);
 
-    await expect(sc.call("segment_returns", { model, env: seg, snapshot: ep.snapshots[start], actions: NDArray.float32([0, 1], [2, 1, 1]), horizon: 10 })).rejects.toThrow(/per-step shape/);
+    await expect(
+      sc.call("segment_returns", {
+        model,
+        env: seg,
+        snapshot: ep.snapshots[start],
+        actions: NDArray.float32([0, 1], [2, 1, 1]),
+        horizon: 10,
+      }),
+    ).rejects.toThrow(/per-step shape/);
   }, 60_000);
 
   // Why the critical steps are known: the policy balances CartPole (+1 a step) until the 500-step time limit, and
@@ -174,7 +223,12 @@ describe("segment_returns (real sidecar)", () => {
     run.writeJson("critical_states.json", statesAt("first steps", [0], 1));
     ctx.settings = { trust_model: false, rice: { mask: null, mask_steps: 2048, alpha: 0.01, rnd_coef: 0 } } as Settings;
     const ex = await explain(ctx, {});
-    expect(ex).toMatchObject({ mask: "explain/masknet.zip", env_steps: 2048, recipe: { steps: 2048, alpha: 0.01, seed: 0 }, loaded_from: null });
+    expect(ex).toMatchObject({
+      mask: "explain/masknet.zip",
+      env_steps: 2048,
+      recipe: { steps: 2048, alpha: 0.01, seed: 0 },
+      loaded_from: null,
+    });
 
     const ratios = [0.1, 0.2];
     const { summary, file } = await fidelity(run.root, { samples: 2, compare: [], horizon: 500, ratios }, sc);

@@ -4,5 +4,7 @@ import { join } from "node:path";
 import { ROOT } from "../ts/paths.js";
 
 export default function setup(): void {
-  execFileSync(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", join(ROOT, "tsconfig.json")], { stdio: "inherit" });
+  execFileSync(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", join(ROOT, "tsconfig.json")], {
+    stdio: "inherit",
+  });
 }

@@ -11,7 +11,10 @@ export const ULTRA = join(ROOT, "bin", "ultra.js");
 /** Run the `ultra` CLI as a user would, with extra environment variables; a non-zero exit is returned, not thrown. */
 export async function ultraWith(env: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [ULTRA, ...args], { maxBuffer: 64 << 20, env: { ...process.env, ...env } });
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [ULTRA, ...args], {
+      maxBuffer: 64 << 20,
+      env: { ...process.env, ...env },
+    });
     return { code: 0, stdout, stderr };
   } catch (e: any) {
     return { code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string };

@@ -17,12 +17,29 @@ function expectLayout(env: string, n: number, table: Record<string, number>) {
 
 // Recorded with gymnasium: Hopper-v5 / Walker2d-v5 reset(seed=0), then uniform random actions (rng seed 0)
 // until termination; the last healthy observation and the terminal one.
-const HOPPER_LAST_HEALTHY = [1.2079277903453056, -0.1763091866040498, -0.15105354323227144, -0.017263425511255755, -0.023180792846142207, -0.5428901247680753, -0.061740390973185164, -3.1034552821872, -3.8626607526567924, 1.4080672591673067, 0.22781563974378716];
-const HOPPER_TERMINAL = [1.2069654520867508, -0.20124820147146058, -0.18289230539576076, -0.00500237856784929, -0.01579516511733233, -0.4873959687399419, -0.1515937726783717, -3.1264311859483693, -4.107120355461429, 1.625235490906582, 1.562906531226227];
-const WALKER_LAST_HEALTHY = [0.9924256118983512, -0.9397753569861802, -0.3686227245809351, -1.3434931090488866, 0.9758285724554605, -0.5522453306498837, -1.0502841789881172, 0.5558342234154102, -0.31449622706673147, -1.5880030132865663, -10.0, -10.0, 4.780443532208848, -3.878010663602117, -10.0, 2.778524268034234, -0.5288895346936728];
-const WALKER_TERMINAL = [0.9811935812201291, -1.0052760587651084, -0.46253677768853263, -1.3086512553110634, 0.9076026987163022, -0.6417982357977033, -1.0212675541713159, 0.6064779435360302, -0.04634919139638485, -1.205021875735256, -6.305936873371587, -9.42679111140458, 3.957354213958002, -10.0, -9.334143712984062, 3.556720253996634, 10.0];
+const HOPPER_LAST_HEALTHY = [
+  1.2079277903453056, -0.1763091866040498, -0.15105354323227144, -0.017263425511255755, -0.023180792846142207, -0.5428901247680753,
+  -0.061740390973185164, -3.1034552821872, -3.8626607526567924, 1.4080672591673067, 0.22781563974378716,
+];
+const HOPPER_TERMINAL = [
+  1.2069654520867508, -0.20124820147146058, -0.18289230539576076, -0.00500237856784929, -0.01579516511733233, -0.4873959687399419,
+  -0.1515937726783717, -3.1264311859483693, -4.107120355461429, 1.625235490906582, 1.562906531226227,
+];
+const WALKER_LAST_HEALTHY = [
+  0.9924256118983512, -0.9397753569861802, -0.3686227245809351, -1.3434931090488866, 0.9758285724554605, -0.5522453306498837,
+  -1.0502841789881172, 0.5558342234154102, -0.31449622706673147, -1.5880030132865663, -10.0, -10.0, 4.780443532208848, -3.878010663602117,
+  -10.0, 2.778524268034234, -0.5288895346936728,
+];
+const WALKER_TERMINAL = [
+  0.9811935812201291, -1.0052760587651084, -0.46253677768853263, -1.3086512553110634, 0.9076026987163022, -0.6417982357977033,
+  -1.0212675541713159, 0.6064779435360302, -0.04634919139638485, -1.205021875735256, -6.305936873371587, -9.42679111140458,
+  3.957354213958002, -10.0, -9.334143712984062, 3.556720253996634, 10.0,
+];
 // Reacher-v5 reset(seed=3), three steps of [0.5, -0.3]; the env's info["reward_dist"] was -0.3727991760177059.
-const REACHER_OBS = [0.9956400963682951, 0.9874242653742822, 0.0932780708619768, -0.15809275805696812, -0.16234854310384034, -0.026749223905410485, 5.818227850433534, -3.4989779757667794, 0.37167783978583646, 0.028893062344004395];
+const REACHER_OBS = [
+  0.9956400963682951, 0.9874242653742822, 0.0932780708619768, -0.15809275805696812, -0.16234854310384034, -0.026749223905410485,
+  5.818227850433534, -3.4989779757667794, 0.37167783978583646, 0.028893062344004395,
+];
 
 describe("state interpreters", () => {
   it("HalfCheetah reads the v5 layout: index 8 is the forward velocity", () => {
@@ -32,9 +49,23 @@ describe("state interpreters", () => {
     expect(hc.features(obs).forward_velocity).toBe(3.0);
     expect(hc.describe(obs)).toContain("forward velocity +3.00 m/s");
     expectLayout("HalfCheetah", 17, {
-      height: 0, pitch: 1, bthigh_angle: 2, bshin_angle: 3, bfoot_angle: 4, fthigh_angle: 5, fshin_angle: 6, ffoot_angle: 7,
-      forward_velocity: 8, vertical_velocity: 9, pitch_rate: 10,
-      bthigh_velocity: 11, bshin_velocity: 12, bfoot_velocity: 13, fthigh_velocity: 14, fshin_velocity: 15, ffoot_velocity: 16,
+      height: 0,
+      pitch: 1,
+      bthigh_angle: 2,
+      bshin_angle: 3,
+      bfoot_angle: 4,
+      fthigh_angle: 5,
+      fshin_angle: 6,
+      ffoot_angle: 7,
+      forward_velocity: 8,
+      vertical_velocity: 9,
+      pitch_rate: 10,
+      bthigh_velocity: 11,
+      bshin_velocity: 12,
+      bfoot_velocity: 13,
+      fthigh_velocity: 14,
+      fshin_velocity: 15,
+      ffoot_velocity: 16,
     });
   });
 
@@ -49,8 +80,17 @@ describe("state interpreters", () => {
 
   it("Hopper reads the v5 layout and its healthy ranges", () => {
     expectLayout("Hopper", 11, {
-      height: 0, angle: 1, thigh_angle: 2, leg_angle: 3, foot_angle: 4, forward_velocity: 5, vertical_velocity: 6,
-      angular_velocity: 7, thigh_velocity: 8, leg_velocity: 9, foot_velocity: 10,
+      height: 0,
+      angle: 1,
+      thigh_angle: 2,
+      leg_angle: 3,
+      foot_angle: 4,
+      forward_velocity: 5,
+      vertical_velocity: 6,
+      angular_velocity: 7,
+      thigh_velocity: 8,
+      leg_velocity: 9,
+      foot_velocity: 10,
     });
     const hop = interpreterFor("Hopper");
     const healthy = hop.features(HOPPER_LAST_HEALTHY);
@@ -67,9 +107,23 @@ describe("state interpreters", () => {
 
   it("Walker2d reads the v5 layout (right leg, then left) and its healthy ranges", () => {
     expectLayout("Walker2d", 17, {
-      height: 0, angle: 1, right_thigh_angle: 2, right_leg_angle: 3, right_foot_angle: 4, left_thigh_angle: 5, left_leg_angle: 6,
-      left_foot_angle: 7, forward_velocity: 8, vertical_velocity: 9, angular_velocity: 10, right_thigh_velocity: 11,
-      right_leg_velocity: 12, right_foot_velocity: 13, left_thigh_velocity: 14, left_leg_velocity: 15, left_foot_velocity: 16,
+      height: 0,
+      angle: 1,
+      right_thigh_angle: 2,
+      right_leg_angle: 3,
+      right_foot_angle: 4,
+      left_thigh_angle: 5,
+      left_leg_angle: 6,
+      left_foot_angle: 7,
+      forward_velocity: 8,
+      vertical_velocity: 9,
+      angular_velocity: 10,
+      right_thigh_velocity: 11,
+      right_leg_velocity: 12,
+      right_foot_velocity: 13,
+      left_thigh_velocity: 14,
+      left_leg_velocity: 15,
+      left_foot_velocity: 16,
     });
     const w = interpreterFor("Walker2d");
     expect(w.features(WALKER_LAST_HEALTHY).healthy).toBe(1);
@@ -86,7 +140,8 @@ describe("state interpreters", () => {
     expect(f.elbow_angle).toBeCloseTo(Math.atan2(REACHER_OBS[3], REACHER_OBS[1]), 12);
     expect(f.shoulder_velocity).toBe(REACHER_OBS[6]);
     // forward kinematics of the 0.1 m + 0.11 m arm lands on target + (fingertip - target)
-    const q0 = f.shoulder_angle, q1 = f.elbow_angle;
+    const q0 = f.shoulder_angle,
+      q1 = f.elbow_angle;
     expect(0.1 * Math.cos(q0) + 0.11 * Math.cos(q0 + q1)).toBeCloseTo(f.fingertip_x, 4);
     expect(0.1 * Math.sin(q0) + 0.11 * Math.sin(q0 + q1)).toBeCloseTo(f.fingertip_y, 4);
     expect(r.describe(REACHER_OBS)).toContain("fingertip 0.373 m from the target");
@@ -100,7 +155,15 @@ describe("state interpreters", () => {
     Object.assign(ram, { 51: 134, 50: 22, 49: 140, 54: 170, 14: 3, 13: 5 });
     const p = interpreterFor("Pong");
     expect(p.features([], ram)).toMatchObject({
-      player_y: 134, opponent_y: 22, ball_x: 140, ball_y: 170, player_score: 3, opponent_score: 5, ball_visible: 1, ball_offset: 29, ball_distance_x: 48,
+      player_y: 134,
+      opponent_y: 22,
+      ball_x: 140,
+      ball_y: 170,
+      player_score: 3,
+      opponent_score: 5,
+      ball_visible: 1,
+      ball_offset: 29,
+      ball_distance_x: 48,
     });
     const text = p.describe([], ram);
     expect(text).toContain("score: you 3, opponent 5");
@@ -155,7 +218,9 @@ const N = 1000;
 const DROPS = { 137: 40, 512: 90, 873: 25 }; // step -> size of a planted value drop after it
 
 function syntheticCheetah(n = N) {
-  const rawObs = Array.from({ length: n }, (_, t) => Array.from({ length: 17 }, (_, i) => (i === 8 ? 3 + Math.sin(t / 40) : 0.3 * Math.sin(t / 17 + i))));
+  const rawObs = Array.from({ length: n }, (_, t) =>
+    Array.from({ length: 17 }, (_, i) => (i === 8 ? 3 + Math.sin(t / 40) : 0.3 * Math.sin(t / 17 + i))),
+  );
   const actions = Array.from({ length: n }, (_, t) => Array.from({ length: 6 }, (_, i) => Math.cos(t / 9 + i)));
   const rewards = rawObs.map((o) => o[8] - 0.3);
   let v = 300;
@@ -202,25 +267,41 @@ describe("summarizeEpisode", () => {
 
   it("uses real step indices and the requested segment size", () => {
     const s = summarizeEpisode({ ...ep, startStep: 2000 }, hc, { maxChars: 8000, segmentSteps: 250 });
-    expect(s.segments.map((x) => [x.start, x.end])).toEqual([[2000, 2249], [2250, 2499], [2500, 2749], [2750, 2999]]);
+    expect(s.segments.map((x) => [x.start, x.end])).toEqual([
+      [2000, 2249],
+      [2250, 2499],
+      [2500, 2749],
+      [2750, 2999],
+    ]);
     expect(s.text).toMatch(/step 2512\b/);
     expect(s.text).not.toMatch(/step 512\b/);
-    expect(s.segments[0].return).toBeCloseTo(ep.rewards.slice(0, 250).reduce((a, b) => a + b, 0), 6);
+    expect(s.segments[0].return).toBeCloseTo(
+      ep.rewards.slice(0, 250).reduce((a, b) => a + b, 0),
+      6,
+    );
   });
 
   it("is deterministic, and refuses a budget too small to keep the drop steps", () => {
     expect(summarizeEpisode(ep, hc, { maxChars: 3000 }).text).toBe(summarizeEpisode(ep, hc, { maxChars: 3000 }).text);
     expect(() => summarizeEpisode(ep, hc, { maxChars: 150 })).toThrow(/maxChars 150 is too small/);
-    expect(() => summarizeEpisode({ ...ep, values: ep.values.slice(1) }, hc, { maxChars: 3000 })).toThrow(/values has 999 entries for 1000 steps/);
+    expect(() => summarizeEpisode({ ...ep, values: ep.values.slice(1) }, hc, { maxChars: 3000 })).toThrow(
+      /values has 999 entries for 1000 steps/,
+    );
     // an Episode passed whole has obs (normalised) and raw_obs, never rawObs: refused, not read in the wrong units
     const { rawObs, ...rest } = ep;
-    expect(() => summarizeEpisode({ ...rest, obs: rawObs, raw_obs: rawObs } as never, hc, { maxChars: 3000 })).toThrow(/rawObs .* is missing/);
+    expect(() => summarizeEpisode({ ...rest, obs: rawObs, raw_obs: rawObs } as never, hc, { maxChars: 3000 })).toThrow(
+      /rawObs .* is missing/,
+    );
   });
 
   it("takes NDArrays from the sidecar (Pong: frames, int64 actions, RAM) and lists sparse rewards", () => {
     const n = 300;
     const frames = new NDArray("uint8", [n, 4, 8, 8], new Uint8Array(n * 256));
-    const actions = new NDArray("int64", [n], BigInt64Array.from({ length: n }, (_, t) => BigInt(t % 6)));
+    const actions = new NDArray(
+      "int64",
+      [n],
+      BigInt64Array.from({ length: n }, (_, t) => BigInt(t % 6)),
+    );
     const ramData = new Uint8Array(n * 128);
     for (let t = 0; t < n; t++) {
       ramData[t * 128 + 51] = 100;

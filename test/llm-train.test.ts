@@ -23,7 +23,18 @@ describe("LLM adviser through ultra train", () => {
     const root = mkdtempSync(join(tmpdir(), "ultra-llm-"));
     const server = await standInTrain();
     const live = join(root, "live");
-    const r = await ultra({ OPENAI_BASE_URL: server.url }, "train", "--env", "HalfCheetah", "--profile", "smoke", "--adviser", "openai:stand-in", "--out", live);
+    const r = await ultra(
+      { OPENAI_BASE_URL: server.url },
+      "train",
+      "--env",
+      "HalfCheetah",
+      "--profile",
+      "smoke",
+      "--adviser",
+      "openai:stand-in",
+      "--out",
+      live,
+    );
     await server.close();
     expect(r.code, r.stderr).toBe(0);
     expect(server.seen.length).toBe(2); // one per episode
@@ -35,18 +46,46 @@ describe("LLM adviser through ultra train", () => {
     expect(readdirSync(join(live, "identify", "cache"))).toHaveLength(2);
     const usage = json(join(live, "run.json")).phases.identify.result.usage;
     expect(usage).toMatchObject({ calls: 2, prompt_tokens: 2000, completion_tokens: 200, cache_misses: 2 });
-    expect(readFileSync(join(live, "report.md"), "utf8")).toContain("LLM calls: 2 (0 served from the cache), 2000 prompt + 200 completion tokens");
+    expect(readFileSync(join(live, "report.md"), "utf8")).toContain(
+      "LLM calls: 2 (0 served from the cache), 2000 prompt + 200 completion tokens",
+    );
 
     const replayed = join(root, "replayed");
-    const rr = await ultra({ OPENAI_BASE_URL: "http://127.0.0.1:9/v1" }, "train", "--env", "HalfCheetah", "--profile", "smoke", "--adviser", `replay:${live}`, "--out", replayed);
+    const rr = await ultra(
+      { OPENAI_BASE_URL: "http://127.0.0.1:9/v1" },
+      "train",
+      "--env",
+      "HalfCheetah",
+      "--profile",
+      "smoke",
+      "--adviser",
+      `replay:${live}`,
+      "--out",
+      replayed,
+    );
     expect(rr.code, rr.stderr).toBe(0);
     expect(readFileSync(join(replayed, "critical_states.json"), "utf8")).toBe(readFileSync(join(live, "critical_states.json"), "utf8"));
     const returns = (dir: string) => Object.values<any>(json(join(dir, "eval.json")).arms).map((a) => a.returns);
     expect(returns(replayed)).toEqual(returns(live));
 
-    const other = await ultra({}, "train", "--env", "HalfCheetah", "--profile", "smoke", "--seed", "5", "--adviser", `replay:${live}`, "--out", join(root, "miss"));
+    const other = await ultra(
+      {},
+      "train",
+      "--env",
+      "HalfCheetah",
+      "--profile",
+      "smoke",
+      "--seed",
+      "5",
+      "--adviser",
+      `replay:${live}`,
+      "--out",
+      join(root, "miss"),
+    );
     expect(other.code).toBe(1);
-    expect(other.stderr).toMatch(/has no reply for this request \(key [0-9a-f]{64}, model openai:stand-in, seed \d+, prompt starting ".*"\): the run cannot be replayed without the LLM/);
+    expect(other.stderr).toMatch(
+      /has no reply for this request \(key [0-9a-f]{64}, model openai:stand-in, seed \d+, prompt starting ".*"\): the run cannot be replayed without the LLM/,
+    );
   }, 300_000);
 });
 
@@ -72,16 +111,34 @@ describe("the default adviser: the embedded local LLM", () => {
     // the model's picks: accepted, and every accepted step is one of the cards shown for its episode
     expect(crit.states.length).toBeGreaterThan(0);
     for (const s of crit.states) {
-      const shown = json(join(live, "identify", `episode-${String(s.episode).padStart(3, "0")}.json`)).cards as { letter: string; step: number }[];
+      const shown = json(join(live, "identify", `episode-${String(s.episode).padStart(3, "0")}.json`)).cards as {
+        letter: string;
+        step: number;
+      }[];
       expect(shown.find((card) => card.letter === s.card.letter)?.step).toBe(s.step);
     }
-    expect(readFileSync(join(live, "report.md"), "utf8")).toMatch(/Of the \d+ accepted states picked from cards, \d+ (is|are) the episode's top value-drop card/);
+    expect(readFileSync(join(live, "report.md"), "utf8")).toMatch(
+      /Of the \d+ accepted states picked from cards, \d+ (is|are) the episode's top value-drop card/,
+    );
     expect(readFileSync(join(live, "report.md"), "utf8")).toContain(
       `| ${crit.adviser} | ${c.proposed} | ${c.valid} | ${c.clipped} | ${c.rejected} | ${c.unverified} | ${crit.states.length} |`,
     );
 
     const replayed = join(root, "replayed");
-    const rr = await ultra(offline, "train", "--env", "HalfCheetah", "--profile", "smoke", "--verify", "off", "--adviser", `replay:${live}`, "--out", replayed);
+    const rr = await ultra(
+      offline,
+      "train",
+      "--env",
+      "HalfCheetah",
+      "--profile",
+      "smoke",
+      "--verify",
+      "off",
+      "--adviser",
+      `replay:${live}`,
+      "--out",
+      replayed,
+    );
     expect(rr.code, rr.stderr).toBe(0);
     expect(readFileSync(join(replayed, "critical_states.json"), "utf8")).toBe(readFileSync(join(live, "critical_states.json"), "utf8"));
     const returns = (dir: string) => Object.values<any>(json(join(dir, "eval.json")).arms).map((a) => a.returns);

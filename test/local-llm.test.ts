@@ -74,7 +74,9 @@ describe("the embedded local model", () => {
 
   it("answers a short prompt with JSON of the reply schema's shape, and counts its tokens", async () => {
     const reply = await client.complete(request());
-    console.log(`${client.name}: ${reply.usage.promptTokens} + ${reply.usage.completionTokens} tokens in ${reply.seconds.toFixed(1)} s: ${reply.text}`);
+    console.log(
+      `${client.name}: ${reply.usage.promptTokens} + ${reply.usage.completionTokens} tokens in ${reply.seconds.toFixed(1)} s: ${reply.text}`,
+    );
     expect(reply.model).toBe(client.name);
     const json = JSON.parse(reply.text) as { critical_states: Record<string, unknown>[] };
     expect(Object.keys(json)).toEqual(["critical_states"]);
@@ -140,7 +142,14 @@ describe("the embedded local model", () => {
     expect(again.usage.promptTokens).toBe(a.usage.promptTokens);
     expect(again.usage.cachedPromptTokens).toBeGreaterThan(a.usage.promptTokens - 20);
     // a prompt with another ending reuses the shared prefix only
-    const other = await client.complete(request({ prompt: { system: SYSTEM, user: USER.replace("return -12.40", "return -15.10") }, maxTokens: 60, seed: 11, temperature: 0.8 }));
+    const other = await client.complete(
+      request({
+        prompt: { system: SYSTEM, user: USER.replace("return -12.40", "return -15.10") },
+        maxTokens: 60,
+        seed: 11,
+        temperature: 0.8,
+      }),
+    );
     expect(other.usage.cachedPromptTokens).toBeGreaterThan(100);
     expect(other.usage.cachedPromptTokens).toBeLessThan(other.usage.promptTokens - 50);
   });
@@ -150,15 +159,43 @@ describe("the embedded local model", () => {
     const r = rng(5);
     const f32 = (len: number, f: (i: number) => number) => Float32Array.from({ length: len }, (_, i) => f(i));
     const ep = {
-      episode: 0, length: n, return: 900, terminated: false,
-      raw_obs: new NDArray("float32", [n, 17], f32(n * 17, () => r() - 0.5)),
-      actions: new NDArray("float32", [n, 6], f32(n * 6, () => 2 * r() - 1)),
-      rewards: new NDArray("float32", [n], f32(n, (t) => (t === 420 ? -3 : 1))),
-      values: new NDArray("float32", [n], f32(n, (t) => 50 - (t > 300 ? 8 : 0) - (t > 650 ? 5 : 0) + r())),
+      episode: 0,
+      length: n,
+      return: 900,
+      terminated: false,
+      raw_obs: new NDArray(
+        "float32",
+        [n, 17],
+        f32(n * 17, () => r() - 0.5),
+      ),
+      actions: new NDArray(
+        "float32",
+        [n, 6],
+        f32(n * 6, () => 2 * r() - 1),
+      ),
+      rewards: new NDArray(
+        "float32",
+        [n],
+        f32(n, (t) => (t === 420 ? -3 : 1)),
+      ),
+      values: new NDArray(
+        "float32",
+        [n],
+        f32(n, (t) => 50 - (t > 300 ? 8 : 0) - (t > 650 ? 5 : 0) + r()),
+      ),
     } as unknown as Episode;
     const q = candidatesQuery(ep, "HalfCheetah", { cards: 6, minSeparation: 10, maxCriticalStates: 2, actionSpace: BOX });
-    const reply = await client.complete({ prompt: q.prompt, schema: q.schema, maxTokens: 200, temperature: 0.2, seed: 1, distinct: ["card"] });
-    console.log(`${client.name} (candidates): ${reply.usage.promptTokens} prompt tokens (${reply.usage.cachedPromptTokens} reused) + ${reply.usage.completionTokens} in ${reply.seconds.toFixed(1)} s: ${reply.text}`);
+    const reply = await client.complete({
+      prompt: q.prompt,
+      schema: q.schema,
+      maxTokens: 200,
+      temperature: 0.2,
+      seed: 1,
+      distinct: ["card"],
+    });
+    console.log(
+      `${client.name} (candidates): ${reply.usage.promptTokens} prompt tokens (${reply.usage.cachedPromptTokens} reused) + ${reply.usage.completionTokens} in ${reply.seconds.toFixed(1)} s: ${reply.text}`,
+    );
     expect(reply.usage.promptTokens).toBeLessThanOrEqual(2000); // ~360 of them the system prompt
     // the default decoding: the letters, changes and rewards are picked from the model's probabilities, recorded
     expect(reply.decoding?.method).toBe("score");
@@ -209,11 +246,24 @@ describe("scoredDecode (a stand-in model: one token per character)", () => {
       },
     };
   };
-  const schema = grammarSchema(cardsSchema(
-    ["A", "B", "C", "D"].map((letter, i) => ({ letter, step: 10 * i, kinds: ["value drop"], v_before: 0, v_after: 0, reward: 0, top_value_drop: false })),
-    [{ id: "keep", text: "" }, { id: "all zero", text: "" }],
-    3,
-  ));
+  const schema = grammarSchema(
+    cardsSchema(
+      ["A", "B", "C", "D"].map((letter, i) => ({
+        letter,
+        step: 10 * i,
+        kinds: ["value drop"],
+        v_before: 0,
+        v_after: 0,
+        reward: 0,
+        top_value_drop: false,
+      })),
+      [
+        { id: "keep", text: "" },
+        { id: "all zero", text: "" },
+      ],
+      3,
+    ),
+  );
 
   it("writes a reply of the schema: fixed parts in batches, strings sampled, enums picked from the probabilities, cards distinct", async () => {
     const m = fake();

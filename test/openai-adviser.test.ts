@@ -29,8 +29,10 @@ const ep = { episode: 2, length: 50 } as Episode;
 const ctx = { actionSpace: box, settings: { identify: { max_critical_states: 3 } }, seed: 7 } as unknown as AdviceContext;
 const prompt = { system: "You are the adviser. Reply in JSON.", user: "# Hopper\n\nThe episode: ..." };
 const query = episodeQuery(prompt, box, 3);
-const client = (url: string, opts: Parameters<typeof openaiClient>[1] = {}) => openaiClient("gpt-4o-mini", { baseURL: url, apiKey: "test-key", ...opts });
-const adviser = (url: string, opts: Parameters<typeof openaiClient>[1] = {}) => new LlmAdviser(client(url, opts), { maxTokens: 512, temperature: 0.2 });
+const client = (url: string, opts: Parameters<typeof openaiClient>[1] = {}) =>
+  openaiClient("gpt-4o-mini", { baseURL: url, apiKey: "test-key", ...opts });
+const adviser = (url: string, opts: Parameters<typeof openaiClient>[1] = {}) =>
+  new LlmAdviser(client(url, opts), { maxTokens: 512, temperature: 0.2 });
 const good = [
   { step: 4, reason: "falls", action: [0.5, -0.5], reward: 0.4 },
   { step: 9, reason: "stalls", action: null, reward: -0.5 },
@@ -47,7 +49,10 @@ describe("openai client", () => {
     expect(headers.authorization).toBe("Bearer test-key");
     expect(body).toMatchObject({
       model: "gpt-4o-mini",
-      messages: [{ role: "system", content: prompt.system }, { role: "user", content: prompt.user }],
+      messages: [
+        { role: "system", content: prompt.system },
+        { role: "user", content: prompt.user },
+      ],
       response_format: { type: "json_schema", json_schema: { name: "critical_states", strict: true, schema: replySchema(box, 3) } },
       max_tokens: 512,
       temperature: 0.2,
@@ -62,7 +67,10 @@ describe("openai client", () => {
   });
 
   it("falls back to json_object when the server rejects json_schema, and remembers it", async () => {
-    const reject: Answer = { status: 400, body: { error: { message: "response_format json_schema is not supported", type: "invalid_request_error" } } };
+    const reject: Answer = {
+      status: 400,
+      body: { error: { message: "response_format json_schema is not supported", type: "invalid_request_error" } },
+    };
     const handler: Handler = (body) => (body.response_format.type === "json_schema" ? reject : chat(statesJson(good)));
     const s = await standIn(handler);
     const a = adviser(s.url);
@@ -71,12 +79,16 @@ describe("openai client", () => {
     expect(s.seen.map((r) => r.body.response_format.type)).toEqual(["json_schema", "json_object", "json_object"]);
     // Asked for json_schema only: the rejection is an error.
     const strict = await standIn(handler);
-    await expect(client(strict.url, { structured: "json_schema" }).complete(request())).rejects.toThrow(/400 response_format json_schema is not supported/);
+    await expect(client(strict.url, { structured: "json_schema" }).complete(request())).rejects.toThrow(
+      /400 response_format json_schema is not supported/,
+    );
     expect(strict.seen).toHaveLength(1);
   });
 
   it("waits as long as a 429's Retry-After says, then succeeds", async () => {
-    const s = await standIn((_, n) => (n === 0 ? { status: 429, headers: { "retry-after": "1" }, body: { error: { message: "slow down" } } } : chat("{}")));
+    const s = await standIn((_, n) =>
+      n === 0 ? { status: 429, headers: { "retry-after": "1" }, body: { error: { message: "slow down" } } } : chat("{}"),
+    );
     const t0 = performance.now();
     const reply = await client(s.url, { maxRetries: 1 }).complete(request());
     expect(reply.text).toBe("{}");
@@ -94,9 +106,13 @@ describe("openai client", () => {
   it("gives up on a server that never answers: a timeout error after the retries", async () => {
     const s = await standIn(() => "hang");
     const t0 = performance.now();
-    const err = await client(s.url, { timeoutS: 0.2, maxRetries: 1 }).complete(request()).catch((e) => e);
+    const err = await client(s.url, { timeoutS: 0.2, maxRetries: 1 })
+      .complete(request())
+      .catch((e) => e);
     expect(err).toBeInstanceOf(UltraError);
-    expect(err.message).toMatch(/openai:gpt-4o-mini at http:\/\/127\.0\.0\.1:\d+\/v1: Request timed out.*timeout 0\.2 s per attempt, 1 retries/);
+    expect(err.message).toMatch(
+      /openai:gpt-4o-mini at http:\/\/127\.0\.0\.1:\d+\/v1: Request timed out.*timeout 0\.2 s per attempt, 1 retries/,
+    );
     expect(s.seen).toHaveLength(2);
     expect(performance.now() - t0).toBeLessThan(3000);
   });
@@ -111,7 +127,10 @@ describe("openai client", () => {
       process.env.OPENAI_BASE_URL = "http://127.0.0.1:1/v1";
       expect(openaiClient("llama").name).toBe("openai:llama");
     } finally {
-      for (const [k, v] of [["OPENAI_API_KEY", saved.key], ["OPENAI_BASE_URL", saved.url]] as const)
+      for (const [k, v] of [
+        ["OPENAI_API_KEY", saved.key],
+        ["OPENAI_BASE_URL", saved.url],
+      ] as const)
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
     }
@@ -139,7 +158,10 @@ describe("LLM adviser replies", () => {
     const a = adviser(s.url);
     const res = await a.advise(ep, query, ctx);
     expect(res.advice).toEqual([]);
-    expect(res.reply).toMatchObject({ texts: [truncated, "Sure! Here are the critical states: step 3."], error: expect.stringMatching(/^not valid JSON/) });
+    expect(res.reply).toMatchObject({
+      texts: [truncated, "Sure! Here are the critical states: step 3."],
+      error: expect.stringMatching(/^not valid JSON/),
+    });
     expect(s.seen).toHaveLength(2);
     const repairUser: string = s.seen[1].body.messages[1].content;
     expect(repairUser.startsWith(prompt.user)).toBe(true);
@@ -171,7 +193,10 @@ describe("LLM adviser replies", () => {
     expect(res.advice).toEqual(states);
     const counts = emptyCounts();
     const accepted = validateAdvice(res.advice, ep, box, "openai:gpt-4o-mini", counts);
-    expect(accepted.map((c) => [c.step, c.action])).toEqual([[3, [1, -0.5]], [7, null]]);
+    expect(accepted.map((c) => [c.step, c.action])).toEqual([
+      [3, [1, -0.5]],
+      [7, null],
+    ]);
     expect(counts).toMatchObject({ proposed: 6, valid: 2, clipped: 1, rejected: 4 });
     expect(counts.rejections).toEqual({
       "action is not 2 finite numbers": 1,
@@ -269,7 +294,12 @@ describe("reply cache and replay", () => {
     expect(again.usage.costUsd).toBe(0); // nothing spent on a hit
     expect([c.hits, c.misses]).toEqual([1, 1]);
     const file = join(cacheDir(run), `${requestKey("openai:gpt-4o-mini", request())}.json`);
-    expect(JSON.parse(readFileSync(file, "utf8"))).toMatchObject({ model: "openai:gpt-4o-mini", context_tokens: 128_000, request: request(), reply: first });
+    expect(JSON.parse(readFileSync(file, "utf8"))).toMatchObject({
+      model: "openai:gpt-4o-mini",
+      context_tokens: 128_000,
+      request: request(),
+      reply: first,
+    });
     await c.complete(request({ seed: 2 }));
     expect([c.hits, c.misses, s.seen.length]).toEqual([1, 2, 2]);
   });
@@ -277,7 +307,11 @@ describe("reply cache and replay", () => {
   it("replays a run with the server down; a request it never saw is an error naming it", async () => {
     const run = runDir();
     const s = await standIn(() => chat(statesJson(good)));
-    const live = await new LlmAdviser(cachedClient(client(s.url), cacheDir(run)), { maxTokens: 512, temperature: 0.2 }).advise(ep, query, ctx);
+    const live = await new LlmAdviser(cachedClient(client(s.url), cacheDir(run)), { maxTokens: 512, temperature: 0.2 }).advise(
+      ep,
+      query,
+      ctx,
+    );
     await s.close();
     const replay = replayClient(run);
     expect(replay.name).toBe("openai:gpt-4o-mini"); // the replayed run records the original adviser

@@ -40,7 +40,14 @@ function pongEpisode() {
   const n = 24;
   const ram = Array.from({ length: n }, (_, t) => {
     const r = new Array(128).fill(0);
-    Object.assign(r, { 13: t >= 22 ? 4 : 3, 14: 2, 50: 90 + t, 51: 130 - 2 * t, 49: Math.min(205, 100 + 5 * t), 54: t >= 22 ? 0 : 150 + t });
+    Object.assign(r, {
+      13: t >= 22 ? 4 : 3,
+      14: 2,
+      50: 90 + t,
+      51: 130 - 2 * t,
+      49: Math.min(205, 100 + 5 * t),
+      54: t >= 22 ? 0 : 150 + t,
+    });
     return r;
   });
   const rawObs = Array.from({ length: n }, () => new Array(4).fill(0)); // stands in for frames: Pong reads the RAM
@@ -62,7 +69,11 @@ describe("prompts", () => {
 
   it("Pong: the rendered prompt matches its golden file", () => {
     const ep = summarizeEpisode(pongEpisode(), interpreterFor("Pong"), { maxChars: 3000 });
-    const p = renderPrompt("Pong", { episode: ep.text, maxCriticalStates: 2, actionSpace: actionSpaceText({ type: "Discrete", shape: [], n: 6 }) });
+    const p = renderPrompt("Pong", {
+      episode: ep.text,
+      maxCriticalStates: 2,
+      actionSpace: actionSpaceText({ type: "Discrete", shape: [], n: 6 }),
+    });
     expectGolden("pong.prompt.txt", asText(p));
   });
 

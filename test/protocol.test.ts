@@ -15,7 +15,17 @@ function fromJson(v: any): any {
   }
   if (v && typeof v === "object" && "$nd" in v) {
     const dtype = v.$nd as DType;
-    const ctor = { float32: Float32Array, float64: Float64Array, int8: Int8Array, int16: Int16Array, int32: Int32Array, uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, bool: Uint8Array }[dtype as Exclude<DType, "int64">];
+    const ctor = {
+      float32: Float32Array,
+      float64: Float64Array,
+      int8: Int8Array,
+      int16: Int16Array,
+      int32: Int32Array,
+      uint8: Uint8Array,
+      uint16: Uint16Array,
+      uint32: Uint32Array,
+      bool: Uint8Array,
+    }[dtype as Exclude<DType, "int64">];
     const data = dtype === "int64" ? BigInt64Array.from(v.data.map(BigInt)) : ctor.from(v.data.map(Number));
     return new NDArray(dtype, v.shape, data);
   }
@@ -53,7 +63,10 @@ describe("wire protocol", () => {
   });
 
   it("large arrays decode into typed arrays", () => {
-    const a = NDArray.float32(Array.from({ length: 250_000 }, (_, i) => i * 0.5), [1000, 250]);
+    const a = NDArray.float32(
+      Array.from({ length: 250_000 }, (_, i) => i * 0.5),
+      [1000, 250],
+    );
     const message = pack({ a });
     expect(message).toHaveLength(2); // 1 MB goes out of band
     const b = unpack(message).a as NDArray;

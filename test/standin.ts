@@ -37,7 +37,9 @@ export async function standIn(handler: Handler, max = 10) {
     const n = seen.length;
     seen.push({ body: JSON.parse(raw), headers: req.headers, at: performance.now() });
     const a: Answer | "hang" =
-      n >= max ? { status: 400, headers: { "x-should-retry": "false" }, body: { error: { message: "stand-in: too many requests" } } } : handler(seen[n].body, n);
+      n >= max
+        ? { status: 400, headers: { "x-should-retry": "false" }, body: { error: { message: "stand-in: too many requests" } } }
+        : handler(seen[n].body, n);
     if (a === "hang") return;
     active++;
     peak = Math.max(peak, active);
@@ -54,7 +56,10 @@ export async function standIn(handler: Handler, max = 10) {
 
 export const chat = (content: string, usage = { prompt_tokens: 100, completion_tokens: 50 }): Answer => ({
   body: {
-    id: "chatcmpl-1", object: "chat.completion", created: 0, model: "stand-in",
+    id: "chatcmpl-1",
+    object: "chat.completion",
+    created: 0,
+    model: "stand-in",
     choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }],
     usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens },
   },

@@ -71,9 +71,16 @@ describe("pairedDiff", () => {
 
 describe("the sweep report's table of one env, with a failed trial", () => {
   // seeds 0–2; the trial training ULTRA-R on seed 1 failed, so ULTRA-R has no result there
-  const means: Record<string, number[]> = { base: [10, 20, 30], continue_ppo: [12, 21, 33], ultra_RA: [15, 22, 36], ultra_R: [11, NaN, 35] };
+  const means: Record<string, number[]> = {
+    base: [10, 20, 30],
+    continue_ppo: [12, 21, 33],
+    ultra_RA: [15, 22, 36],
+    ultra_R: [11, NaN, 35],
+  };
   const result = (arm: string, seed: number): SeedResult =>
-    arm === "ultra_R" && seed === 1 ? { missing: "trial Hopper-R-s1 failed" } : { mean: means[arm][seed], returns: [means[arm][seed], seed] };
+    arm === "ultra_R" && seed === 1
+      ? { missing: "trial Hopper-R-s1 failed" }
+      : { mean: means[arm][seed], returns: [means[arm][seed], seed] };
   const t = envTable(["base", "ultra_RA", "ultra_R", "continue_ppo"], [0, 1, 2], result);
 
   it("compares every arm over the seeds all arms have, and lists the dropped seed with the arm that failed", () => {
@@ -86,7 +93,9 @@ describe("the sweep report's table of one env, with a failed trial", () => {
     expect(row("base").mean).toBe(20);
     expect(row("ultra_R").mean).toBe(23);
     const text = t.lines.join("\n");
-    expect(text).toContain("Compared over seeds 0, 2, where every arm has a result; dropped: seed 1 (ULTRA-R (ultra_R): trial Hopper-R-s1 failed).");
+    expect(text).toContain(
+      "Compared over seeds 0, 2, where every arm has a result; dropped: seed 1 (ULTRA-R (ultra_R): trial Hopper-R-s1 failed).",
+    );
     expect(text).toMatch(/^\| ULTRA-RA \(ultra_RA\) \| 2 \| 25\.5 ± 14\.8 \| \[-107\.9, 158\.9\] \| 15\.0, 36\.0 \|$/m);
   });
 
@@ -116,29 +125,54 @@ describe("the sweep report's table of one env, with a failed trial", () => {
 
 describe("identicalArms (the per-run report's warning)", () => {
   it("groups arms whose returns are equal episode by episode, not those merely equal in mean", () => {
-    const r = { continue_ppo: [1, 2, 3], ultra_RA: [1, 2, 3], ultra_R: [3, 2, 1], rice_reset: [1, 2, 3], random_critical: [1, 2], ultra_A: [] };
+    const r = {
+      continue_ppo: [1, 2, 3],
+      ultra_RA: [1, 2, 3],
+      ultra_R: [3, 2, 1],
+      rice_reset: [1, 2, 3],
+      random_critical: [1, 2],
+      ultra_A: [],
+    };
     expect(identicalArms(r)).toEqual([["continue_ppo", "ultra_RA", "rice_reset"]]);
     expect(identicalArms({ ultra_A: [], ultra_R: [] })).toEqual([]);
   });
 });
 
 describe("matchWarnings (the per-run report's check of the calibrated radius)", () => {
-  const stats = (matched: number, near: number, restored = 10) => ({ matched_steps: matched, near_steps: near, restored_start_matches: restored, overridden_actions: matched, reward_added_steps: matched, critical_resets: restored });
+  const stats = (matched: number, near: number, restored = 10) => ({
+    matched_steps: matched,
+    near_steps: near,
+    restored_start_matches: restored,
+    overridden_actions: matched,
+    reward_added_steps: matched,
+    critical_resets: restored,
+  });
   const runWith = (arms: Record<string, ReturnType<typeof stats>[] | null[]>) => {
     const run = new RunDir(mkdtempSync(join(tmpdir(), "ultra-match-")));
     for (const [arm, modulation] of Object.entries(arms))
-      run.writeJson(`${arm.startsWith("ultra_") ? "refined" : `baselines/${arm}`}/progress.json`, { steps_done: 20480, curve: [], modulation });
+      run.writeJson(`${arm.startsWith("ultra_") ? "refined" : `baselines/${arm}`}/progress.json`, {
+        steps_done: 20480,
+        curve: [],
+        modulation,
+      });
     return run;
   };
 
   it("warns when an arm was held at or drawn to critical states far beyond the calibration, not otherwise", () => {
     // the quick HalfCheetah run's collapse: 17,609 of 20,480 steps modulated, calibrated for 1%
-    const run = runWith({ ultra_RA: [stats(9000, 9000), stats(8609, 8609)], rice_reset: [stats(100, 300)], random_critical: [stats(40, 2000)], continue_ppo: [null] });
+    const run = runWith({
+      ultra_RA: [stats(9000, 9000), stats(8609, 8609)],
+      rice_reset: [stats(100, 300)],
+      random_critical: [stats(40, 2000)],
+      continue_ppo: [null],
+    });
     const arms = ["ultra_RA", "rice_reset", "random_critical", "continue_ppo"];
     const w = matchWarnings(run, arms, 0.01);
     expect(w).toHaveLength(2);
     expect(w[0]).toMatch(/ULTRA-RA.* modulated at 85\.9\d*% of its steps at states it reached itself/);
-    expect(w[1]).toMatch(/ULTRA-RA.* spent 86\.0?% of its steps near critical states \(the base policy 1%, the RICE-style reset arm 1\.46\d*%\)/);
+    expect(w[1]).toMatch(
+      /ULTRA-RA.* spent 86\.0?% of its steps near critical states \(the base policy 1%, the RICE-style reset arm 1\.46\d*%\)/,
+    );
     expect(matchWarnings(run, arms, null)).toEqual([]); // a radius as configured was not calibrated against anything
   });
 

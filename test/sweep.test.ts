@@ -28,7 +28,16 @@ describe("the sweep grid", () => {
     expect(r.code, r.stderr).toBe(0);
     const { trials, spec } = JSON.parse(r.stdout);
     expect(spec).toMatchObject({ ray: "local", max_parallel: 2, max_attempts: 3, profile: "paper" });
-    expect(trials.map((t: { id: string }) => t.id)).toEqual(["HalfCheetah-RA-s0", "HalfCheetah-R-s0", "HalfCheetah-RA-s1", "HalfCheetah-R-s1", "Hopper-RA-s0", "Hopper-R-s0", "Hopper-RA-s1", "Hopper-R-s1"]);
+    expect(trials.map((t: { id: string }) => t.id)).toEqual([
+      "HalfCheetah-RA-s0",
+      "HalfCheetah-R-s0",
+      "HalfCheetah-RA-s1",
+      "HalfCheetah-R-s1",
+      "Hopper-RA-s0",
+      "Hopper-R-s0",
+      "Hopper-RA-s1",
+      "Hopper-R-s1",
+    ]);
     expect(trials[3]).toEqual({ id: "HalfCheetah-R-s1", dir: "trials/HalfCheetah-R-s1", baselines: [], base_from: "HalfCheetah-RA-s1" });
     expect(trials[2]).toMatchObject({ baselines: ["continue_ppo", "rice_reset", "random_critical"], base_from: null });
   });
@@ -46,7 +55,10 @@ describe("the sweep grid", () => {
     const flag = await ultraWith({}, "sweep", ...grid, "--baselines", "all,rice");
     expect(flag.code, flag.stderr).toBe(0);
     const { trials } = JSON.parse(flag.stdout);
-    expect(trials.map((t: { baselines: string[] }) => t.baselines)).toEqual([["continue_ppo", "rice_reset", "random_critical", "rice"], []]);
+    expect(trials.map((t: { baselines: string[] }) => t.baselines)).toEqual([
+      ["continue_ppo", "rice_reset", "random_critical", "rice"],
+      [],
+    ]);
     const file = join(mkdtempSync(join(tmpdir(), "ultra-sweep-spec-")), "rice.yaml");
     writeFileSync(file, "envs: [Hopper]\nvariants: [RA]\nbaselines: [continue_ppo, rice]\n");
     const fromFile = await ultraWith({}, "sweep", "--file", file, "--dry-run");
@@ -63,11 +75,21 @@ describe("the sweep grid", () => {
     try {
       process.env.RICE = rice;
       const spec = resolveSweep("configs/sweeps/replicate-dense.yaml", {});
-      expect(spec.agents?.["Hopper-v4"]).toEqual({ model: join(rice, "hopper/near_optimal/model/best_model.zip"), mask: join(rice, "hopper/near_optimal/masknet/best_model.zip") });
+      expect(spec.agents?.["Hopper-v4"]).toEqual({
+        model: join(rice, "hopper/near_optimal/model/best_model.zip"),
+        mask: join(rice, "hopper/near_optimal/masknet/best_model.zip"),
+      });
       const trials = trialsOf(spec);
       expect(trials).toHaveLength(2 * 3 * 3);
       expect(trials.every((t) => t.donor === null)).toBe(true); // no trial waits for another's base policy
-      expect(trials.filter((t) => t.baselines.length).map((t) => t.id)).toEqual(["HalfCheetah-RA-s0", "HalfCheetah-RA-s1", "HalfCheetah-RA-s2", "Hopper-RA-s0", "Hopper-RA-s1", "Hopper-RA-s2"]);
+      expect(trials.filter((t) => t.baselines.length).map((t) => t.id)).toEqual([
+        "HalfCheetah-RA-s0",
+        "HalfCheetah-RA-s1",
+        "HalfCheetah-RA-s2",
+        "Hopper-RA-s0",
+        "Hopper-RA-s1",
+        "Hopper-RA-s2",
+      ]);
       const file = join(mkdtempSync(join(tmpdir(), "ultra-sweep-agents-")), "agents.yaml");
       const grid = "envs: [Hopper-v4]\nvariants: [RA]\n";
       writeFileSync(file, `${grid}agents: { Hopper-v4: { model: "\${RICE}/hopper/nothing.zip" } }\n`);
@@ -123,19 +145,26 @@ describe("sidecar actors on Ray, CURVE", () => {
     const keys = { server_public: "x".repeat(40), server_secret: "y".repeat(40), client_public: "z".repeat(40) };
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ name: "curve-test", curve: keys, shared_dir: tmpdir() }, /actor name must be a new non-empty string, got 'curve-test'/],
-      [{ name: "a", curve: { ...keys, client_public: "short" }, shared_dir: tmpdir() }, /curve must hold server_public, server_secret and client_public as 40-character z85 keys/],
+      [
+        { name: "a", curve: { ...keys, client_public: "short" }, shared_dir: tmpdir() },
+        /curve must hold server_public, server_secret and client_public as 40-character z85 keys/,
+      ],
       [{ name: "b", curve: keys, shared_dir: 7 }, /shared_dir must be a path, got 7/],
       [{ name: "c", curve: keys, shared_dir: tmpdir(), cpus: -1 }, /cpus and gpus must be non-negative numbers, got -1, 0/],
     ];
     for (const [args, why] of cases) await expect(cluster.local.call("actor_start", args as never)).rejects.toThrow(why);
     // a directory the actor's node cannot write: the actor refuses to start, naming it
-    await expect(cluster.sidecar("unwritable", "/nonexistent-sweep", { cpus: 1, gpus: 0 })).rejects.toThrow(/\/nonexistent-sweep is not writable on node .*: a sweep directory must be on a filesystem every Ray node mounts/);
+    await expect(cluster.sidecar("unwritable", "/nonexistent-sweep", { cpus: 1, gpus: 0 })).rejects.toThrow(
+      /\/nonexistent-sweep is not writable on node .*: a sweep directory must be on a filesystem every Ray node mounts/,
+    );
   });
 
   it("refuses a client with the wrong client key, the wrong server key, or no CURVE at all", async () => {
     const good = cluster.clientCurve;
     const other = curveKeyPair();
-    await expect(Sidecar.connect(endpoint, { ...good, publicKey: other.publicKey, secretKey: other.secretKey })).rejects.toThrow(/refused our CURVE client key/);
+    await expect(Sidecar.connect(endpoint, { ...good, publicKey: other.publicKey, secretKey: other.secretKey })).rejects.toThrow(
+      /refused our CURVE client key/,
+    );
     await expect(Sidecar.connect(endpoint, { ...good, serverPublic: other.publicKey })).rejects.toThrow(SidecarDiedError);
     // a plain DEALER (no keys): the handshake never completes, so no request is ever answered
     const { Dealer } = await import("zeromq");
@@ -154,7 +183,25 @@ describe("ultra sweep", () => {
   let killed: { id: string; pid: number } | undefined;
 
   beforeAll(async () => {
-    const args = ["sweep", "--envs", "HalfCheetah,Reacher", "--variants", "RA,R", "--seeds", "0-1", "--baselines", "none", "--profile", "quick", "--adviser", "rollout", "--max-parallel", "2", "--out", out];
+    const args = [
+      "sweep",
+      "--envs",
+      "HalfCheetah,Reacher",
+      "--variants",
+      "RA,R",
+      "--seeds",
+      "0-1",
+      "--baselines",
+      "none",
+      "--profile",
+      "quick",
+      "--adviser",
+      "rollout",
+      "--max-parallel",
+      "2",
+      "--out",
+      out,
+    ];
     const child = spawn(process.execPath, [ULTRA, ...args], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (d) => (stderr += d));
@@ -191,7 +238,9 @@ describe("ultra sweep", () => {
     // the full budget (PPO rounds it up to whole rollouts), as much as an uninterrupted trial of the grid did
     const steps = run.phases.improve.result[`ultra_${t.variant}`].steps;
     expect(steps).toBeGreaterThanOrEqual(run.settings.improve.steps);
-    const sibling = trials.find((x: { id: string; env: string; variant: string }) => x.id !== t.id && x.env === t.env && x.variant === t.variant);
+    const sibling = trials.find(
+      (x: { id: string; env: string; variant: string }) => x.id !== t.id && x.env === t.env && x.variant === t.variant,
+    );
     expect(readJson(join(out, sibling.dir, "run.json")).phases.improve.result[`ultra_${t.variant}`].steps).toBe(steps);
     expect(Object.keys(readJson(join(out, t.dir, "eval.json")).arms)).toEqual(["base", `ultra_${t.variant}`]);
   });
@@ -233,7 +282,25 @@ describe("ultra sweep", () => {
 describe("ultra sweep, stopped and resumed", () => {
   it("SIGTERM ends Ray and every sidecar within 5 s; --resume finishes the grid, keeping finished trials", async () => {
     const out = join(mkdtempSync(join(tmpdir(), "ultra-sweep-stop-")), "sweep");
-    const args = ["sweep", "--envs", "HalfCheetah", "--variants", "RA", "--seeds", "0-2", "--baselines", "none", "--profile", "smoke", "--adviser", "rollout", "--max-parallel", "1", "--out", out];
+    const args = [
+      "sweep",
+      "--envs",
+      "HalfCheetah",
+      "--variants",
+      "RA",
+      "--seeds",
+      "0-2",
+      "--baselines",
+      "none",
+      "--profile",
+      "smoke",
+      "--adviser",
+      "rollout",
+      "--max-parallel",
+      "1",
+      "--out",
+      out,
+    ];
     const child = spawn(process.execPath, [ULTRA, ...args], { stdio: "ignore" });
     const exited = new Promise<number | null>((r) => child.on("exit", (code, signal) => r(code ?? (signal ? 128 : null))));
     const first = () => existsSync(join(out, "sweep.json")) && readJson(join(out, "sweep.json")).trials[0].status === "done";
@@ -262,7 +329,23 @@ describe("ultra sweep, a trial that keeps failing", () => {
   it("is tried max-attempts times, then marked failed with its errors in sweep.json and the report; exit 1", async () => {
     const out = join(mkdtempSync(join(tmpdir(), "ultra-sweep-fail-")), "sweep");
     // an adviser that cannot work: identify fails the same way on every attempt
-    const args = ["sweep", "--envs", "Reacher", "--variants", "RA", "--seeds", "0", "--baselines", "none", "--profile", "smoke", "--adviser", "replay:/nonexistent", "--out", out];
+    const args = [
+      "sweep",
+      "--envs",
+      "Reacher",
+      "--variants",
+      "RA",
+      "--seeds",
+      "0",
+      "--baselines",
+      "none",
+      "--profile",
+      "smoke",
+      "--adviser",
+      "replay:/nonexistent",
+      "--out",
+      out,
+    ];
     const r = await ultraWith({}, ...args);
     expect(r.code).toBe(1);
     const [t] = readJson(join(out, "sweep.json")).trials;
@@ -281,7 +364,23 @@ describe("ultra sweep with an LLM adviser", () => {
     const reply = JSON.stringify({ critical_states: [{ step: 5, reason: "the arm overshoots", action: [0.5, -0.5], reward: 0.1 }] });
     const server = await standIn(() => ({ ...chat(reply), delayMs: 500 }), 100);
     const out = join(mkdtempSync(join(tmpdir(), "ultra-sweep-llm-")), "sweep");
-    const args = ["sweep", "--envs", "Reacher", "--variants", "RA,A", "--seeds", "0", "--baselines", "none", "--profile", "smoke", "--adviser", "openai:stand-in", "--out", out];
+    const args = [
+      "sweep",
+      "--envs",
+      "Reacher",
+      "--variants",
+      "RA,A",
+      "--seeds",
+      "0",
+      "--baselines",
+      "none",
+      "--profile",
+      "smoke",
+      "--adviser",
+      "openai:stand-in",
+      "--out",
+      out,
+    ];
     const r = await ultraWith({ OPENAI_BASE_URL: server.url }, ...args);
     expect(r.code, r.stderr).toBe(0);
     // both variants roll out the same base policy with the same seed: the same 2 prompts, asked once

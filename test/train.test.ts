@@ -13,7 +13,21 @@ describe("ultra train", () => {
   const out = join(root, "cheetah");
 
   beforeAll(async () => {
-    const r = await ultra("train", "--env", "HalfCheetah", "--profile", "smoke", "--seed", "1", "--adviser", "rollout", "--verify", "off", "--out", out);
+    const r = await ultra(
+      "train",
+      "--env",
+      "HalfCheetah",
+      "--profile",
+      "smoke",
+      "--seed",
+      "1",
+      "--adviser",
+      "rollout",
+      "--verify",
+      "off",
+      "--out",
+      out,
+    );
     expect(r.code, r.stderr).toBe(0);
   });
 
@@ -26,13 +40,33 @@ describe("ultra train", () => {
     expect(Object.keys(ev.arms)).toEqual(["base", "ultra_RA", "continue_ppo", "rice_reset", "random_critical"]);
     for (const a of Object.values<any>(ev.arms)) expect(a.returns).toHaveLength(2);
     expect(readFileSync(join(out, "curves.png")).subarray(1, 4).toString()).toBe("PNG");
-    for (const f of ["base/model.zip", "refined/model.zip", "baselines/rice_reset/model.zip", "trajectories/episode-000.msgpack", "identify/episode-001.prompt.md"])
+    for (const f of [
+      "base/model.zip",
+      "refined/model.zip",
+      "baselines/rice_reset/model.zip",
+      "trajectories/episode-000.msgpack",
+      "identify/episode-001.prompt.md",
+    ])
       expect(() => readFileSync(join(out, f)), f).not.toThrow();
   });
 
   it("the same seed gives bit-identical critical states and returns", async () => {
     const again = join(root, "again");
-    const r = await ultra("train", "--env", "HalfCheetah", "--profile", "smoke", "--seed", "1", "--adviser", "rollout", "--verify", "off", "--out", again);
+    const r = await ultra(
+      "train",
+      "--env",
+      "HalfCheetah",
+      "--profile",
+      "smoke",
+      "--seed",
+      "1",
+      "--adviser",
+      "rollout",
+      "--verify",
+      "off",
+      "--out",
+      again,
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(join(again, "critical_states.json"), "utf8")).toBe(readFileSync(join(out, "critical_states.json"), "utf8"));
     const returns = (dir: string) => Object.values<any>(json(join(dir, "eval.json")).arms).map((a) => a.returns);
@@ -51,7 +85,9 @@ describe("ultra train", () => {
     }
     const report = readFileSync(join(out, "report.md"), "utf8");
     expect(report).toContain("| base policy (no refinement) |");
-    expect(report).toContain(`| rollout | ${crit.counts.proposed} | ${crit.counts.valid} | ${crit.counts.clipped} | ${crit.counts.rejected} | ${crit.counts.unverified} | ${crit.states.length} |`);
+    expect(report).toContain(
+      `| rollout | ${crit.counts.proposed} | ${crit.counts.valid} | ${crit.counts.clipped} | ${crit.counts.rejected} | ${crit.counts.unverified} | ${crit.states.length} |`,
+    );
     expect(report).toContain(`| ${crit.states[0].episode} | ${crit.states[0].step} |`);
   });
 
@@ -71,7 +107,21 @@ describe("ultra train", () => {
   // Hopper's short episodes end often enough in a smoke budget for resets to happen (a HalfCheetah episode is 1000 steps)
   it("on Hopper, every table is used: resets, overrides, matches the policy reached by itself; and the arms differ from continue PPO", async () => {
     const hop = join(root, "hopper");
-    const r = await ultra("train", "--env", "Hopper", "--profile", "smoke", "--seed", "2", "--adviser", "rollout", "--verify", "off", "--out", hop);
+    const r = await ultra(
+      "train",
+      "--env",
+      "Hopper",
+      "--profile",
+      "smoke",
+      "--seed",
+      "2",
+      "--adviser",
+      "rollout",
+      "--verify",
+      "off",
+      "--out",
+      hop,
+    );
     expect(r.code, r.stderr).toBe(0);
     const sum = (dir: string, k: string) => json(join(hop, dir, "progress.json")).modulation.reduce((n: number, m: any) => n + m[k], 0);
     for (const dir of ["refined", "baselines/rice_reset", "baselines/random_critical"]) {
@@ -84,7 +134,9 @@ describe("ultra train", () => {
     expect(reached).toBeGreaterThan(0);
     const prep = json(join(hop, "refined", "progress.json")).prep_env_steps; // identify's env steps, counted for ULTRA
     expect(prep).toBeGreaterThan(0);
-    expect(readFileSync(join(hop, "report.md"), "utf8")).toContain(`| ULTRA-RA (ultra_RA) | ${prep} | 2048 | ${prep + 2048} | ${reached} |`);
+    expect(readFileSync(join(hop, "report.md"), "utf8")).toContain(
+      `| ULTRA-RA (ultra_RA) | ${prep} | 2048 | ${prep + 2048} | ${reached} |`,
+    );
     const ev = json(join(hop, "eval.json")).arms;
     for (const arm of ["ultra_RA", "rice_reset", "random_critical"]) expect(ev[arm].returns, arm).not.toEqual(ev.continue_ppo.returns);
   });
@@ -165,13 +217,29 @@ describe("ultra train", () => {
 
   it("--seeds with --base: one run per seed from the user's model, and a report with a 95% CI", async () => {
     const multi = join(root, "seeds");
-    const r = await ultra("train", "--env", "HalfCheetah", "--profile", "smoke", "--seeds", "0,1", "--adviser", "rollout", "--base", join(out, "base", "model.zip"), "--out", multi);
+    const r = await ultra(
+      "train",
+      "--env",
+      "HalfCheetah",
+      "--profile",
+      "smoke",
+      "--seeds",
+      "0,1",
+      "--adviser",
+      "rollout",
+      "--base",
+      join(out, "base", "model.zip"),
+      "--out",
+      multi,
+    );
     expect(r.code, r.stderr).toBe(0);
     for (const seed of [0, 1]) {
       const rec = json(join(multi, `seed-${seed}`, "run.json"));
       expect(rec.seed).toBe(seed);
       expect(rec.phases.base.result.source).toBe(join(out, "base", "model.zip"));
-      expect(readFileSync(join(multi, `seed-${seed}`, "base", "model.zip")).equals(readFileSync(join(out, "base", "model.zip")))).toBe(true);
+      expect(readFileSync(join(multi, `seed-${seed}`, "base", "model.zip")).equals(readFileSync(join(out, "base", "model.zip")))).toBe(
+        true,
+      );
     }
     const report = readFileSync(join(multi, "report.md"), "utf8");
     const evals = [0, 1].map((seed) => json(join(multi, `seed-${seed}`, "eval.json")).arms.ultra_RA.mean);
@@ -204,7 +272,9 @@ describe("a run directory that cannot take a run", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`run directory ${join(root, "file", "run")} is not writable (ENOTDIR); choose another --out`);
     expect(Date.now() - t0).toBeLessThan(10_000); // no sidecar, no training
-    expect(() => checkRunDir(join(root, "ok"), 1e12)).toThrow(/only \d+ MB free for run directory .*ok; a run needs at least 1000000000000 MB/);
+    expect(() => checkRunDir(join(root, "ok"), 1e12)).toThrow(
+      /only \d+ MB free for run directory .*ok; a run needs at least 1000000000000 MB/,
+    );
     expect(() => checkRunDir(join(root, "ok"))).not.toThrow();
   });
 });

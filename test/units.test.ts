@@ -18,8 +18,12 @@ type Range = readonly [number, number];
 const deg = (d: number) => (d * Math.PI) / 180;
 // <joint range> in gymnasium/envs/mujoco/assets/*.xml (hopper.xml and walker2d.xml give degrees)
 const CHEETAH_RANGES: Record<string, Range> = {
-  "back thigh": [-0.52, 1.05], "back shin": [-0.785, 0.785], "back foot": [-0.4, 0.785],
-  "front thigh": [-1, 0.7], "front shin": [-1.2, 0.87], "front foot": [-0.5, 0.5],
+  "back thigh": [-0.52, 1.05],
+  "back shin": [-0.785, 0.785],
+  "back foot": [-0.4, 0.785],
+  "front thigh": [-1, 0.7],
+  "front shin": [-1.2, 0.87],
+  "front foot": [-0.5, 0.5],
 };
 const LEG: Record<string, Range> = { thigh: [deg(-150), 0], leg: [deg(-150), 0], foot: [deg(-45), deg(45)] };
 const HOPPER_RANGES = LEG;
@@ -74,21 +78,26 @@ function cheetahChecks({ qpos, qvel }: Physics): Check[] {
   ];
 }
 
-const uprightChecks = (ranges: Record<string, Range>) => ({ qpos, qvel }: Physics): Check[] => {
-  const joints = Object.keys(ranges);
-  return [
-    { label: "torso height", value: qpos[1], unit: "m" },
-    { label: "torso angle", value: qpos[2], unit: "rad" },
-    { label: "forward velocity", value: clip10(qvel[0]), unit: "m/s" },
-    { label: "vertical velocity", value: clip10(qvel[1]), unit: "m/s" },
-    { label: "torso angular velocity", value: clip10(qvel[2]), unit: "rad/s" },
-    ...joints.map((label, i) => ({ part: "joints" as const, label, value: qpos[3 + i] })),
-    ...joints.map((label, i) => ({ part: "speeds" as const, label, value: clip10(qvel[3 + i]) })),
-  ];
-};
+const uprightChecks =
+  (ranges: Record<string, Range>) =>
+  ({ qpos, qvel }: Physics): Check[] => {
+    const joints = Object.keys(ranges);
+    return [
+      { label: "torso height", value: qpos[1], unit: "m" },
+      { label: "torso angle", value: qpos[2], unit: "rad" },
+      { label: "forward velocity", value: clip10(qvel[0]), unit: "m/s" },
+      { label: "vertical velocity", value: clip10(qvel[1]), unit: "m/s" },
+      { label: "torso angular velocity", value: clip10(qvel[2]), unit: "rad/s" },
+      ...joints.map((label, i) => ({ part: "joints" as const, label, value: qpos[3 + i] })),
+      ...joints.map((label, i) => ({ part: "speeds" as const, label, value: clip10(qvel[3 + i]) })),
+    ];
+  };
 
 /** reacher.xml: link 0.1 m to the elbow, fingertip 0.11 m past it. */
-const fingertip = (q: number[]) => [0.1 * Math.cos(q[0]) + 0.11 * Math.cos(q[0] + q[1]), 0.1 * Math.sin(q[0]) + 0.11 * Math.sin(q[0] + q[1])];
+const fingertip = (q: number[]) => [
+  0.1 * Math.cos(q[0]) + 0.11 * Math.cos(q[0] + q[1]),
+  0.1 * Math.sin(q[0]) + 0.11 * Math.sin(q[0] + q[1]),
+];
 const reacherDistance = ({ qpos }: Physics) => {
   const [x, y] = fingertip(qpos);
   return Math.hypot(x - qpos[2], y - qpos[3]);
@@ -116,24 +125,54 @@ function reacherChecks(p: Physics): Check[] {
 
 const CASES: UnitCase[] = [
   {
-    name: "HalfCheetah", nq: 9, nv: 9, ranges: CHEETAH_RANGES, checks: cheetahChecks,
+    name: "HalfCheetah",
+    nq: 9,
+    nv: 9,
+    ranges: CHEETAH_RANGES,
+    checks: cheetahChecks,
     keys: { forward_velocity: (p) => p.qvel[0], pitch: (p) => p.qpos[2], height: (p) => p.qpos[1] },
   },
   {
-    name: "Hopper", nq: 6, nv: 6, ranges: HOPPER_RANGES, checks: uprightChecks(HOPPER_RANGES),
-    keys: { forward_velocity: (p) => clip10(p.qvel[0]), height: (p) => p.qpos[1], angle: (p) => p.qpos[2], angle_margin: (p) => 0.2 - Math.abs(p.qpos[2]) },
+    name: "Hopper",
+    nq: 6,
+    nv: 6,
+    ranges: HOPPER_RANGES,
+    checks: uprightChecks(HOPPER_RANGES),
+    keys: {
+      forward_velocity: (p) => clip10(p.qvel[0]),
+      height: (p) => p.qpos[1],
+      angle: (p) => p.qpos[2],
+      angle_margin: (p) => 0.2 - Math.abs(p.qpos[2]),
+    },
   },
   {
-    name: "Walker2d", nq: 9, nv: 9, ranges: WALKER_RANGES, checks: uprightChecks(WALKER_RANGES),
-    keys: { forward_velocity: (p) => clip10(p.qvel[0]), height: (p) => p.qpos[1], angle: (p) => p.qpos[2], angle_margin: (p) => 1 - Math.abs(p.qpos[2]) },
+    name: "Walker2d",
+    nq: 9,
+    nv: 9,
+    ranges: WALKER_RANGES,
+    checks: uprightChecks(WALKER_RANGES),
+    keys: {
+      forward_velocity: (p) => clip10(p.qvel[0]),
+      height: (p) => p.qpos[1],
+      angle: (p) => p.qpos[2],
+      angle_margin: (p) => 1 - Math.abs(p.qpos[2]),
+    },
   },
   {
-    name: "Reacher", nq: 4, nv: 4, ranges: REACHER_RANGES, checks: reacherChecks,
+    name: "Reacher",
+    nq: 4,
+    nv: 4,
+    ranges: REACHER_RANGES,
+    checks: reacherChecks,
     keys: { shoulder_velocity: (p) => p.qvel[0], elbow_velocity: (p) => p.qvel[1] },
   },
   // v4: RICE's Reacher-v2 layout (11 dims, a trailing always-zero z), Reacher's settings
   {
-    name: "Reacher-v4", nq: 4, nv: 4, ranges: REACHER_RANGES, checks: reacherChecks,
+    name: "Reacher-v4",
+    nq: 4,
+    nv: 4,
+    ranges: REACHER_RANGES,
+    checks: reacherChecks,
     keys: { shoulder_velocity: (p) => p.qvel[0], elbow_velocity: (p) => p.qvel[1] },
   },
 ];
@@ -185,8 +224,12 @@ function expectJointsInRange(text: string, c: UnitCase, where: string) {
   const joints = part(text, "joints");
   for (const [label, [lo, hi]] of Object.entries(c.ranges)) {
     const { value } = printed(joints, { label, value: NaN });
-    expect(value, `${where}: ${label} ${value} rad outside its joint range [${num(lo, 3)}, ${num(hi, 3)}]`).toBeGreaterThanOrEqual(lo - LIMIT_SLACK);
-    expect(value, `${where}: ${label} ${value} rad outside its joint range [${num(lo, 3)}, ${num(hi, 3)}]`).toBeLessThanOrEqual(hi + LIMIT_SLACK);
+    expect(value, `${where}: ${label} ${value} rad outside its joint range [${num(lo, 3)}, ${num(hi, 3)}]`).toBeGreaterThanOrEqual(
+      lo - LIMIT_SLACK,
+    );
+    expect(value, `${where}: ${label} ${value} rad outside its joint range [${num(lo, 3)}, ${num(hi, 3)}]`).toBeLessThanOrEqual(
+      hi + LIMIT_SLACK,
+    );
   }
 }
 
@@ -246,7 +289,10 @@ describe("real units: the prompt shows the physical state", () => {
       // the prompt identify writes: every described state is the physical state of its step
       const settings = resolveSettings({ profile: "paper", envOverrides: cfg.ultra }).identify;
       const { summary, prompt } = episodePrompt(ep, cfg.name, {
-        maxChars: settings.prompt_chars, minSeparation: settings.min_separation, maxCriticalStates: settings.max_critical_states, actionSpace: action_space,
+        maxChars: settings.prompt_chars,
+        minSeparation: settings.min_separation,
+        maxCriticalStates: settings.max_critical_states,
+        actionSpace: action_space,
       });
       // the rest of the prompt is the template's fixed text (its worked case has made-up numbers)
       expect(prompt.user).toContain(summary.text);

@@ -45,7 +45,11 @@ async function acceptance(envId: string, snapshot: Snapshot, suggest: (i: number
     const own = r.own.toNumbers();
     const again = r.own_again.toNumbers();
     expect(own.length).toBe(GROUPS);
-    const v = judge(r.suggested.toNumbers().map((x, k) => x - own[k]), own.map((x, k) => x - again[k]), MIN_EFFECT);
+    const v = judge(
+      r.suggested.toNumbers().map((x, k) => x - own[k]),
+      own.map((x, k) => x - again[k]),
+      MIN_EFFECT,
+    );
     if (v.accepted) accepted++;
   }
   return { accepted, model, obs: (snapshot as any).vec.obs as NDArray };
@@ -76,7 +80,11 @@ describe("verification", () => {
         const { env } = await sc.call("env_make", { spec: { env_id: "Pendulum-v1", n_envs: 1, seed: 3 } });
         model = (await sc.call("model_new", { env, ppo: TINY_PPO })).model; // same seed: the same policy as the verifier's
       }
-      return policySample(() => model, () => obs, false)();
+      return policySample(
+        () => model,
+        () => obs,
+        false,
+      )();
     });
     expect(accepted).toBeLessThanOrEqual(10);
   });
@@ -92,7 +100,11 @@ describe("verification", () => {
         const { env } = await sc.call("env_make", { spec: { env_id: "CartPole-v1", n_envs: 1, seed: 3 } });
         model = (await sc.call("model_new", { env, ppo: TINY_PPO })).model;
       }
-      return policySample(() => model, () => obs, true)();
+      return policySample(
+        () => model,
+        () => obs,
+        true,
+      )();
     });
     expect(accepted).toBeLessThanOrEqual(10);
   });
@@ -101,7 +113,15 @@ describe("verification", () => {
     const snap = await snapshotAt("Pendulum-v1", PENDULUM.state, PENDULUM.obs);
     const { env } = await sc.call("env_make", { spec: { env_id: "Pendulum-v1", n_envs: 6, seed: 0 } }); // two groups at a time
     const { model } = await sc.call("model_new", { env, ppo: TINY_PPO });
-    const r = await sc.call("paired_returns", { model, env, snapshot: snap, action: NDArray.float32([-2]), pairs: 4, horizon: HORIZON, seed: 0 });
+    const r = await sc.call("paired_returns", {
+      model,
+      env,
+      snapshot: snap,
+      action: NDArray.float32([-2]),
+      pairs: 4,
+      horizon: HORIZON,
+      seed: 0,
+    });
     expect(r.env_steps).toBe(4 * 3 * HORIZON);
     const candidates = NDArray.float32([-2, 0, 0.5, 1, 1.5, 2], [6, 1]);
     const c = await sc.call("counterfactual", { model, env, snapshot: snap, candidates, horizon: HORIZON, gamma: 0.99 });
@@ -112,8 +132,8 @@ describe("verification", () => {
     const snap = await snapshotAt("Pendulum-v1", PENDULUM.state, PENDULUM.obs);
     const { env } = await sc.call("env_make", { spec: { env_id: "Pendulum-v1", n_envs: 4, seed: 0 } });
     const { model } = await sc.call("model_new", { env, ppo: TINY_PPO });
-    await expect(sc.call("paired_returns", { model, env, snapshot: snap, action: NDArray.float32([0]), pairs: 4, horizon: 5, seed: 0 })).rejects.toThrow(
-      /groups of 3 sub-envs; the env has 4/,
-    );
+    await expect(
+      sc.call("paired_returns", { model, env, snapshot: snap, action: NDArray.float32([0]), pairs: 4, horizon: 5, seed: 0 }),
+    ).rejects.toThrow(/groups of 3 sub-envs; the env has 4/);
   });
 });

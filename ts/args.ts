@@ -6,10 +6,16 @@ import { BASELINES, OPT_IN_BASELINES, type Baseline } from "./ultra/settings.js"
  * "all,rice" adds the opt-in RICE arm to the default set. */
 export function parseBaselines(s: string): Baseline[] {
   const known: readonly string[] = [...BASELINES, ...OPT_IN_BASELINES];
-  const names = s.split(",").map((x) => x.trim()).filter(Boolean).flatMap((x) => (x === "all" ? [...BASELINES] : x === "none" ? [] : [x]));
+  const names = s
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean)
+    .flatMap((x) => (x === "all" ? [...BASELINES] : x === "none" ? [] : [x]));
   const unknown = names.filter((n) => !known.includes(n));
   if (unknown.length)
-    throw new UltraError(`unknown baseline ${unknown.map((n) => `"${n}"`).join(", ")} in --baselines ${s}: use all, none or names among ${known.join(", ")} (e.g. all,rice)`);
+    throw new UltraError(
+      `unknown baseline ${unknown.map((n) => `"${n}"`).join(", ")} in --baselines ${s}: use all, none or names among ${known.join(", ")} (e.g. all,rice)`,
+    );
   return [...new Set(names)] as Baseline[];
 }
 

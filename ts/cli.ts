@@ -72,7 +72,9 @@ const cli = yargs(hideBin(process.argv))
     async (a) => {
       const r = await doctor();
       if (a.json) printJson(r);
-      else for (const c of r.checks) process.stdout.write(`${c.ok ? "ok  " : "FAIL"} ${c.name.padEnd(20)} ${c.detail}${c.fix ? `\n     fix: ${c.fix}` : ""}\n`);
+      else
+        for (const c of r.checks)
+          process.stdout.write(`${c.ok ? "ok  " : "FAIL"} ${c.name.padEnd(20)} ${c.detail}${c.fix ? `\n     fix: ${c.fix}` : ""}\n`);
       if (!r.ok) process.exitCode = 1;
     },
   )
@@ -98,22 +100,55 @@ const cli = yargs(hideBin(process.argv))
     "ULTRA end to end: base policy → identify → improve (with baselines) → evaluate → report",
     (y: Argv) =>
       y
-        .option("env", { type: "string", demandOption: true, describe: "HalfCheetah, Hopper, Walker2d, Reacher, Pong, Sparse*, or a Gymnasium id" })
-        .option("variant", { choices: VARIANTS, describe: "A: suggested actions, R: adviser rewards, RA: both (default: configs/ultra.yaml)" })
+        .option("env", {
+          type: "string",
+          demandOption: true,
+          describe: "HalfCheetah, Hopper, Walker2d, Reacher, Pong, Sparse*, or a Gymnasium id",
+        })
+        .option("variant", {
+          choices: VARIANTS,
+          describe: "A: suggested actions, R: adviser rewards, RA: both (default: configs/ultra.yaml)",
+        })
         .option("seed", { type: "number", default: 0 })
         .option("seeds", { type: "string", describe: "several seeds, e.g. 0,1,2,3,4 or 0-4: one run each and a report over them" })
         .option("base", { type: "string", describe: "start from your own SB3 PPO model.zip instead of pretraining one" })
-        .option("adviser", { type: "string", describe: "who names critical states: local (default: the embedded LLM), local:PATH.gguf, openai:MODEL, replay:RUN_DIR, rollout" })
-        .option("baselines", { type: "string", describe: "baseline arms: all | none | names, e.g. all,rice adds RICE itself (opt-in: it trains a mask net first) (default: configs/ultra.yaml's)" })
-        .option("verify", { choices: ["on", "off"], describe: "test each suggested action in rollouts from its state before using it (default on)" })
-        .option("trust-model", { type: "boolean", describe: "unpickle --base model.zip and vec_normalize.pkl as SB3 does (code in them runs): only for files you trust" })
+        .option("adviser", {
+          type: "string",
+          describe: "who names critical states: local (default: the embedded LLM), local:PATH.gguf, openai:MODEL, replay:RUN_DIR, rollout",
+        })
+        .option("baselines", {
+          type: "string",
+          describe:
+            "baseline arms: all | none | names, e.g. all,rice adds RICE itself (opt-in: it trains a mask net first) (default: configs/ultra.yaml's)",
+        })
+        .option("verify", {
+          choices: ["on", "off"],
+          describe: "test each suggested action in rollouts from its state before using it (default on)",
+        })
+        .option("trust-model", {
+          type: "boolean",
+          describe: "unpickle --base model.zip and vec_normalize.pkl as SB3 does (code in them runs): only for files you trust",
+        })
         .option("profile", { type: "string", default: "paper", describe: "quick | paper (configs/ultra.yaml)" })
         .option("out", { type: "string", describe: "run directory (default runs/ENV-VARIANT-PROFILE-sSEED)" })
-        .option("resume", { type: "boolean", default: false, describe: "continue an interrupted run from its last finished phase / checkpoint" }),
+        .option("resume", {
+          type: "boolean",
+          default: false,
+          describe: "continue an interrupted run from its last finished phase / checkpoint",
+        }),
     async (a) => {
       const r = await train({
-        env: a.env, seeds: a.seeds ? parseIntList(a.seeds) : [a.seed], profile: a.profile, variant: a.variant as Variant | undefined,
-        adviser: a.adviser, verify: a.verify === undefined ? undefined : a.verify === "on", trustModel: a.trustModel, base: a.base, out: a.out, resume: a.resume, sidecar: sidecarOptions(a),
+        env: a.env,
+        seeds: a.seeds ? parseIntList(a.seeds) : [a.seed],
+        profile: a.profile,
+        variant: a.variant as Variant | undefined,
+        adviser: a.adviser,
+        verify: a.verify === undefined ? undefined : a.verify === "on",
+        trustModel: a.trustModel,
+        base: a.base,
+        out: a.out,
+        resume: a.resume,
+        sidecar: sidecarOptions(a),
         baselines: a.baselines === undefined ? undefined : parseBaselines(a.baselines),
       });
       log(`report: ${r.report}`);
@@ -128,24 +163,57 @@ const cli = yargs(hideBin(process.argv))
         .option("file", { type: "string", describe: "a sweep file (configs/sweeps/*.yaml); flags override it" })
         .option("envs", { type: "string", describe: "e.g. HalfCheetah,Hopper,Walker2d,Reacher,Pong" })
         .option("variants", { type: "string", describe: "ULTRA variants, e.g. RA,R,A" })
-        .option("baselines", { type: "string", describe: "all | none | names among continue_ppo,rice_reset,random_critical,rice; all is the first three, all,rice adds RICE (default all)" })
+        .option("baselines", {
+          type: "string",
+          describe:
+            "all | none | names among continue_ppo,rice_reset,random_critical,rice; all is the first three, all,rice adds RICE (default all)",
+        })
         .option("seeds", { type: "string", describe: "e.g. 0-4 (default 0)" })
         .option("profile", { type: "string", describe: "quick | paper | ... (configs/ultra.yaml; default paper)" })
         .option("adviser", { type: "string", describe: "as for train (default: configs/ultra.yaml's)" })
-        .option("ray", { type: "string", describe: "auto (this machine's cluster) or ray://HOST:PORT; default: start a local Ray instance" })
+        .option("ray", {
+          type: "string",
+          describe: "auto (this machine's cluster) or ray://HOST:PORT; default: start a local Ray instance",
+        })
         .option("max-parallel", { type: "number", describe: "trials at once (default 2)" })
         .option("cpus-per-trial", { type: "number", describe: "Ray CPUs each trial's sidecar reserves (default 1)" })
         .option("gpus-per-trial", { type: "number", describe: "Ray GPUs each trial's sidecar reserves (default 0; > 0 trains on cuda)" })
         .option("max-attempts", { type: "number", describe: "a trial failing this often is marked failed (default 3)" })
         .option("out", { type: "string", describe: "sweep directory (default runs/sweep-DATE); on a cluster, a path every node mounts" })
-        .option("resume", { type: "boolean", default: false, describe: "continue a sweep: finished trials are kept, the others (failed ones too) resume from their checkpoints" })
-        .option("dry-run", { type: "boolean", default: false, describe: "print the grid's trials as JSON and stop (no Ray, nothing written)" }),
+        .option("resume", {
+          type: "boolean",
+          default: false,
+          describe: "continue a sweep: finished trials are kept, the others (failed ones too) resume from their checkpoints",
+        })
+        .option("dry-run", {
+          type: "boolean",
+          default: false,
+          describe: "print the grid's trials as JSON and stop (no Ray, nothing written)",
+        }),
     async (a) => {
       const out = sweepRoot(a.out);
-      const flags = { ...flagsToSpec(a), profile: a.profile, adviser: a.adviser, ray: a.ray, max_parallel: a.maxParallel, cpus_per_trial: a.cpusPerTrial, gpus_per_trial: a.gpusPerTrial, max_attempts: a.maxAttempts };
+      const flags = {
+        ...flagsToSpec(a),
+        profile: a.profile,
+        adviser: a.adviser,
+        ray: a.ray,
+        max_parallel: a.maxParallel,
+        cpus_per_trial: a.cpusPerTrial,
+        gpus_per_trial: a.gpusPerTrial,
+        max_attempts: a.maxAttempts,
+      };
       const spec = resolveSweep(a.file, flags, a.resume ? storedSweep(out)?.spec : undefined);
       if (a.dryRun) {
-        printJson({ dir: out, spec, trials: trialsOf(spec).map(({ id, env, dir, baselines, donor }) => ({ id, dir, baselines, base_from: spec.agents?.[env]?.model ?? donor })) });
+        printJson({
+          dir: out,
+          spec,
+          trials: trialsOf(spec).map(({ id, env, dir, baselines, donor }) => ({
+            id,
+            dir,
+            baselines,
+            base_from: spec.agents?.[env]?.model ?? donor,
+          })),
+        });
         return;
       }
       const r = await sweep({ spec, out, resume: a.resume, sidecar: sidecarOptions(a) });
@@ -178,11 +246,25 @@ const cli = yargs(hideBin(process.argv))
         .option("episodes", { type: "number", default: 10 })
         .option("seed", { type: "number", default: 0 })
         .option("deterministic", { type: "boolean", describe: "deterministic actions (default: the env config's eval setting)" })
-        .option("trust-model", { type: "boolean", default: false, describe: "unpickle model.zip and vec_normalize.pkl as SB3 does (code in them runs): only for files you trust" })
+        .option("trust-model", {
+          type: "boolean",
+          default: false,
+          describe: "unpickle model.zip and vec_normalize.pkl as SB3 does (code in them runs): only for files you trust",
+        })
         .option("json", { type: "string", describe: "also write the result as JSON to this file" }),
     async (a) => {
-      const r = await evaluate({ model: a.model, env: a.env, episodes: a.episodes, seed: a.seed, deterministic: a.deterministic, trustModel: a.trustModel, sidecar: sidecarOptions(a) });
-      log(`${r.env_id}: return ${fmt(r.mean)} ± ${fmt(r.std)} over ${r.episodes} episodes (${r.deterministic ? "deterministic" : "stochastic"})`);
+      const r = await evaluate({
+        model: a.model,
+        env: a.env,
+        episodes: a.episodes,
+        seed: a.seed,
+        deterministic: a.deterministic,
+        trustModel: a.trustModel,
+        sidecar: sidecarOptions(a),
+      });
+      log(
+        `${r.env_id}: return ${fmt(r.mean)} ± ${fmt(r.std)} over ${r.episodes} episodes (${r.deterministic ? "deterministic" : "stochastic"})`,
+      );
       printJson(r, a.json);
     },
   )
@@ -194,14 +276,29 @@ const cli = yargs(hideBin(process.argv))
         .option("run", { type: "string", demandOption: true, describe: "a run directory whose identify phase has finished" })
         .option("samples", { type: "number", default: 4, describe: "random action sequences per segment" })
         .option("episodes", { type: "number", describe: "score only the run's first N identify episodes (default all)" })
-        .option("compare", { type: "string", array: true, default: [] as string[], describe: "another run of the same base policy and seed whose critical states to score too (repeatable)" })
+        .option("compare", {
+          type: "string",
+          array: true,
+          default: [] as string[],
+          describe: "another run of the same base policy and seed whose critical states to score too (repeatable)",
+        })
         .option("seed", { type: "number", describe: "seed of the random steps and actions (default: the run's seed)" })
         .option("horizon", { type: "number", default: 1000, describe: "steps after a segment at most (an episode's end stops sooner)" })
-        .option("mask", { type: "string", describe: "a mask net zip for the run's base policy whose importance selects segments too (default: the run's explain/masknet.zip from `ultra explain`, if any)" }),
+        .option("mask", {
+          type: "string",
+          describe:
+            "a mask net zip for the run's base policy whose importance selects segments too (default: the run's explain/masknet.zip from `ultra explain`, if any)",
+        }),
     async (a) => {
       const r = await fidelity(a.run, {
-        samples: a.samples, episodes: a.episodes, compare: a.compare as string[], seed: a.seed, horizon: a.horizon, mask: a.mask,
-        command: process.argv.slice(2).join(" "), sidecar: sidecarOptions(a),
+        samples: a.samples,
+        episodes: a.episodes,
+        compare: a.compare as string[],
+        seed: a.seed,
+        horizon: a.horizon,
+        mask: a.mask,
+        command: process.argv.slice(2).join(" "),
+        sidecar: sidecarOptions(a),
       });
       process.stdout.write(`${r.file}\n${r.markdown}\n`);
     },
@@ -212,7 +309,11 @@ const cli = yargs(hideBin(process.argv))
     (y: Argv) =>
       y
         .option("run", { type: "string", demandOption: true, describe: "a run directory whose base phase has finished" })
-        .option("mask", { type: "string", describe: "load this mask net zip (trained for the run's base policy, e.g. RICE's masknet/best_model.zip) instead of training one" })
+        .option("mask", {
+          type: "string",
+          describe:
+            "load this mask net zip (trained for the run's base policy, e.g. RICE's masknet/best_model.zip) instead of training one",
+        })
         .option("steps", { type: "number", describe: "mask net training steps (default: the run's rice.mask_steps; RICE: 300000)" }),
     async (a) => {
       const r = await explain(a.run, { mask: a.mask, steps: a.steps, sidecar: sidecarOptions(a) });
@@ -232,7 +333,11 @@ const cli = yargs(hideBin(process.argv))
   )
   .command("bench", "benchmarks (JSON on stdout; with --record also bench/results/<name>.json)", (y: Argv) =>
     y
-      .option("record", { type: "boolean", default: false, describe: "write bench/results/<name>.json, the committed figures (make bench does)" })
+      .option("record", {
+        type: "boolean",
+        default: false,
+        describe: "write bench/results/<name>.json, the committed figures (make bench does)",
+      })
       .command(
         "bridge",
         "round-trip p50/p99 and MB/s for a large chunk, over ipc and tcp, beside a bare pyzmq/msgpack floor",
@@ -262,13 +367,25 @@ const cli = yargs(hideBin(process.argv))
             .option("steps", { type: "number", default: 20000, describe: "timesteps per run" })
             .option("repeats", { type: "number", default: 3, describe: "runs of each contender" })
             .option("table-states", { type: "number", default: 100 })
-            .option("radius", { type: "number", describe: "of the synthetic critical states (normalised obs, RMS; default: the env's modulation.radius)" })
+            .option("radius", {
+              type: "number",
+              describe: "of the synthetic critical states (normalised obs, RMS; default: the env's modulation.radius)",
+            })
             .option("seed", { type: "number", default: 0 })
             .option("json", { type: "string", describe: "write the result to this file too" }),
         async (a) => {
-          const r = await benchOverhead({ ...learnBench(a), repeats: a.repeats, tableStates: a.tableStates, radius: a.radius ?? envRadius(a.env) });
-          const sps = Object.entries(r.steps_per_s).map(([k, v]) => `${k} ${fmt(v.median)}`).join(", ");
-          const ratios = Object.entries(r.ratio).map(([k, v]) => `${k} ${v.toFixed(3)}× (goal ≥ ${r.goals[k]})`).join(", ");
+          const r = await benchOverhead({
+            ...learnBench(a),
+            repeats: a.repeats,
+            tableStates: a.tableStates,
+            radius: a.radius ?? envRadius(a.env),
+          });
+          const sps = Object.entries(r.steps_per_s)
+            .map(([k, v]) => `${k} ${fmt(v.median)}`)
+            .join(", ");
+          const ratios = Object.entries(r.ratio)
+            .map(([k, v]) => `${k} ${v.toFixed(3)}× (goal ≥ ${r.goals[k]})`)
+            .join(", ");
           log(`overhead ${r.env}: steps/s ${sps}; ratio to sb3: ${ratios}; goals ${r.met ? "met" : "NOT met"}`);
           printJson(writeResult(`overhead-${r.env.replace(/\W+/g, "_")}`, r, a));
         },
@@ -286,7 +403,9 @@ const cli = yargs(hideBin(process.argv))
           const r = await benchDeterminism(learnBench(a));
           const diffs = Object.entries(r.comparisons).map(([k, v]) => `${k}: ${v.equal ? "equal" : `differ at ${v.first_difference}`}`);
           const c = r.compared;
-          log(`determinism ${r.env}, ${r.steps} steps, ${c.tensors} tensors, ${c.env_steps} env steps, ${c.episodes} episodes: equal: ${r.equal} (${diffs.join("; ")})`);
+          log(
+            `determinism ${r.env}, ${r.steps} steps, ${c.tensors} tensors, ${c.env_steps} env steps, ${c.episodes} episodes: equal: ${r.equal} (${diffs.join("; ")})`,
+          );
           if (r.nothing_compared) log(`determinism ${r.env}: FAILED: ${r.nothing_compared}`);
           printJson(writeResult(`determinism-${r.env.replace(/\W+/g, "_")}`, r, a));
           if (!r.ok) process.exitCode = 1;
@@ -327,9 +446,21 @@ const cli = yargs(hideBin(process.argv))
             .option("out", { type: "string", describe: "keep the runs here (default: a temp dir)" })
             .option("json", { type: "string", describe: "write the result to this file too" }),
         async (a) => {
-          const r = await benchFaults({ env: a.env, kills: a.kills, killsPerRun: a.killsPerRun, seed: a.seed, adviser: a.adviser, profile: a.profile, out: a.out });
-          const phases = Object.entries(r.by_phase).map(([k, v]) => `${k} ${v}`).join(", ");
-          log(`faults: kills ${r.kills} (${phases}), clear errors ${r.clear_errors}, orphans ${r.orphans}, resumed ${r.resumed}, identical ${r.identical}/${r.resumed}`);
+          const r = await benchFaults({
+            env: a.env,
+            kills: a.kills,
+            killsPerRun: a.killsPerRun,
+            seed: a.seed,
+            adviser: a.adviser,
+            profile: a.profile,
+            out: a.out,
+          });
+          const phases = Object.entries(r.by_phase)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(", ");
+          log(
+            `faults: kills ${r.kills} (${phases}), clear errors ${r.clear_errors}, orphans ${r.orphans}, resumed ${r.resumed}, identical ${r.identical}/${r.resumed}`,
+          );
           printJson(writeResult("faults", r, a));
           if (r.failures.length) process.exitCode = 1;
         },
@@ -346,8 +477,12 @@ const cli = yargs(hideBin(process.argv))
             .option("json", { type: "string", describe: "write the result to this file too" }),
         async (a) => {
           const r = await benchSweep({ env: a.env, seeds: a.seeds, profile: a.profile, adviser: a.adviser });
-          const rows = r.rows.map((x) => `${x.mode}×${x.parallel} ${fmt(x.trials_per_hour)} trials/h (CPU ${Math.round(100 * x.cpu_utilisation)}%)`).join(", ");
-          log(`sweep ${r.env}: ${rows}; Ray overhead per trial ${(100 * r.ray_overhead_per_trial).toFixed(1)}% (goal ≤ 5%: ${r.met ? "met" : "NOT met"})`);
+          const rows = r.rows
+            .map((x) => `${x.mode}×${x.parallel} ${fmt(x.trials_per_hour)} trials/h (CPU ${Math.round(100 * x.cpu_utilisation)}%)`)
+            .join(", ");
+          log(
+            `sweep ${r.env}: ${rows}; Ray overhead per trial ${(100 * r.ray_overhead_per_trial).toFixed(1)}% (goal ≤ 5%: ${r.met ? "met" : "NOT met"})`,
+          );
           printJson(writeResult(`sweep-${r.env.replace(/\W+/g, "_")}`, r, a));
         },
       )
@@ -356,10 +491,18 @@ const cli = yargs(hideBin(process.argv))
         "the embedded model on a run's recorded episodes, per identification mode: prompt, reused and completion tokens, seconds, valid replies",
         (b: Argv) =>
           b
-            .option("run", { type: "string", demandOption: true, describe: "a run directory whose identify phase recorded episodes (trajectories/)" })
+            .option("run", {
+              type: "string",
+              demandOption: true,
+              describe: "a run directory whose identify phase recorded episodes (trajectories/)",
+            })
             .option("episodes", { type: "number", default: 2 })
             .option("modes", { type: "string", default: "candidates,episode", describe: "identification modes, in this order" })
-            .option("model", { type: "string", default: "", describe: "a GGUF path or an embedded model's name (default: the embedded default)" })
+            .option("model", {
+              type: "string",
+              default: "",
+              describe: "a GGUF path or an embedded model's name (default: the embedded default)",
+            })
             .option("prompt-chars", { type: "number", describe: "episode mode's text budget (default: the run's identify.prompt_chars)" })
             .option("json", { type: "string", describe: "write the result to this file too" }),
         async (a) => {
@@ -369,8 +512,12 @@ const cli = yargs(hideBin(process.argv))
           });
           const r = await benchLlm({ run: a.run, episodes: a.episodes, modes, model: a.model, promptChars: a.promptChars });
           log(formatLlmRows(r.rows));
-          const goals = Object.entries(r.met).map(([k, v]) => `${k} ≤ ${r.goals[k as keyof typeof r.goals]}: ${v === null ? "not measured" : v ? "met" : "NOT met"}`);
-          log(`llm ${r.model} on ${r.env}: ${goals.join("; ")} (1-min load ${r.load_1min.before.toFixed(1)} before, ${r.load_1min.after.toFixed(1)} after)`);
+          const goals = Object.entries(r.met).map(
+            ([k, v]) => `${k} ≤ ${r.goals[k as keyof typeof r.goals]}: ${v === null ? "not measured" : v ? "met" : "NOT met"}`,
+          );
+          log(
+            `llm ${r.model} on ${r.env}: ${goals.join("; ")} (1-min load ${r.load_1min.before.toFixed(1)} before, ${r.load_1min.after.toFixed(1)} after)`,
+          );
           printJson(writeResult(`llm-${r.env.replace(/\W+/g, "_")}`, r, a));
         },
       )

@@ -48,7 +48,9 @@ export function loadConfigs(dir = join(CONFIGS_DIR, "envs")): EnvConfig[] {
 const loaded = new Map<string, EnvConfig[]>(); // read once per process: every --env resolves against the same files
 
 function readConfigs(dir: string): EnvConfig[] {
-  const files = readdirSync(dir).filter((f) => f.endsWith(".yaml")).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort();
   const raw = new Map(files.map((f) => [f, parse(readFileSync(join(dir, f), "utf8")) as Record<string, unknown>]));
   const byName = new Map([...raw.values()].map((d) => [d.name, d]));
   return files.map((f) => {
@@ -70,9 +72,10 @@ export function resolveEnv(name: string, configs = loadConfigs()): EnvConfig {
   const unversioned = (id: string) => id.toLowerCase().replace(/-v\d+$/, "");
   const sibling = /-v\d+$/.test(name) && configs.find((c) => unversioned(c.env_id) === unversioned(name));
   if (sibling) return { ...sibling, env_id: name };
-  if (/-v\d+$/.test(name))
-    return EnvConfig.parse({ name, env_id: name, n_timesteps: 1_000_000, ppo: { policy: "MlpPolicy" } });
-  throw new UltraError(`unknown env "${name}": use one of ${configs.map((c) => c.name).join(", ")} or a full Gymnasium id such as "CartPole-v1"`);
+  if (/-v\d+$/.test(name)) return EnvConfig.parse({ name, env_id: name, n_timesteps: 1_000_000, ppo: { policy: "MlpPolicy" } });
+  throw new UltraError(
+    `unknown env "${name}": use one of ${configs.map((c) => c.name).join(", ")} or a full Gymnasium id such as "CartPole-v1"`,
+  );
 }
 
 export function envSpec(cfg: EnvConfig, opts: { seed: number; training: boolean; vecNormalizePath?: string; nEnvs?: number }): EnvSpec {

@@ -20,7 +20,8 @@ export async function learn(
   const bar = progressBar(phase, extra.of?.total ?? steps, "steps", done);
   const curve: CurvePoint[] = [];
   const show = (p: LearnProgress) => {
-    if (p.ep_rew_mean != null && curve.at(-1)?.timesteps !== p.timesteps) curve.push({ timesteps: p.timesteps, ep_rew_mean: p.ep_rew_mean });
+    if (p.ep_rew_mean != null && curve.at(-1)?.timesteps !== p.timesteps)
+      curve.push({ timesteps: p.timesteps, ep_rew_mean: p.ep_rew_mean });
     bar.update(done + p.steps, p.ep_rew_mean == null ? {} : { ep_rew_mean: p.ep_rew_mean });
   };
   try {

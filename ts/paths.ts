@@ -26,6 +26,11 @@ export function pythonPath(): string {
 export function findVecNormalize(modelPath: string): string | null {
   const dir = dirname(modelPath);
   const stem = basename(modelPath, ".zip");
-  const candidates = [join(dir, "vec_normalize.pkl"), join(dir, "vecnormalize.pkl"), join(dir, stem, "vecnormalize.pkl"), join(dir, stem, "vec_normalize.pkl")];
+  const candidates = [
+    join(dir, "vec_normalize.pkl"),
+    join(dir, "vecnormalize.pkl"),
+    join(dir, stem, "vecnormalize.pkl"),
+    join(dir, stem, "vec_normalize.pkl"),
+  ];
   return candidates.find(existsSync) ?? null;
 }

@@ -42,7 +42,8 @@ export function progressBar(phase: string, total: number, unit = "steps", start 
     stop() {
       bar.stop();
       // without a terminal the bar prints every few seconds only: end with the final state
-      if (!process.stderr.isTTY) log(`${phase}: ${last.value}/${total} ${unit} in ${fmt((Date.now() - t0) / 1000)} s ${last.info}`.trimEnd());
+      if (!process.stderr.isTTY)
+        log(`${phase}: ${last.value}/${total} ${unit} in ${fmt((Date.now() - t0) / 1000)} s ${last.info}`.trimEnd());
     },
   };
 }
@@ -54,7 +55,10 @@ export const formatEta: TimeFormatter = (t, options, roundToMultipleOf) =>
   typeof t === "number" && Number.isFinite(t) ? cliProgress.Format.TimeFormat(t, options, roundToMultipleOf) : "–";
 
 /** A bar's extra fields as "key value" pairs. */
-const describe = (extra: Record<string, string | number>) => Object.entries(extra).map(([k, v]) => `${k} ${typeof v === "number" ? fmt(v) : v}`).join(" ");
+const describe = (extra: Record<string, string | number>) =>
+  Object.entries(extra)
+    .map(([k, v]) => `${k} ${typeof v === "number" ? fmt(v) : v}`)
+    .join(" ");
 
 export function fmt(x: number): string {
   if (!Number.isFinite(x)) return String(x);

@@ -16,11 +16,19 @@ export const VERSION = SPEC.version;
 
 export type DType = "float32" | "float64" | "int8" | "int16" | "int32" | "int64" | "uint8" | "uint16" | "uint32" | "bool";
 export type TypedArray =
-  | Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array | Uint32Array;
+  Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array | Uint32Array;
 
 const ARRAY_TYPES: Record<DType, { new (b: ArrayBuffer, o: number, n: number): TypedArray; BYTES_PER_ELEMENT: number }> = {
-  float32: Float32Array, float64: Float64Array, int8: Int8Array, int16: Int16Array, int32: Int32Array,
-  int64: BigInt64Array, uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, bool: Uint8Array,
+  float32: Float32Array,
+  float64: Float64Array,
+  int8: Int8Array,
+  int16: Int16Array,
+  int32: Int32Array,
+  int64: BigInt64Array,
+  uint8: Uint8Array,
+  uint16: Uint16Array,
+  uint32: Uint32Array,
+  bool: Uint8Array,
 };
 
 /** A numeric array as it travels: dtype, shape and the raw data as a typed array (row-major). */
@@ -98,7 +106,13 @@ addExtension({ Class: NDArray, type: SPEC.ndarray.ext_type, pack: packNDArray, u
 
 // int64AsType "auto": 64-bit ints within ±2^53 decode as numbers (documented; missing from the .d.ts).
 // encodeUndefinedAsNil: an optional argument left undefined is nil (None), not msgpackr's private ext type 0.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true, int64AsType: "auto" as "number", encodeUndefinedAsNil: true });
+const packr = new Packr({
+  useRecords: false,
+  mapsAsObjects: true,
+  variableMapSize: true,
+  int64AsType: "auto" as "number",
+  encodeUndefinedAsNil: true,
+});
 
 /** A message as ZeroMQ frames: the msgpack body, then one frame per out-of-band array. */
 export function pack(value: unknown): Uint8Array[] {

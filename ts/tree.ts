@@ -12,4 +12,3 @@ export function merge(base: Tree, ...overrides: (Tree | undefined)[]): Tree {
     }
   return out;
 }
-

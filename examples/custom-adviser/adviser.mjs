@@ -27,7 +27,12 @@ export default function makeAdviser(settings) {
             space.type === "Discrete"
               ? (Number(ep.actions.data[step]) + 1) % space.n
               : Array.from(ep.actions.row(step), (a, j) => Math.min(space.high[j], Math.max(space.low[j], -a)));
-          advice.push({ step, reason: `${back} steps before the episode ended early: try the opposite of what the policy did`, action, reward: 0.5 });
+          advice.push({
+            step,
+            reason: `${back} steps before the episode ended early: try the opposite of what the policy did`,
+            action,
+            reward: 0.5,
+          });
         }
       }
       return { request: { episode: ep.episode, terminated: ep.terminated, length: ep.length }, reply: advice, advice };

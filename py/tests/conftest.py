@@ -16,7 +16,14 @@ from ultra_sidecar import protocol
 
 ROOT = Path(__file__).resolve().parents[2]
 HALF_CHEETAH = {"env_id": "HalfCheetah-v5", "n_envs": 1, "seed": 0, "normalize": {"gamma": 0.98}}
-TINY_PPO = {"policy": "MlpPolicy", "n_steps": 256, "batch_size": 64, "n_epochs": 2, "seed": 0, "policy_kwargs": {"net_arch": [32, 32]}}
+TINY_PPO = {
+    "policy": "MlpPolicy",
+    "n_steps": 256,
+    "batch_size": 64,
+    "n_epochs": 2,
+    "seed": 0,
+    "policy_kwargs": {"net_arch": [32, 32]},
+}
 
 
 class SidecarError(Exception):

@@ -36,7 +36,11 @@ def fresh():
     tmp = tempfile.mkdtemp(prefix="ultra-fuzz-")
     os.chmod(tmp, 0o700)
     proc = subprocess.Popen(  # in a temp dir: a junk path argument lands there if anywhere
-        [sys.executable, "-m", "ultra_sidecar", "--endpoint", f"ipc://{tmp}/s.sock"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tmp
+        [sys.executable, "-m", "ultra_sidecar", "--endpoint", f"ipc://{tmp}/s.sock"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp,
     )
     client = Client(proc.stdout.readline().split()[1])
     yield client, proc.pid
@@ -94,7 +98,12 @@ def _frames(rng: np.random.Generator, rid: int) -> list[bytes]:
     if kind == 2:  # one envelope field of a wrong type (or version)
         env = {"v": protocol.VERSION, "id": rid, "op": "ping", "args": {}}
         field = str(rng.choice(list(env)))
-        ok = {"v": lambda x: x == protocol.VERSION, "id": lambda x: isinstance(x, int), "op": lambda x: x == "ping", "args": lambda x: isinstance(x, dict)}
+        ok = {
+            "v": lambda x: x == protocol.VERSION,
+            "id": lambda x: isinstance(x, int),
+            "op": lambda x: x == "ping",
+            "args": lambda x: isinstance(x, dict),
+        }
         while ok[field](env[field]):
             env[field] = _junk(rng, 1)
         return [msgpack.packb(env, use_bin_type=True)]
@@ -120,7 +129,9 @@ def test_fuzzed_frames_each_get_an_error_and_the_sidecar_keeps_serving(fresh):
         if rid % 1000 == 0:
             rss.append(_rss_mb(pid))
             assert "time" in client.call("ping")
-    print(f"\nfuzz: {N_FRAMES} frames, error codes {dict(sorted(codes.items()))}, RSS MB per 1000 frames {[round(x) for x in rss]}")
+    print(
+        f"\nfuzz: {N_FRAMES} frames, error codes {dict(sorted(codes.items()))}, RSS MB per 1000 frames {[round(x) for x in rss]}"
+    )
     assert {"bad_frame", "unknown_op", "bad_args"} <= codes.keys()  # the generator reached every layer
     assert rss[-1] - rss[0] < 20, f"sidecar memory grew from {rss[0]:.0f} to {rss[-1]:.0f} MB"
     assert client.call("echo", payload=np.arange(5.0))["payload"].tolist() == [0, 1, 2, 3, 4]

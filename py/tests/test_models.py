@@ -18,7 +18,9 @@ def test_learn_streams_progress_and_saves_normalisation(tiny_model):
 
 
 def test_load_evaluate_and_predict(sidecar, tiny_model):
-    env = sidecar.call("env_make", spec={**HALF_CHEETAH, "vec_normalize_path": tiny_model["files"][1], "training": False})["env"]
+    env = sidecar.call("env_make", spec={**HALF_CHEETAH, "vec_normalize_path": tiny_model["files"][1], "training": False})[
+        "env"
+    ]
     model = sidecar.call("model_load", path=tiny_model["path"], env=env)
     assert model["vec_normalize"] is True
     ev = sidecar.call("model_evaluate", model=model["model"], env=env, episodes=2)
@@ -33,7 +35,9 @@ def test_load_evaluate_and_predict(sidecar, tiny_model):
 
 def test_collect_streams_whole_episodes_with_snapshots(sidecar, tiny_model):
     events = []
-    r = sidecar.call("collect", events, model=tiny_model["model"], env=tiny_model["env"], episodes=2, chunk_steps=300, snapshot_every=10)
+    r = sidecar.call(
+        "collect", events, model=tiny_model["model"], env=tiny_model["env"], episodes=2, chunk_steps=300, snapshot_every=10
+    )
     chunks = [e["data"] for e in events if e["event"] == "chunk"]
     assert r["steps"] == 2000 and [c["start"] for c in chunks] == [0, 300, 600, 900] * 2
     for ep in (0, 1):

@@ -13,7 +13,15 @@ from ultra_sidecar.protocol import ProtocolError
 from ultra_sidecar.snapshot import restore, snapshot
 
 N_STEPS = 128
-SMALL_PPO = {"policy": "MlpPolicy", "n_steps": N_STEPS, "batch_size": 64, "n_epochs": 2, "seed": 0, "device": "cpu", "policy_kwargs": {"net_arch": [16, 16]}}
+SMALL_PPO = {
+    "policy": "MlpPolicy",
+    "n_steps": N_STEPS,
+    "batch_size": 64,
+    "n_epochs": 2,
+    "seed": 0,
+    "device": "cpu",
+    "policy_kwargs": {"net_arch": [16, 16]},
+}
 HALF = np.full(6, 0.5, dtype=np.float32)  # the suggested action: no Gaussian sample hits it exactly
 
 
@@ -38,8 +46,18 @@ def _trajectory(venv, actions):
 
 
 def _table(variant, states, **kw):
-    return {"variant": variant, "radius": 1e-3, "fire_on": "entry", "reset_prob": 0.0, "reward_scale": 0.5, "reward_unit": 1.0, "action_tolerance": 0.5, "seed": 0,
-            "states": states, **kw}
+    return {
+        "variant": variant,
+        "radius": 1e-3,
+        "fire_on": "entry",
+        "reset_prob": 0.0,
+        "reward_scale": 0.5,
+        "reward_unit": 1.0,
+        "action_tolerance": 0.5,
+        "seed": 0,
+        "states": states,
+        **kw,
+    }
 
 
 def _one_rollout(model, table=None):
@@ -84,7 +102,9 @@ def test_actions_are_overridden_exactly_at_critical_states(variant):
     raw, rewards = _trajectory(_env(), [np.stack([HALF, HALF])] * k)
     bonus = np.arange(1.0, k + 1)
     model = new_ppo(_env(), SMALL_PPO)
-    table = ModulationTable(_table(variant, [{"obs": raw[t, 0], "action": HALF, "reward": bonus[t]} for t in range(k)]), model.get_env())
+    table = ModulationTable(
+        _table(variant, [{"obs": raw[t, 0], "action": HALF, "reward": bonus[t]} for t in range(k)]), model.get_env()
+    )
     buf = _one_rollout(model, table)
 
     # Sub-env 0 followed the suggestion for k steps, reaching one more state on that path that no entry names.
@@ -95,11 +115,20 @@ def test_actions_are_overridden_exactly_at_critical_states(variant):
     assert np.array_equal((buf.actions == HALF).all(-1), critical)
     # Every stored log-prob is its stored action's under the rollout's policy, overridden ones included.
     with torch.no_grad():
-        _, log_probs, _ = model.policy.evaluate_actions(torch.as_tensor(buf.observations.reshape(-1, 17)), torch.as_tensor(buf.actions.reshape(-1, 6)))
+        _, log_probs, _ = model.policy.evaluate_actions(
+            torch.as_tensor(buf.observations.reshape(-1, 17)), torch.as_tensor(buf.actions.reshape(-1, 6))
+        )
     np.testing.assert_allclose(buf.log_probs.reshape(-1), log_probs.numpy(), rtol=0, atol=1e-5)
     added = 0.5 * bonus if variant == "RA" else 0.0
     np.testing.assert_allclose(buf.rewards[:k, 0], rewards[:, 0] + added, rtol=0, atol=1e-5)
-    expected = {"matched_steps": k, "near_steps": k, "restored_start_matches": 0, "overridden_actions": k, "reward_added_steps": k if variant == "RA" else 0, "critical_resets": 0}
+    expected = {
+        "matched_steps": k,
+        "near_steps": k,
+        "restored_start_matches": 0,
+        "overridden_actions": k,
+        "reward_added_steps": k if variant == "RA" else 0,
+        "critical_resets": 0,
+    }
     assert model.modulation_stats == expected
 
 
@@ -110,8 +139,10 @@ def test_variant_r_adds_reward_only_at_critical_states_for_the_action_taken():
     # two reward-only states (paid whatever the action) and two with a suggestion (paid by closeness to it)
     picks, bonus = [(3, 0), (40, 1), (41, 0), (100, 1)], [1.0, -2.0, 3.0, 4.0]
     suggestion = [None, None, taken[41, 0] + 0.25, taken[100, 1] * 0.0 + 0.5]
-    states = [{"obs": raw[t, i], "action": a if a is None else np.clip(a, -1, 1).astype(np.float32), "reward": r}
-              for (t, i), r, a in zip(picks, bonus, suggestion)]
+    states = [
+        {"obs": raw[t, i], "action": a if a is None else np.clip(a, -1, 1).astype(np.float32), "reward": r}
+        for (t, i), r, a in zip(picks, bonus, suggestion)
+    ]
     model = new_ppo(_env(), SMALL_PPO)
     buf = _one_rollout(model, ModulationTable(_table("R", states, action_tolerance=2.0), model.get_env()))
 
@@ -123,12 +154,20 @@ def test_variant_r_adds_reward_only_at_critical_states_for_the_action_taken():
     np.testing.assert_allclose(buf.rewards - plain.rewards, added, rtol=0, atol=1e-5)
     assert np.array_equal(buf.actions, plain.actions)  # same seed, and R leaves actions alone
     paid = int((added != 0).sum())
-    assert model.modulation_stats == {"matched_steps": 4, "near_steps": 4, "restored_start_matches": 0, "overridden_actions": 0, "reward_added_steps": paid, "critical_resets": 0}
+    assert model.modulation_stats == {
+        "matched_steps": 4,
+        "near_steps": 4,
+        "restored_start_matches": 0,
+        "overridden_actions": 0,
+        "reward_added_steps": paid,
+        "critical_resets": 0,
+    }
 
 
 def test_the_bonus_is_in_reward_units_converted_as_vec_normalize_converts_rewards():
     """reward 1.0 is one `reward_unit` of raw reward; under VecNormalize(norm_reward) PPO sees it divided by
     sqrt(ret_rms.var + epsilon) with the statistics at the rollout's start, as the env's own rewards are."""
+
     def run(table):
         venv = _env()
         vn = find_vec_normalize(venv)
@@ -139,7 +178,9 @@ def test_the_bonus_is_in_reward_units_converted_as_vec_normalize_converts_reward
         return _one_rollout(model, t), model, vn
 
     plain, _, _ = run(None)
-    everywhere = _table("R", [{"obs": np.zeros(17), "action": None, "reward": 2.0}], radius=1e9, fire_on="step", reward_unit=0.7)
+    everywhere = _table(
+        "R", [{"obs": np.zeros(17), "action": None, "reward": 2.0}], radius=1e9, fire_on="step", reward_unit=0.7
+    )
     buf, model, vn = run(everywhere)
     expected = 0.5 * 2.0 * 0.7 / np.sqrt(9.0 + vn.epsilon)
     np.testing.assert_allclose(buf.rewards - plain.rewards, expected, rtol=0, atol=1e-5)
@@ -153,7 +194,9 @@ def test_variant_r_pays_a_discrete_suggestion_only_when_it_is_taken():
         return _one_rollout(model, None if table is None else ModulationTable(table, venv)), model
 
     plain, _ = run(None)
-    buf, model = run(_table("R", [{"obs": np.zeros(4), "action": 1, "reward": 1.0}], radius=1e9, fire_on="step", reward_unit=2.0))
+    buf, model = run(
+        _table("R", [{"obs": np.zeros(4), "action": 1, "reward": 1.0}], radius=1e9, fire_on="step", reward_unit=2.0)
+    )
     assert np.array_equal(buf.actions, plain.actions)
     took = plain.actions[..., 0] == 1
     assert 0 < took.sum() < took.size  # every step matched; some took the suggestion, some did not
@@ -184,7 +227,12 @@ def test_reset_variant_restarts_ended_episodes_at_critical_states():
     assert (buf.observations[starts] == restored).all()
     assert not (buf.actions[starts] == HALF).all(-1).any()
     assert model.modulation_stats == {
-        "matched_steps": 18, "near_steps": 18, "restored_start_matches": 18, "overridden_actions": 0, "reward_added_steps": 0, "critical_resets": 18,
+        "matched_steps": 18,
+        "near_steps": 18,
+        "restored_start_matches": 18,
+        "overridden_actions": 0,
+        "reward_added_steps": 0,
+        "critical_resets": 18,
     }
 
 
@@ -194,8 +242,12 @@ def _resting_cheetah(steps: int = 60):
     src.reset()
     for _ in range(steps):
         src.step(np.zeros((2, 6), dtype=np.float32))
-    return {"obs": find_vec_normalize(src).get_original_obs()[0], "action": np.zeros(6, dtype=np.float32), "reward": 1.0,
-            "snapshot": snapshot(src, 0)}
+    return {
+        "obs": find_vec_normalize(src).get_original_obs()[0],
+        "action": np.zeros(6, dtype=np.float32),
+        "reward": 1.0,
+        "snapshot": snapshot(src, 0),
+    }
 
 
 @pytest.mark.parametrize("fire_on", ["step", "entry"])
@@ -222,10 +274,14 @@ def test_fire_on_entry_rearms_when_the_agent_leaves_or_the_episode_ends():
     again inside it. With a radius of 0 nothing is near, and nothing fires."""
     short = {"env_kwargs": {"max_episode_steps": 40}}
     model = new_ppo(_env(**short), SMALL_PPO)
-    buf = _one_rollout(model, ModulationTable(_table("A", [{"obs": np.zeros(17), "action": HALF}], radius=1e9), model.get_env()))
+    buf = _one_rollout(
+        model, ModulationTable(_table("A", [{"obs": np.zeros(17), "action": HALF}], radius=1e9), model.get_env())
+    )
     starts = buf.episode_starts.astype(bool)
     starts[0] = True
-    assert np.array_equal((buf.actions == HALF).all(-1), starts)  # overridden exactly at episode starts: 128/40 → 4 per sub-env
+    assert np.array_equal(
+        (buf.actions == HALF).all(-1), starts
+    )  # overridden exactly at episode starts: 128/40 → 4 per sub-env
     assert model.modulation_stats["matched_steps"] == 8 and model.modulation_stats["near_steps"] == N_STEPS * 2
 
 
@@ -242,8 +298,16 @@ CHEETAH_STATE = {"obs": np.zeros(17), "action": HALF, "reward": 0.0, "snapshot":
         ("HalfCheetah-v5", {"reward_unit": 0.0}, "modulation.reward_unit must be a finite number > 0"),
         ("HalfCheetah-v5", {"action_tolerance": -1.0}, "modulation.action_tolerance"),
         ("HalfCheetah-v5", {"seed": None}, "modulation.seed"),
-        ("HalfCheetah-v5", {"states": [{**CHEETAH_STATE, "obs": np.zeros(5)}]}, r"modulation.states\[0\].obs has shape \(5,\)"),
-        ("HalfCheetah-v5", {"states": [CHEETAH_STATE, {**CHEETAH_STATE, "action": np.full(6, 1.5)}]}, r"states\[1\].action lies outside"),
+        (
+            "HalfCheetah-v5",
+            {"states": [{**CHEETAH_STATE, "obs": np.zeros(5)}]},
+            r"modulation.states\[0\].obs has shape \(5,\)",
+        ),
+        (
+            "HalfCheetah-v5",
+            {"states": [CHEETAH_STATE, {**CHEETAH_STATE, "action": np.full(6, 1.5)}]},
+            r"states\[1\].action lies outside",
+        ),
         ("HalfCheetah-v5", {"states": [{**CHEETAH_STATE, "action": np.zeros(3)}]}, r"states\[0\].action has shape \(3,\)"),
         ("CartPole-v1", {"states": [{"obs": np.zeros(4), "action": 2}]}, r"states\[0\].action must be an int in \[0, 2\)"),
     ],
@@ -258,10 +322,19 @@ def test_bad_tables_name_the_field(env_id, change, field):
 def test_model_learn_applies_a_table_for_that_call_only(sidecar):
     env = sidecar.call("env_make", spec=HALF_CHEETAH)["env"]
     model = sidecar.call("model_new", env=env, ppo={**TINY_PPO, "n_steps": 64})["model"]
-    everywhere = _table("A", [{"obs": np.zeros(17), "action": HALF, "reward": 0.0, "snapshot": None}], radius=1e9, fire_on="step")
+    everywhere = _table(
+        "A", [{"obs": np.zeros(17), "action": HALF, "reward": 0.0, "snapshot": None}], radius=1e9, fire_on="step"
+    )
     events = []
     res = sidecar.call("model_learn", events, model=model, steps=128, modulation=everywhere)
-    assert res["modulation"] == {"matched_steps": 128, "near_steps": 128, "restored_start_matches": 0, "overridden_actions": 128, "reward_added_steps": 0, "critical_resets": 0}
+    assert res["modulation"] == {
+        "matched_steps": 128,
+        "near_steps": 128,
+        "restored_start_matches": 0,
+        "overridden_actions": 128,
+        "reward_added_steps": 0,
+        "critical_resets": 0,
+    }
     assert events and all("modulation" in e["data"] for e in events)
     assert sidecar.call("model_learn", model=model, steps=64)["modulation"] is None
     with pytest.raises(SidecarError, match="modulation.variant") as e:

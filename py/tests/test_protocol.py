@@ -97,19 +97,59 @@ def test_python_exception_arrives_with_traceback(sidecar):
 @pytest.mark.parametrize(
     "op,args,message",
     [
-        ("env_make", {"spec": {"env_id": "CartPole-v1", "n_envs": 2**64 - 1}}, "spec.n_envs must be an int in 1..1024, got 18446744073709551615"),
+        (
+            "env_make",
+            {"spec": {"env_id": "CartPole-v1", "n_envs": 2**64 - 1}},
+            "spec.n_envs must be an int in 1..1024, got 18446744073709551615",
+        ),
         ("env_make", {"spec": {"env_id": "CartPole-v1", "n_envs": True}}, "spec.n_envs must be an int in 1..1024, got True"),
-        ("env_make", {"spec": {"env_id": "CartPole-v1", "vec_env": "threads"}}, "spec.vec_env must be one of dummy, subproc, got 'threads'"),
+        (
+            "env_make",
+            {"spec": {"env_id": "CartPole-v1", "vec_env": "threads"}},
+            "spec.vec_env must be one of dummy, subproc, got 'threads'",
+        ),
         ("blob", {"nbytes": 2**40}, "nbytes must be an int in 0..1073741824, got 1099511627776"),
-        ("plot_curves", {"curves": [1], "path": "x.png", "title": "t"}, "plot_curves takes curves (a map of arm to points), path and title"),
-        ("plot_curves", {"curves": {}, "path": "x.png", "title": "t", "band_scale": {"ultra_RA": -1}}, "band_scale must map arms to non-negative numbers"),
-        ("plot_curves", {"curves": {}, "path": "x.png", "title": "t"}, "path must be an absolute .png path in an existing directory"),
+        (
+            "plot_curves",
+            {"curves": [1], "path": "x.png", "title": "t"},
+            "plot_curves takes curves (a map of arm to points), path and title",
+        ),
+        (
+            "plot_curves",
+            {"curves": {}, "path": "x.png", "title": "t", "band_scale": {"ultra_RA": -1}},
+            "band_scale must map arms to non-negative numbers",
+        ),
+        (
+            "plot_curves",
+            {"curves": {}, "path": "x.png", "title": "t"},
+            "path must be an absolute .png path in an existing directory",
+        ),
         ("plot_bars", {"bars": {}, "path": "/tmp/x.png", "title": "t", "ylabel": "y"}, "plot_bars takes bars"),
-        ("plot_bars", {"bars": {"k=0.1": {"random": [1.0, 0.1]}}, "path": "/nonexistent-dir/x.png", "title": "t", "ylabel": "y"}, "path must be an absolute .png path"),
-        ("ray_init", {"address": "http://example.com:8265"}, "address must be local, auto or ray://HOST:PORT, got 'http://example.com:8265'"),
-        ("bench_learn", {"spec": {}, "ppo": {}, "steps": 1, "impl": "sb3", "threads": 0}, "threads must be an int in 1..256, got 0"),
-        ("bench_learn", {"spec": {}, "ppo": {}, "steps": 1, "impl": "dqn", "threads": 1}, "impl must be one of sb3, ultra, got 'dqn'"),
-        ("bench_learn", {"spec": {}, "ppo": {}, "steps": 1, "impl": "sb3", "threads": 1, "table_states": 5}, "a modulation table needs impl 'ultra'"),
+        (
+            "plot_bars",
+            {"bars": {"k=0.1": {"random": [1.0, 0.1]}}, "path": "/nonexistent-dir/x.png", "title": "t", "ylabel": "y"},
+            "path must be an absolute .png path",
+        ),
+        (
+            "ray_init",
+            {"address": "http://example.com:8265"},
+            "address must be local, auto or ray://HOST:PORT, got 'http://example.com:8265'",
+        ),
+        (
+            "bench_learn",
+            {"spec": {}, "ppo": {}, "steps": 1, "impl": "sb3", "threads": 0},
+            "threads must be an int in 1..256, got 0",
+        ),
+        (
+            "bench_learn",
+            {"spec": {}, "ppo": {}, "steps": 1, "impl": "dqn", "threads": 1},
+            "impl must be one of sb3, ultra, got 'dqn'",
+        ),
+        (
+            "bench_learn",
+            {"spec": {}, "ppo": {}, "steps": 1, "impl": "sb3", "threads": 1, "table_states": 5},
+            "a modulation table needs impl 'ultra'",
+        ),
     ],
 )
 def test_unbounded_or_wrong_arguments_are_named(sidecar, op, args, message):

@@ -31,14 +31,26 @@ def _same(a, b):
 
 def test_a_resumed_run_continues_bit_for_bit(tmp_path):
     quiet = lambda *_: None  # noqa: E731
-    table = {"variant": "RA", "radius": 0.5, "fire_on": "entry", "reset_prob": 0.5, "reward_scale": 1.0, "reward_unit": 1.0, "action_tolerance": 0.5, "seed": 0, "states": []}
+    table = {
+        "variant": "RA",
+        "radius": 0.5,
+        "fire_on": "entry",
+        "reset_prob": 0.5,
+        "reward_scale": 1.0,
+        "reward_unit": 1.0,
+        "action_tolerance": 0.5,
+        "seed": 0,
+        "states": [],
+    }
 
     straight = new_ppo(_env_for(), {**PPO_HP})
     learn(straight, SEGMENT, quiet, modulation=table)
     save_ppo(straight, str(tmp_path / "model.zip"), with_resume=True)
     learn(straight, SEGMENT, quiet, modulation=table)
 
-    resumed = load_ppo(str(tmp_path / "model.zip"), _env_for(tmp_path), "cpu", {"learning_rate": 3e-4}, seed=99, with_resume=True)
+    resumed = load_ppo(
+        str(tmp_path / "model.zip"), _env_for(tmp_path), "cpu", {"learning_rate": 3e-4}, seed=99, with_resume=True
+    )
     learn(resumed, SEGMENT, quiet, modulation=table)
 
     assert resumed.num_timesteps == straight.num_timesteps
@@ -74,8 +86,17 @@ def test_a_resumed_run_with_a_non_empty_table_continues_bit_for_bit(tmp_path):
     in both segments; the resumed second segment still equals the uninterrupted one, counters included. As improve
     does (tableFor), each learn() segment gets the table with a seed of its own."""
     quiet = lambda *_: None  # noqa: E731
-    table = {"variant": "RA", "radius": 1.0, "fire_on": "entry", "reset_prob": 0.5, "reward_scale": 1.0, "reward_unit": 1.0, "action_tolerance": 0.5,
-             "seed": 5, "states": _critical_states()}
+    table = {
+        "variant": "RA",
+        "radius": 1.0,
+        "fire_on": "entry",
+        "reset_prob": 0.5,
+        "reward_scale": 1.0,
+        "reward_unit": 1.0,
+        "action_tolerance": 0.5,
+        "seed": 5,
+        "states": _critical_states(),
+    }
     later = {**table, "seed": 6}  # the second segment's table
 
     straight = new_ppo(_env_for(**SHORT), {**PPO_HP})
@@ -83,18 +104,24 @@ def test_a_resumed_run_with_a_non_empty_table_continues_bit_for_bit(tmp_path):
     save_ppo(straight, str(tmp_path / "model.zip"), with_resume=True)
     second = learn(straight, SEGMENT, quiet, modulation=later)["modulation"]
 
-    resumed = load_ppo(str(tmp_path / "model.zip"), _env_for(tmp_path, **SHORT), "cpu", {"learning_rate": 3e-4}, seed=99, with_resume=True)
+    resumed = load_ppo(
+        str(tmp_path / "model.zip"), _env_for(tmp_path, **SHORT), "cpu", {"learning_rate": 3e-4}, seed=99, with_resume=True
+    )
     again = learn(resumed, SEGMENT, quiet, modulation=later)["modulation"]
 
     for stats in (first, second):  # every hook of the table fired in each segment
-        assert all(stats[k] > 0 for k in ("matched_steps", "overridden_actions", "reward_added_steps", "critical_resets")), stats
+        assert all(stats[k] > 0 for k in ("matched_steps", "overridden_actions", "reward_added_steps", "critical_resets")), (
+            stats
+        )
     assert again == second
     assert resumed.num_timesteps == straight.num_timesteps
     assert _same(_state(resumed), _state(straight))
     assert np.array_equal(resumed._last_obs, straight._last_obs)
 
     # the table's own reset draws count: with another seed the same resumed checkpoint continues otherwise
-    other = load_ppo(str(tmp_path / "model.zip"), _env_for(tmp_path, **SHORT), "cpu", {"learning_rate": 3e-4}, seed=99, with_resume=True)
+    other = load_ppo(
+        str(tmp_path / "model.zip"), _env_for(tmp_path, **SHORT), "cpu", {"learning_rate": 3e-4}, seed=99, with_resume=True
+    )
     learn(other, SEGMENT, quiet, modulation={**table, "seed": 7})
     assert not _same(_state(other), _state(straight))
 

@@ -14,7 +14,9 @@ from ultra_sidecar.protocol import ProtocolError
 from ultra_sidecar.rice import importance, load_mask, save_mask, train_mask
 
 RICE = ROOT.parent / "shared" / "rice"
-needs_rice = pytest.mark.skipif(not RICE.is_dir(), reason=f"RICE's agents are not here ({RICE}); CI has ../shared beside the repo")
+needs_rice = pytest.mark.skipif(
+    not RICE.is_dir(), reason=f"RICE's agents are not here ({RICE}); CI has ../shared beside the repo"
+)
 HOPPER = {"env_id": "Hopper-v5", "n_envs": 1, "seed": 0, "training": False}
 MASK_PPO = {"n_steps": 128, "batch_size": 64, "n_epochs": 1}
 
@@ -39,7 +41,10 @@ def mask_path(tmp_path_factory):
 
 
 @needs_rice
-@pytest.mark.parametrize("name, env_id", [("hopper", "Hopper-v4"), ("walker2d", "Walker2d-v4"), ("reacher", "Reacher-v4"), ("halfcheetah", "HalfCheetah-v4")])
+@pytest.mark.parametrize(
+    "name, env_id",
+    [("hopper", "Hopper-v4"), ("walker2d", "Walker2d-v4"), ("reacher", "Reacher-v4"), ("halfcheetah", "HalfCheetah-v4")],
+)
 def test_rice_mask_nets_load_without_unpickling(monkeypatch, name, env_id):
     def refuse(*_):
         raise AssertionError("SB3 unpickled an entry of the mask net's zip")
@@ -86,8 +91,18 @@ def test_mask_train_and_importance_ops(sidecar, tmp_path):
 
 
 def _rice_table(mask_path, **rice):
-    return {"variant": "rice", "radius": 0.0, "fire_on": "entry", "reset_prob": 1.0, "reward_scale": 0.0, "reward_unit": 1.0, "action_tolerance": 0.5, "seed": 7,
-            "states": [], "rice": {"mask": mask_path, "env": {**HOPPER, "normalize": True}, "rnd_coef": 0.01, **rice}}
+    return {
+        "variant": "rice",
+        "radius": 0.0,
+        "fire_on": "entry",
+        "reset_prob": 1.0,
+        "reward_scale": 0.0,
+        "reward_unit": 1.0,
+        "action_tolerance": 0.5,
+        "seed": 7,
+        "states": [],
+        "rice": {"mask": mask_path, "env": {**HOPPER, "normalize": True}, "rnd_coef": 0.01, **rice},
+    }
 
 
 def _rice_run(mask_path):
@@ -134,7 +149,12 @@ def test_a_resumed_rice_arm_continues_bit_for_bit(mask_path, tmp_path):
         return make_env({**spec, "training": True, **extra})
 
     def table(seed):
-        return {**_rice_table(mask_path), "seed": seed, "reset_prob": 0.5, "rice": {**_rice_table(mask_path)["rice"], "env": {**spec, "normalize": True}}}
+        return {
+            **_rice_table(mask_path),
+            "seed": seed,
+            "reset_prob": 0.5,
+            "rice": {**_rice_table(mask_path)["rice"], "env": {**spec, "normalize": True}},
+        }
 
     straight = new_ppo(env(), {**TINY_PPO, "n_steps": 64, "device": "cpu"})
     learn(straight, 128, quiet, modulation=table(1))

@@ -13,7 +13,9 @@ from ultra_sidecar.models import load_ppo
 from ultra_sidecar.protocol import ProtocolError
 
 RICE = ROOT.parent / "shared" / "rice"
-pytestmark = pytest.mark.skipif(not RICE.is_dir(), reason=f"RICE's agents are not here ({RICE}); CI has ../shared beside the repo")
+pytestmark = pytest.mark.skipif(
+    not RICE.is_dir(), reason=f"RICE's agents are not here ({RICE}); CI has ../shared beside the repo"
+)
 
 # RICE's env -> the Gymnasium id that keeps its layout, observation and action dims
 AGENTS = {

@@ -29,7 +29,12 @@ class _Payload:
 def _model(tmp_path):
     """A model SB3 saves with pickled policy_kwargs (activation and optimizer classes), as RL-Zoo models are."""
     venv = make_env(HALF_CHEETAH)
-    kwargs = {"activation_fn": torch.nn.ReLU, "optimizer_class": torch.optim.AdamW, "net_arch": {"pi": [16], "vf": [16]}, "log_std_init": -2.0}
+    kwargs = {
+        "activation_fn": torch.nn.ReLU,
+        "optimizer_class": torch.optim.AdamW,
+        "net_arch": {"pi": [16], "vf": [16]},
+        "log_std_init": -2.0,
+    }
     model = PPO("MlpPolicy", venv, n_steps=64, batch_size=32, n_epochs=1, policy_kwargs=kwargs, seed=0, device="cpu")
     model.learn(64)
     path = tmp_path / "model.zip"
@@ -58,7 +63,10 @@ def test_a_model_with_pickled_policy_kwargs_loads_without_unpickling(tmp_path):
     data = json.loads(zipfile.ZipFile(path).read("data"))
     assert ":serialized:" in data["policy_kwargs"] and ":serialized:" in data["policy_class"]
     loaded = load_ppo(str(path), venv, "cpu")
-    assert loaded.policy_kwargs["activation_fn"] is torch.nn.ReLU and loaded.policy_kwargs["net_arch"] == {"pi": [16], "vf": [16]}
+    assert loaded.policy_kwargs["activation_fn"] is torch.nn.ReLU and loaded.policy_kwargs["net_arch"] == {
+        "pi": [16],
+        "vf": [16],
+    }
     assert isinstance(loaded.policy.optimizer, torch.optim.AdamW)
     for (name, a), b in zip(model.policy.state_dict().items(), loaded.policy.state_dict().values(), strict=True):
         assert torch.equal(a, b), name

@@ -34,10 +34,26 @@ def synthetic_table(spec: dict, n: int, seed: int, radius: float) -> dict:
         for _ in range(int(rng.integers(1, 20))):  # spread the states along the trajectory
             obs, _, _, _ = venv.step(np.array([venv.action_space.sample()]))
         raw = vn.get_original_obs()[0] if vn is not None else obs[0]
-        states.append({"obs": raw, "action": venv.action_space.sample(), "reward": float(rng.uniform(-1, 1)), "snapshot": snapshot(venv, 0)})
+        states.append(
+            {
+                "obs": raw,
+                "action": venv.action_space.sample(),
+                "reward": float(rng.uniform(-1, 1)),
+                "snapshot": snapshot(venv, 0),
+            }
+        )
     venv.close()
-    return {"variant": "RA", "radius": radius, "fire_on": "step", "reset_prob": 0.25, "reward_scale": 1.0, "reward_unit": 1.0, "action_tolerance": 0.5, "seed": seed,
-            "states": states}
+    return {
+        "variant": "RA",
+        "radius": radius,
+        "fire_on": "step",
+        "reset_prob": 0.25,
+        "reward_scale": 1.0,
+        "reward_unit": 1.0,
+        "action_tolerance": 0.5,
+        "seed": seed,
+        "states": states,
+    }
 
 
 def _digest(x) -> bytes:
@@ -94,7 +110,9 @@ def learn_run(args: dict) -> dict:
     venv = make_env(args["spec"])
     torch.set_num_threads(threads)
     seed = int(ppo.get("seed") or 0)
-    table = None if n_states is None else synthetic_table(args["spec"], int(n_states), seed, float(args.get("table_radius", 0.1)))
+    table = (
+        None if n_states is None else synthetic_table(args["spec"], int(n_states), seed, float(args.get("table_radius", 0.1)))
+    )
     model = new_ppo(venv, {"device": "cpu", **ppo}, IMPLS[impl])
     if table is not None:
         model.modulation = ModulationTable(table, venv)

@@ -53,7 +53,9 @@ def _chunks(episode: int, env_index: int, steps: dict, snaps: list, snap_steps: 
         }
 
 
-def collect(model: PPO, venv: VecEnv, episodes: int, deterministic: bool, snapshot_every: int, chunk_steps: int, emit: Emit) -> dict:
+def collect(
+    model: PPO, venv: VecEnv, episodes: int, deterministic: bool, snapshot_every: int, chunk_steps: int, emit: Emit
+) -> dict:
     """Roll out until `episodes` episodes finished; stream each as chunks (obs, action, reward, value, log-prob,
     done, snapshots). Unfinished episodes at the end are dropped."""
     vn = find_vec_normalize(venv)

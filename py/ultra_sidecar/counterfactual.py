@@ -26,7 +26,10 @@ def rollout_returns(
     Returns {returns, env_steps}."""
     n = venv.num_envs
     if len(candidates) != n:
-        raise ProtocolError("bad_args", f"{len(candidates)} candidate actions for an env with {n} sub-envs; make the env with n_envs = candidates")
+        raise ProtocolError(
+            "bad_args",
+            f"{len(candidates)} candidate actions for an env with {n} sub-envs; make the env with n_envs = candidates",
+        )
     obs = np.stack([restore(venv, i, snap) for i in range(n)])
     vn = find_vec_normalize(venv)
     if vn is not None and vn.training:
@@ -65,6 +68,7 @@ def _returns(model: PPO, venv: VecEnv, obs: np.ndarray, act, horizon: int, gamma
         values = model.policy.predict_values(obs_t).cpu().numpy().reshape(-1)
     return returns + discount * values * alive, steps
 
+
 def _policy_noise(model: PPO, rng: np.random.Generator) -> np.ndarray:
     """One step's noise for one rollout: a standard normal per action dim (Gaussian policies), Gumbel noise per
     action (categorical ones). The same noise drives both rollouts of a pair."""
@@ -101,7 +105,9 @@ def paired_returns(model: PPO, venv: VecEnv, snap: dict, action, pairs: int, hor
     (a last, partial batch still steps every sub-env)."""
     n = venv.num_envs
     if n % 3 or n < 3:
-        raise ProtocolError("bad_args", f"paired rollouts run in groups of 3 sub-envs; the env has {n}, make it a multiple of 3")
+        raise ProtocolError(
+            "bad_args", f"paired rollouts run in groups of 3 sub-envs; the env has {n}, make it a multiple of 3"
+        )
     vn = find_vec_normalize(venv)
     if vn is not None and vn.training:
         raise ProtocolError("bad_args", "paired rollouts need an env with frozen normalisation (training: false)")
@@ -138,9 +144,14 @@ def segment_returns(model: PPO, venv: VecEnv, snap: dict, actions: np.ndarray, h
     n = venv.num_envs
     actions = np.asarray(actions)
     if actions.ndim < 2 or actions.shape[0] != n - 1:
-        raise ProtocolError("bad_args", f"actions must be (m, l, *action_shape) with m = {n - 1} (the env's {n} sub-envs less the baseline), got shape {actions.shape}")
+        raise ProtocolError(
+            "bad_args",
+            f"actions must be (m, l, *action_shape) with m = {n - 1} (the env's {n} sub-envs less the baseline), got shape {actions.shape}",
+        )
     if actions.shape[2:] != venv.action_space.shape:
-        raise ProtocolError("bad_args", f"actions' per-step shape is {actions.shape[2:]}, the action space's {venv.action_space.shape}")
+        raise ProtocolError(
+            "bad_args", f"actions' per-step shape is {actions.shape[2:]}, the action space's {venv.action_space.shape}"
+        )
     vn = find_vec_normalize(venv)
     if vn is not None and vn.training:
         raise ProtocolError("bad_args", "segment rollouts need an env with frozen normalisation (training: false)")

@@ -14,8 +14,23 @@ from .protocol import ProtocolError
 from .zipinfo import algo_of, read_zip
 
 HYPERPARAMETERS = (
-    "learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range", "clip_range_vf",
-    "ent_coef", "vf_coef", "max_grad_norm", "normalize_advantage", "target_kl", "use_sde", "n_envs", "num_timesteps", "seed",
+    "learning_rate",
+    "n_steps",
+    "batch_size",
+    "n_epochs",
+    "gamma",
+    "gae_lambda",
+    "clip_range",
+    "clip_range_vf",
+    "ent_coef",
+    "vf_coef",
+    "max_grad_norm",
+    "normalize_advantage",
+    "target_kl",
+    "use_sde",
+    "n_envs",
+    "num_timesteps",
+    "seed",
 )
 
 

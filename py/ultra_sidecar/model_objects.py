@@ -40,7 +40,10 @@ def allowed_class(module: str, name: str) -> type | None:
     """SB3's policies, buffers and feature extractors; torch activations and optimizers. Nothing else."""
     if (module, name) in _SB3_CLASSES:
         return _SB3_CLASSES[(module, name)]
-    for prefix, ns, base in (("torch.nn.modules.", torch.nn, torch.nn.Module), ("torch.optim.", torch.optim, torch.optim.Optimizer)):
+    for prefix, ns, base in (
+        ("torch.nn.modules.", torch.nn, torch.nn.Module),
+        ("torch.optim.", torch.optim, torch.optim.Optimizer),
+    ):
         cls = getattr(ns, name, None)
         if module.startswith(prefix) and isinstance(cls, type) and issubclass(cls, base) and cls.__module__ == module:
             return cls

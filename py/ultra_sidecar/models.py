@@ -59,7 +59,13 @@ def new_ppo(venv: VecEnv, ppo: dict, cls: type[PPO] = ModulatedPPO) -> PPO:
 
 
 def load_ppo(
-    path: str, venv: VecEnv, device: str, train: dict | None = None, seed: int | None = None, trust: bool = False, with_resume: bool = False
+    path: str,
+    venv: VecEnv,
+    device: str,
+    train: dict | None = None,
+    seed: int | None = None,
+    trust: bool = False,
+    with_resume: bool = False,
 ) -> ModulatedPPO:
     """train: {learning_rate, clip_range?, tensorboard_log?} to continue training the loaded model; without it
     the model is for inference (learning rate 0). seed: seeds torch, numpy and the env, so that rollouts
@@ -175,7 +181,9 @@ def check_obs(model: PPO, obs: np.ndarray) -> np.ndarray:
     shape = tuple(model.observation_space.shape or ())
     obs = np.asarray(obs)
     if obs.shape != shape and obs.shape[1:] != shape:
-        raise ProtocolError("bad_args", f"obs shape {obs.shape} does not fit the model's observation space {shape} (or (n, *{shape}))")
+        raise ProtocolError(
+            "bad_args", f"obs shape {obs.shape} does not fit the model's observation space {shape} (or (n, *{shape}))"
+        )
     return obs
 
 

@@ -40,7 +40,14 @@ from .snapshot import restore
 VARIANTS = ("A", "R", "RA", "reset", "rice")
 FIELDS = ("variant", "radius", "fire_on", "reset_prob", "reward_scale", "reward_unit", "action_tolerance", "seed", "states")
 FIRE_ON = ("entry", "step")
-STATS = ("matched_steps", "near_steps", "restored_start_matches", "overridden_actions", "reward_added_steps", "critical_resets")
+STATS = (
+    "matched_steps",
+    "near_steps",
+    "restored_start_matches",
+    "overridden_actions",
+    "reward_added_steps",
+    "critical_resets",
+)
 
 
 def _bad(where: str, message: str) -> ProtocolError:
@@ -96,12 +103,19 @@ class ModulationTable:
         self.variant = wire["variant"]
         self.radius = _number(wire["radius"], "radius", 0.0)
         if wire["fire_on"] not in FIRE_ON:
-            raise _bad("fire_on", f"must be one of {', '.join(FIRE_ON)} (entry: once per visit of a state's radius), got {wire['fire_on']!r}")
+            raise _bad(
+                "fire_on",
+                f"must be one of {', '.join(FIRE_ON)} (entry: once per visit of a state's radius), got {wire['fire_on']!r}",
+            )
         self.fire_on_entry = wire["fire_on"] == "entry"
         self.reset_prob = _number(wire["reset_prob"], "reset_prob", 0.0, 1.0)
         self.reward_scale = _number(wire["reward_scale"], "reward_scale")
-        self.reward_unit = _positive(wire["reward_unit"], "reward_unit", "the raw reward of one typical step; identify measures it")
-        self.action_tolerance = _positive(wire["action_tolerance"], "action_tolerance", "an RMS distance in half-ranges of the action space")
+        self.reward_unit = _positive(
+            wire["reward_unit"], "reward_unit", "the raw reward of one typical step; identify measures it"
+        )
+        self.action_tolerance = _positive(
+            wire["action_tolerance"], "action_tolerance", "an RMS distance in half-ranges of the action space"
+        )
         self.rng = np.random.default_rng(wire["seed"])  # reset draws only; the global RNGs stay SB3's
 
         obs_space, act_space = venv.observation_space, venv.action_space
@@ -120,12 +134,18 @@ class ModulationTable:
                 raise _bad(where, "must be a map with obs (and action, reward, snapshot)")
             o = np.asarray(s["obs"])
             if o.shape != obs_space.shape or not np.issubdtype(o.dtype, np.number):
-                raise _bad(f"{where}.obs", f"has shape {o.shape} ({o.dtype}), the env's observations have shape {obs_space.shape}")
+                raise _bad(
+                    f"{where}.obs", f"has shape {o.shape} ({o.dtype}), the env's observations have shape {obs_space.shape}"
+                )
             if s.get("snapshot") is not None and not isinstance(s["snapshot"], dict):
                 raise _bad(f"{where}.snapshot", "must be a map from env_snapshot, or None")
             obs.append(o)
             has_action.append(s.get("action") is not None)
-            actions.append(_action(act_space, s["action"], f"{where}.action") if has_action[-1] else np.zeros(act_space.shape, act_space.dtype))
+            actions.append(
+                _action(act_space, s["action"], f"{where}.action")
+                if has_action[-1]
+                else np.zeros(act_space.shape, act_space.dtype)
+            )
             rewards.append(_number(s.get("reward", 0.0), f"{where}.reward"))
             self.snapshots.append(s.get("snapshot"))
         self.obs = np.array(obs).reshape(len(obs), *obs_space.shape)  # raw, normalised afresh by refresh()
@@ -253,7 +273,9 @@ class ModulatedPPO(PPO):
     def modulation_stats(self) -> dict | None:
         return None if self.modulation is None else dict(self.modulation.stats)
 
-    def collect_rollouts(self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer, n_rollout_steps: int) -> bool:
+    def collect_rollouts(
+        self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer, n_rollout_steps: int
+    ) -> bool:
         """SB3 2.9's OnPolicyAlgorithm.collect_rollouts, plus the modulation hooks marked ULTRA."""
         assert self._last_obs is not None, "No previous observation was provided"
         self.policy.set_training_mode(False)
@@ -292,7 +314,9 @@ class ModulatedPPO(PPO):
                     suggested = table.actions[nearest[override]]
                     actions[override] = self.policy.scale_action(suggested) if self.policy.squash_output else suggested
                     with th.no_grad():
-                        _, override_log_probs, _ = self.policy.evaluate_actions(obs_tensor, th.as_tensor(actions, device=self.device))
+                        _, override_log_probs, _ = self.policy.evaluate_actions(
+                            obs_tensor, th.as_tensor(actions, device=self.device)
+                        )
                     log_probs = th.where(th.as_tensor(override, device=self.device), override_log_probs, log_probs)
                     table.stats["overridden_actions"] += int(override.sum())
 
@@ -350,7 +374,11 @@ class ModulatedPPO(PPO):
 
             # Handle timeout by bootstrapping with value function (SB3 issue #633)
             for idx, done in enumerate(dones):
-                if done and infos[idx].get("terminal_observation") is not None and infos[idx].get("TimeLimit.truncated", False):
+                if (
+                    done
+                    and infos[idx].get("terminal_observation") is not None
+                    and infos[idx].get("TimeLimit.truncated", False)
+                ):
                     terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
                     with th.no_grad():
                         terminal_value = self.policy.predict_values(terminal_obs)[0]  # type: ignore[arg-type]
@@ -388,7 +416,19 @@ def obs_distances(venv: VecEnv, obs, keys) -> np.ndarray:
     shape = venv.observation_space.shape
     if obs.shape[1:] != shape:
         raise _bad("obs", f"must be rows of the env's observations {shape}, got shape {obs.shape}")
-    table = ModulationTable({"variant": "reset", "radius": 0.0, "fire_on": "entry", "reset_prob": 0.0, "reward_scale": 0.0, "reward_unit": 1.0,
-                             "action_tolerance": 0.5, "seed": 0, "states": [{"obs": k} for k in keys]}, venv)
+    table = ModulationTable(
+        {
+            "variant": "reset",
+            "radius": 0.0,
+            "fire_on": "entry",
+            "reset_prob": 0.0,
+            "reward_scale": 0.0,
+            "reward_unit": 1.0,
+            "action_tolerance": 0.5,
+            "seed": 0,
+            "states": [{"obs": k} for k in keys],
+        },
+        venv,
+    )
     table.refresh()
     return table.distances(obs).astype(np.float32)

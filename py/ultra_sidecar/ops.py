@@ -34,7 +34,9 @@ class Handles:
 
     def get(self, handle: Any, kind: str) -> Any:
         if not isinstance(handle, str) or not handle.startswith(kind + ":") or handle not in self.objects:
-            raise ProtocolError("unknown_handle", f"no {kind} with handle {handle!r}; create it first ({kind}_make/_new/_load)")
+            raise ProtocolError(
+                "unknown_handle", f"no {kind} with handle {handle!r}; create it first ({kind}_make/_new/_load)"
+            )
         return self.objects[handle]
 
     def close(self, handle: str) -> None:
@@ -73,7 +75,10 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
             "pid": os.getpid(),
             "versions": {
                 "python": platform.python_version(),
-                **{k: _pkg(k) for k in ("torch", "stable-baselines3", "gymnasium", "mujoco", "ale-py", "numpy", "pyzmq", "msgpack")},
+                **{
+                    k: _pkg(k)
+                    for k in ("torch", "stable-baselines3", "gymnasium", "mujoco", "ale-py", "numpy", "pyzmq", "msgpack")
+                },
             },
             "cuda": torch.cuda.is_available(),
             "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
@@ -94,7 +99,9 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
         venv = env_of(args)
         actions = np.asarray(args["actions"])
         if actions.shape[0] != venv.num_envs:
-            raise ProtocolError("bad_args", f"actions has leading dimension {actions.shape[0]}, the env has {venv.num_envs} sub-envs")
+            raise ProtocolError(
+                "bad_args", f"actions has leading dimension {actions.shape[0]}, the env has {venv.num_envs} sub-envs"
+            )
         obs, rewards, dones, _ = venv.step(actions)
         return {"obs": obs, "rewards": rewards.astype(np.float32), "dones": dones}
 
@@ -116,7 +123,11 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
             trust=args.get("trust_model") is True,
             with_resume=args.get("resume") is True,
         )
-        return {"model": h.add("model", model), "device": str(model.device), "vec_normalize": find_vec_normalize(venv) is not None}
+        return {
+            "model": h.add("model", model),
+            "device": str(model.device),
+            "vec_normalize": find_vec_normalize(venv) is not None,
+        }
 
     def mask_importance(args, emit):
         mask = args["mask"]
@@ -204,7 +215,9 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
         ),
         "plot_bars": lambda args, emit: {"path": plots.plot_bars(args["bars"], args["path"], args["title"], args["ylabel"])},
         "mask_load": lambda args, emit: {
-            "mask": h.add("mask", rice.load_mask(args["path"], env_of(args).observation_space, "cpu", args.get("trust_model") is True))
+            "mask": h.add(
+                "mask", rice.load_mask(args["path"], env_of(args).observation_space, "cpu", args.get("trust_model") is True)
+            )
         },
         "mask_importance": mask_importance,
         "mask_train": mask_train,
@@ -215,4 +228,3 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
         "close": lambda args, emit: h.close(args["handle"]) or {},
         "bench_learn": lambda args, emit: bench.learn_run(args),
     }
-

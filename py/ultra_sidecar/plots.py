@@ -16,7 +16,12 @@ from .protocol import ProtocolError  # noqa: E402
 def _png_path(op: str, path) -> str:
     """Plots go where the caller's run directory says: an absolute .png path in an existing directory, never a
     name relative to wherever the sidecar happens to run."""
-    if not isinstance(path, str) or not os.path.isabs(path) or not path.endswith(".png") or not os.path.isdir(os.path.dirname(path)):
+    if (
+        not isinstance(path, str)
+        or not os.path.isabs(path)
+        or not path.endswith(".png")
+        or not os.path.isdir(os.path.dirname(path))
+    ):
         raise ProtocolError("bad_args", f"{op}: path must be an absolute .png path in an existing directory, got {path!r}")
     return path
 
@@ -63,12 +68,22 @@ def _draw(fig, ax, curves: dict, path: str, title: str, band_scale: dict | None)
 def plot_bars(bars: dict, path: str, title: str, ylabel: str) -> str:
     """Grouped bars with 95% CI whiskers. bars: {group (an x tick): {label (a bar colour): [mean, ci half-width]}};
     a NaN half-width (one sample) draws no whisker."""
-    pair = lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)  # noqa: E731
+    pair = lambda v: (
+        isinstance(v, (list, tuple))
+        and len(v) == 2
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+    )  # noqa: E731
     if (
-        not isinstance(bars, dict) or not bars or not isinstance(title, str) or not isinstance(ylabel, str)
+        not isinstance(bars, dict)
+        or not bars
+        or not isinstance(title, str)
+        or not isinstance(ylabel, str)
         or not all(isinstance(g, dict) and g and all(pair(v) for v in g.values()) for g in bars.values())
     ):
-        raise ProtocolError("bad_args", "plot_bars takes bars ({group: {label: [mean, ci half-width]}}, not empty), path, title and ylabel (strings)")
+        raise ProtocolError(
+            "bad_args",
+            "plot_bars takes bars ({group: {label: [mean, ci half-width]}}, not empty), path, title and ylabel (strings)",
+        )
     _png_path("plot_bars", path)
     groups = list(bars)
     labels = list(dict.fromkeys(label for g in bars.values() for label in g))

@@ -45,7 +45,9 @@ def actor_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
     """A trial's sidecar: every op but Ray's, which only the sweep's host serves."""
 
     def refuse(args, emit):
-        raise ProtocolError("unsupported", "this sidecar is a sweep trial's Ray actor: only the sweep's host starts Ray and actors")
+        raise ProtocolError(
+            "unsupported", "this sidecar is a sweep trial's Ray actor: only the sweep's host starts Ray and actors"
+        )
 
     return {**make_handlers(device), **{op: refuse for op in make_ray_handlers()}}
 
@@ -85,8 +87,12 @@ def make_ray_handlers() -> dict[str, Callable[[dict, Emit], dict]]:
         if not isinstance(name, str) or not name or name in state["actors"]:
             raise ProtocolError("bad_args", f"actor name must be a new non-empty string, got {name!r}")
         curve = args["curve"]
-        if not isinstance(curve, dict) or not all(isinstance(curve.get(k), str) and len(curve[k]) == 40 for k in Curve.__annotations__):
-            raise ProtocolError("bad_args", "curve must hold server_public, server_secret and client_public as 40-character z85 keys")
+        if not isinstance(curve, dict) or not all(
+            isinstance(curve.get(k), str) and len(curve[k]) == 40 for k in Curve.__annotations__
+        ):
+            raise ProtocolError(
+                "bad_args", "curve must hold server_public, server_secret and client_public as 40-character z85 keys"
+            )
         if not isinstance(args["shared_dir"], str):
             raise ProtocolError("bad_args", f"shared_dir must be a path, got {args['shared_dir']!r}")
         cpus = args.get("cpus", 1)
@@ -97,12 +103,17 @@ def make_ray_handlers() -> dict[str, Callable[[dict, Emit], dict]]:
         # on the local instance the actors are on this machine: loopback only; on a cluster, the node's address
         bind = "127.0.0.1" if state["local"] else None
         device = "cuda" if gpus else "cpu"
-        actor = cls.remote(bind, device, int_in(args.get("torch_threads", 1), "torch_threads", 1, 256), curve, args["shared_dir"])
+        actor = cls.remote(
+            bind, device, int_in(args.get("torch_threads", 1), "torch_threads", 1, 256), curve, args["shared_dir"]
+        )
         try:
             where = ray.get(actor.where.remote(), timeout=PLACE_TIMEOUT_S)
         except ray.exceptions.GetTimeoutError:
             ray.kill(actor)
-            raise ProtocolError("unsupported", f"no Ray node could take a trial ({cpus} CPUs, {gpus} GPUs) in {PLACE_TIMEOUT_S} s: lower --max-parallel")
+            raise ProtocolError(
+                "unsupported",
+                f"no Ray node could take a trial ({cpus} CPUs, {gpus} GPUs) in {PLACE_TIMEOUT_S} s: lower --max-parallel",
+            )
         except ray.exceptions.RayActorError as e:
             raise ProtocolError("env_error", f"the sidecar actor failed to start: {e}")
         state["actors"][name] = (actor, actor.serve.remote())

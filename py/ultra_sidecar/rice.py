@@ -40,7 +40,9 @@ RICE_STATS = ("rice_resets", "rice_rollout_steps", "rnd_bonus_sum", "rnd_bonus_s
 def check_vector_obs(space: spaces.Space, what: str) -> None:
     """RICE's mask nets and RND are MLPs over vector observations (MuJoCo); frames would need CNNs."""
     if is_image_space(space) or len(space.shape or ()) != 1:
-        raise ProtocolError("unsupported", f"{what} needs vector observations (as RICE's MuJoCo tasks have), not shape {space.shape}")
+        raise ProtocolError(
+            "unsupported", f"{what} needs vector observations (as RICE's MuJoCo tasks have), not shape {space.shape}"
+        )
 
 
 class _KeepGlobalRNGs:
@@ -70,7 +72,9 @@ def load_mask(path: str, observation_space: spaces.Space, device: str = "cpu", t
         )
     act = str((data.get("action_space") or {}).get(":type:", "")) if isinstance(data.get("action_space"), dict) else ""
     if "Discrete" not in act:
-        raise ProtocolError("model_error", f"{path} is not a mask network: its action space is {act or 'unknown'}, a mask net's is Discrete(2)")
+        raise ProtocolError(
+            "model_error", f"{path} is not a mask network: its action space is {act or 'unknown'}, a mask net's is Discrete(2)"
+        )
     venv = SimpleNamespace(observation_space=observation_space, action_space=spaces.Discrete(2))
     custom = model_objects.custom_objects(data, venv, 0.0, 0.0, trust)  # type: ignore[arg-type]
     try:
@@ -149,7 +153,9 @@ class MaskEnv(VecEnvWrapper):
 MASK_PPO_KEYS = ("n_steps", "batch_size", "n_epochs", "learning_rate", "gamma", "gae_lambda", "ent_coef", "policy_kwargs")
 
 
-def train_mask(agent: PPO, venv: VecEnv, steps: int, alpha: float, seed: int, emit: Emit, ppo: dict | None = None) -> tuple[PPO, dict]:
+def train_mask(
+    agent: PPO, venv: VecEnv, steps: int, alpha: float, seed: int, emit: Emit, ppo: dict | None = None
+) -> tuple[PPO, dict]:
     """RICE's mask network for `agent` in `venv` (the agent's env: its wrappers and normalisation, frozen):
     SB3 default PPO on MaskEnv for `steps` env steps. Returns (mask, {steps, seconds, ep_rew_mean, blind_fraction})."""
     from .models import ProgressCallback  # models imports modulation, which imports this module
@@ -266,16 +272,24 @@ class RiceStarts:
         check_vector_obs(venv.observation_space, "the rice arm")
         spec = wire.get("env")
         if not isinstance(spec, dict):
-            raise ProtocolError("bad_args", "modulation.rice.env must be the env spec the training env was made from (rollouts run in a copy)")
+            raise ProtocolError(
+                "bad_args", "modulation.rice.env must be the env spec the training env was made from (rollouts run in a copy)"
+            )
         try:
             self.env = make_env({**spec, "n_envs": 1, "training": False, "vec_env": "dummy"})
         except ProtocolError as e:
             raise ProtocolError(e.code, f"modulation.rice.env: {e}") from None
         if self.env.observation_space.shape != venv.observation_space.shape:
-            raise ProtocolError("bad_args", f"modulation.rice.env gives observations {self.env.observation_space.shape}, the training env {venv.observation_space.shape}")
+            raise ProtocolError(
+                "bad_args",
+                f"modulation.rice.env gives observations {self.env.observation_space.shape}, the training env {venv.observation_space.shape}",
+            )
         self.train_vn, self.copy_vn = find_vec_normalize(venv), find_vec_normalize(self.env)
         if (self.train_vn is None) != (self.copy_vn is None):
-            raise ProtocolError("bad_args", "modulation.rice.env must normalise observations as the training env does (same vec_normalize_path)")
+            raise ProtocolError(
+                "bad_args",
+                "modulation.rice.env must normalise observations as the training env does (same vec_normalize_path)",
+            )
         try:
             self.mask = load_mask(str(wire["mask"]), venv.observation_space, "cpu", trust)
         except ProtocolError as e:

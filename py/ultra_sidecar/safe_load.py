@@ -57,7 +57,8 @@ def load_vec_normalize_stats(path: str, venv: VecEnv, trusted: bool = False) -> 
     saved, given = vn.observation_space.shape, venv.observation_space.shape
     if saved != given:
         raise ProtocolError(
-            "model_error", f"{p} holds statistics for observations of shape {saved}, the env gives {given}; use the env the model was trained on"
+            "model_error",
+            f"{p} holds statistics for observations of shape {saved}, the env gives {given}; use the env the model was trained on",
         )
     vn.set_venv(venv)
     return vn

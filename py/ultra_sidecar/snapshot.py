@@ -132,7 +132,9 @@ def restore(venv: VecEnv, index: int, snap: dict, start_episode: bool = False) -
     wrappers = _wrapper_chain(env)
     names = [type(w).__name__ for w in wrappers]
     if names != [n for n, _ in snap["wrappers"]]:
-        raise ProtocolError("bad_args", f"snapshot was taken under wrappers {[n for n, _ in snap['wrappers']]}, env has {names}")
+        raise ProtocolError(
+            "bad_args", f"snapshot was taken under wrappers {[n for n, _ in snap['wrappers']]}, env has {names}"
+        )
     _set_base_state(env, snap["base"])
     if not start_episode:
         env.unwrapped.np_random.bit_generator.state = json.loads(snap["rng"])
@@ -151,7 +153,9 @@ def restore(venv: VecEnv, index: int, snap: dict, start_episode: bool = False) -
             v.buf_obs[None][index] = vec["obs"]
             obs = np.copy(vec["obs"])
         elif isinstance(v, VecNormalize):
-            if getattr(v, "old_obs", None) is None or len(v.old_obs) != v.num_envs:  # never reset, or stats from another env count
+            if (
+                getattr(v, "old_obs", None) is None or len(v.old_obs) != v.num_envs
+            ):  # never reset, or stats from another env count
                 v.old_obs = np.zeros((v.num_envs, *np.shape(vec["norm_old_obs"])), dtype=np.float32)
             v.old_obs[index] = vec["norm_old_obs"]
             v.returns[index] = 0.0 if start_episode else vec["norm_return"]

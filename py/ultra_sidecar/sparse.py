@@ -23,7 +23,9 @@ class SparseForwardReward(gym.Wrapper):
 
 def _make(base: str, threshold: float | None = None, **kwargs) -> gym.Env:
     if threshold is None:
-        raise ValueError(f"ultra/Sparse{base}-v5 needs env_kwargs threshold (the x position past which reward is paid; configs/envs sets RICE's)")
+        raise ValueError(
+            f"ultra/Sparse{base}-v5 needs env_kwargs threshold (the x position past which reward is paid; configs/envs sets RICE's)"
+        )
     return SparseForwardReward(gym.make(f"{base}-v5", **kwargs).unwrapped, float(threshold))
 
 

@@ -44,8 +44,17 @@ V = protocol.VERSION
 CASES: dict[str, Any] = {
     "hello_request": {"v": V, "id": 1, "op": "hello", "args": {"client_version": V}},
     "ping_reply": {"id": 2, "ok": True, "result": {"time": 1732500000.25}},
-    "error_reply_nil_id": {"id": None, "ok": False, "error": {"code": "bad_frame", "message": "frame is not valid msgpack", "traceback": ""}},
-    "step_request": {"v": V, "id": 70000, "op": "env_step", "args": {"env": "env:1", "actions": {"$nd": "float32", "shape": [2, 3], "data": [0.5, -1.0, 0.25, 1.5, -0.125, 0.0]}}},
+    "error_reply_nil_id": {
+        "id": None,
+        "ok": False,
+        "error": {"code": "bad_frame", "message": "frame is not valid msgpack", "traceback": ""},
+    },
+    "step_request": {
+        "v": V,
+        "id": 70000,
+        "op": "env_step",
+        "args": {"env": "env:1", "actions": {"$nd": "float32", "shape": [2, 3], "data": [0.5, -1.0, 0.25, 1.5, -0.125, 0.0]}},
+    },
     "chunk_event": {
         "id": 3,
         "event": "chunk",
@@ -63,8 +72,29 @@ CASES: dict[str, Any] = {
             "state": {"$bin": "00ff10"},
         },
     },
-    "out_of_band": {"id": 5, "event": "chunk", "data": {"small": {"$nd": "uint8", "shape": [2], "data": [1, 2]}, "big": {"$nd": "float64", "shape": [64, 128], "fill": -0.5}}},
-    "scalars": {"id": 4, "ok": True, "result": {"neg": -33, "u8": 200, "u16": 60000, "u32": 4000000000, "i32": -2000000000, "f": -2.25, "s": "Hüpfer ✓", "nil": None, "list": [1, "a", [True, False]]}},
+    "out_of_band": {
+        "id": 5,
+        "event": "chunk",
+        "data": {
+            "small": {"$nd": "uint8", "shape": [2], "data": [1, 2]},
+            "big": {"$nd": "float64", "shape": [64, 128], "fill": -0.5},
+        },
+    },
+    "scalars": {
+        "id": 4,
+        "ok": True,
+        "result": {
+            "neg": -33,
+            "u8": 200,
+            "u16": 60000,
+            "u32": 4000000000,
+            "i32": -2000000000,
+            "f": -2.25,
+            "s": "Hüpfer ✓",
+            "nil": None,
+            "list": [1, "a", [True, False]],
+        },
+    },
 }
 
 

@@ -179,7 +179,17 @@ interface OpTable {
   plot_curves: [{ curves: Record<string, unknown>; path: string; title: string; band_scale?: Record<string, number> }, { path: string }];
   close: [{ handle: string }, Record<string, never>];
   bench_learn: [
-    { spec: EnvSpec; ppo: Record<string, unknown>; steps: number; impl: "sb3" | "ultra"; threads: number; table_states?: number | null; table_radius?: number; params?: boolean; trace?: boolean },
+    {
+      spec: EnvSpec;
+      ppo: Record<string, unknown>;
+      steps: number;
+      impl: "sb3" | "ultra";
+      threads: number;
+      table_states?: number | null;
+      table_radius?: number;
+      params?: boolean;
+      trace?: boolean;
+    },
     BenchLearnResult,
   ];
   ray_init: [{ address: string; num_cpus?: number }, { address: string; nodes: number; cpus: number; gpus: number; local: boolean }];
@@ -201,8 +211,35 @@ export type OpName = keyof OpTable;
 export type OpArgs<K extends OpName> = OpTable[K][0];
 export type OpResult<K extends OpName> = OpTable[K][1];
 export const OP_NAMES = [
-  "hello", "ping", "shutdown", "echo", "blob", "env_make", "env_reset", "env_step", "env_snapshot", "env_restore",
-  "model_new", "model_load", "model_save", "model_learn", "model_predict", "model_evaluate", "collect", "counterfactual", "paired_returns", "segment_returns", "obs_distances",
-  "mask_load", "mask_importance", "mask_train",
-  "plot_curves", "plot_bars", "close", "bench_learn", "ray_init", "actor_start", "actor_kill",
+  "hello",
+  "ping",
+  "shutdown",
+  "echo",
+  "blob",
+  "env_make",
+  "env_reset",
+  "env_step",
+  "env_snapshot",
+  "env_restore",
+  "model_new",
+  "model_load",
+  "model_save",
+  "model_learn",
+  "model_predict",
+  "model_evaluate",
+  "collect",
+  "counterfactual",
+  "paired_returns",
+  "segment_returns",
+  "obs_distances",
+  "mask_load",
+  "mask_importance",
+  "mask_train",
+  "plot_curves",
+  "plot_bars",
+  "close",
+  "bench_learn",
+  "ray_init",
+  "actor_start",
+  "actor_kill",
 ] as const satisfies readonly OpName[];

@@ -85,7 +85,14 @@ export class Sidecar {
     // remote: ZMTP heartbeats find a peer that vanished without closing its connection (a lost node)
     this.dealer = new Dealer(
       curve
-        ? { ...base, curveServerKey: curve.serverPublic, curvePublicKey: curve.publicKey, curveSecretKey: curve.secretKey, heartbeatInterval: 2000, heartbeatTimeout: 10000 }
+        ? {
+            ...base,
+            curveServerKey: curve.serverPublic,
+            curvePublicKey: curve.publicKey,
+            curveSecretKey: curve.secretKey,
+            heartbeatInterval: 2000,
+            heartbeatTimeout: 10000,
+          }
         : base,
     );
   }
@@ -98,7 +105,14 @@ export class Sidecar {
     sc.dealer.events.on("handshake", () => (connected = true));
     const lost = (why: string) => () => {
       if (sc.closing) return;
-      sc.fail(new SidecarDiedError(connected ? `remote sidecar at ${endpoint} ${why}` : `cannot reach the sidecar at ${endpoint}: ${why} (is the key pinned for it the right one?)`, ""));
+      sc.fail(
+        new SidecarDiedError(
+          connected
+            ? `remote sidecar at ${endpoint} ${why}`
+            : `cannot reach the sidecar at ${endpoint}: ${why} (is the key pinned for it the right one?)`,
+          "",
+        ),
+      );
       sc.cleanup();
     };
     sc.dealer.events.on("disconnect", lost("disconnected"));
@@ -111,11 +125,22 @@ export class Sidecar {
   static async start(opts: SidecarOptions = {}): Promise<Sidecar> {
     const python = opts.python ?? pythonPath();
     if (!existsSync(python))
-      throw new UltraError(`Python not found at ${python}. Run \`make setup\` (or set ULTRA_PYTHON to a python with the sidecar installed).`);
+      throw new UltraError(
+        `Python not found at ${python}. Run \`make setup\` (or set ULTRA_PYTHON to a python with the sidecar installed).`,
+      );
     const transport = opts.transport ?? "ipc";
     const privateDir = transport === "ipc" ? mkdtempSync(join(tmpdir(), "ultra-")) : undefined; // mode 0700
     const endpoint = privateDir ? `ipc://${join(privateDir, "sidecar.sock")}` : `tcp://${opts.tcpHost ?? "127.0.0.1"}:0`;
-    const args = ["-m", "ultra_sidecar", "--endpoint", endpoint, "--device", opts.device ?? "auto", "--torch-threads", String(opts.torchThreads ?? 1)];
+    const args = [
+      "-m",
+      "ultra_sidecar",
+      "--endpoint",
+      endpoint,
+      "--device",
+      opts.device ?? "auto",
+      "--torch-threads",
+      String(opts.torchThreads ?? 1),
+    ];
     const proc = spawn(python, args, {
       stdio: ["pipe", "pipe", "pipe"],
       env: { ...process.env, PYTHONPATH: join(ROOT, "py"), PYTHONUNBUFFERED: "1" },
@@ -150,10 +175,18 @@ export class Sidecar {
     proc.stdin!.on("error", () => {}); // EPIPE when the sidecar is gone; the exit handler reports it
     proc.on("exit", (code, signal) => this.onExit(code, signal));
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new SidecarDiedError(`sidecar did not start within ${timeoutS} s`, this.tail())), timeoutS * 1000);
+      const timer = setTimeout(
+        () => reject(new SidecarDiedError(`sidecar did not start within ${timeoutS} s`, this.tail())),
+        timeoutS * 1000,
+      );
       proc.once("exit", (code, signal) => {
         clearTimeout(timer);
-        reject(new SidecarDiedError(`sidecar exited during start (code ${code}, signal ${signal}); is the venv complete? Run \`make setup\`.`, this.tail()));
+        reject(
+          new SidecarDiedError(
+            `sidecar exited during start (code ${code}, signal ${signal}); is the venv complete? Run \`make setup\`.`,
+            this.tail(),
+          ),
+        );
       });
       proc.once("error", (e) => reject(new SidecarDiedError(`cannot start ${proc.spawnfile}: ${e.message}`, "")));
       createInterface({ input: proc.stdout! }).on("line", (line) => {
@@ -181,8 +214,7 @@ export class Sidecar {
     const every = this.opts.heartbeatS ?? 5;
     if (!every) return;
     this.heartbeat = setInterval(() => {
-      if (this.pending.size === 0 && !this.deadError)
-        this.call("ping", {}, { timeoutS: Math.max(every * 2, 10) }).catch(() => {});
+      if (this.pending.size === 0 && !this.deadError) this.call("ping", {}, { timeoutS: Math.max(every * 2, 10) }).catch(() => {});
     }, every * 1000);
     this.heartbeat.unref();
   }
@@ -263,13 +295,15 @@ export class Sidecar {
       const onEvent = opts.onEvent && AsyncResource.bind(opts.onEvent);
       this.pending.set(id, { op, resolve, reject, onEvent, timer, timeoutS });
       const frames = pack({ v: version, id, op, args });
-      this.sendChain = this.sendChain.then(() => this.dealer.send(frames)).catch((e) => {
-        const p = this.pending.get(id);
-        if (!p) return;
-        clearTimeout(p.timer);
-        this.pending.delete(id);
-        p.reject(new UltraError(`${op}: cannot send to the sidecar: ${(e as Error).message}`));
-      });
+      this.sendChain = this.sendChain
+        .then(() => this.dealer.send(frames))
+        .catch((e) => {
+          const p = this.pending.get(id);
+          if (!p) return;
+          clearTimeout(p.timer);
+          this.pending.delete(id);
+          p.reject(new UltraError(`${op}: cannot send to the sidecar: ${(e as Error).message}`));
+        });
     });
   }
 

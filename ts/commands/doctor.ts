@@ -29,7 +29,11 @@ export async function doctor(): Promise<{ ok: boolean; checks: Check[]; versions
   let versions: Record<string, unknown> = {};
   try {
     versions = nodeVersions();
-    checks.push({ name: "node packages", ok: true, detail: `node ${versions.node}, zeromq.js ${versions["zeromq.js"]} (libzmq ${versions.libzmq}), msgpackr ${versions.msgpackr}` });
+    checks.push({
+      name: "node packages",
+      ok: true,
+      detail: `node ${versions.node}, zeromq.js ${versions["zeromq.js"]} (libzmq ${versions.libzmq}), msgpackr ${versions.msgpackr}`,
+    });
   } catch (e) {
     checks.push({ name: "node packages", ok: false, detail: String(e), fix: `npm ci (${SETUP})` });
   }
@@ -42,15 +46,27 @@ export async function doctor(): Promise<{ ok: boolean; checks: Check[]; versions
     await withSidecar({}, async (sc) => {
       const h = sc.info;
       versions = { ...versions, ...h.versions };
-      const missing = Object.entries(h.versions).filter(([, v]) => !v).map(([k]) => k);
+      const missing = Object.entries(h.versions)
+        .filter(([, v]) => !v)
+        .map(([k]) => k);
       checks.push({
         name: "python packages",
         ok: missing.length === 0,
-        detail: Object.entries(h.versions).map(([k, v]) => `${k} ${v ?? "MISSING"}`).join(", "),
+        detail: Object.entries(h.versions)
+          .map(([k, v]) => `${k} ${v ?? "MISSING"}`)
+          .join(", "),
         fix: missing.length ? `missing ${missing.join(", ")}: ${SETUP}` : undefined,
       });
-      checks.push({ name: "cuda", ok: true, detail: h.cuda ? `yes (${h.cuda_device}), default device ${h.device}` : "no (CPU only; pass --device cuda on a GPU machine)" });
-      checks.push({ name: "sidecar round trip", ok: true, detail: `${(await roundTripUs(sc)).toFixed(0)} µs median over ipc, protocol v${h.protocol}` });
+      checks.push({
+        name: "cuda",
+        ok: true,
+        detail: h.cuda ? `yes (${h.cuda_device}), default device ${h.device}` : "no (CPU only; pass --device cuda on a GPU machine)",
+      });
+      checks.push({
+        name: "sidecar round trip",
+        ok: true,
+        detail: `${(await roundTripUs(sc)).toFixed(0)} µs median over ipc, protocol v${h.protocol}`,
+      });
       for (const env_id of ["HalfCheetah-v5", "ALE/Pong-v5"]) {
         try {
           const { env, observation_space } = await sc.call("env_make", { spec: { env_id } });

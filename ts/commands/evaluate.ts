@@ -46,17 +46,33 @@ export async function evaluate(o: EvalOptions): Promise<EvalResult> {
   const vecNormalize = findVecNormalize(model);
   return withSidecar(o.sidecar ?? {}, async (sc) => {
     // Statistics come from the file beside the model; a fresh VecNormalize would distort observations.
-    const spec = { ...envSpec(cfg, { seed: o.seed, training: false, vecNormalizePath: vecNormalize ?? undefined, nEnvs: 1 }), normalize: false as const, trust_model: o.trustModel };
-    if (!vecNormalize && cfg.normalize) log(`warning: ${cfg.name} is trained with VecNormalize but no vec_normalize.pkl sits beside ${model}`);
+    const spec = {
+      ...envSpec(cfg, { seed: o.seed, training: false, vecNormalizePath: vecNormalize ?? undefined, nEnvs: 1 }),
+      normalize: false as const,
+      trust_model: o.trustModel,
+    };
+    if (!vecNormalize && cfg.normalize)
+      log(`warning: ${cfg.name} is trained with VecNormalize but no vec_normalize.pkl sits beside ${model}`);
     const { env } = await sc.call("env_make", { spec });
     const { model: handle } = await sc.call("model_load", { path: model, env, trust_model: o.trustModel });
     const bar = progressBar("eval", o.episodes, "episodes");
     try {
-      const r = await sc.call("model_evaluate", { model: handle, env, episodes: o.episodes, deterministic }, { onEvent: (_, p) => bar.update(p.episodes) });
+      const r = await sc.call(
+        "model_evaluate",
+        { model: handle, env, episodes: o.episodes, deterministic },
+        { onEvent: (_, p) => bar.update(p.episodes) },
+      );
       bar.update(o.episodes);
       return {
-        model, env_id: cfg.env_id, episodes: o.episodes, deterministic, vec_normalize: vecNormalize,
-        returns: r.returns.toNumbers(), lengths: r.lengths.toNumbers(), mean: r.mean, std: r.std,
+        model,
+        env_id: cfg.env_id,
+        episodes: o.episodes,
+        deterministic,
+        vec_normalize: vecNormalize,
+        returns: r.returns.toNumbers(),
+        lengths: r.lengths.toNumbers(),
+        mean: r.mean,
+        std: r.std,
       };
     } finally {
       bar.stop();

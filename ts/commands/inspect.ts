@@ -38,7 +38,8 @@ export async function inspectModel(path: string): Promise<ModelDescription> {
 }
 
 export function formatDescription(d: ModelDescription): string {
-  const space = (s: Record<string, unknown>) => `${s.type} shape ${JSON.stringify(s.shape)}${s.dtype ? ` ${s.dtype}` : ""}${s.n ? ` n=${s.n}` : ""}`;
+  const space = (s: Record<string, unknown>) =>
+    `${s.type} shape ${JSON.stringify(s.shape)}${s.dtype ? ` ${s.dtype}` : ""}${s.n ? ` n=${s.n}` : ""}`;
   const lines = [
     `${d.path}`,
     `  algorithm       ${d.algo} (Stable-Baselines3 ${d.sb3_version})`,

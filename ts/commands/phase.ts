@@ -8,6 +8,9 @@ import { PHASES, type Phase } from "../ultra/rundir.js";
 export async function phaseCommand(phase: Phase, dir: string, opts: { sidecar?: SidecarOptions; base?: string }): Promise<void> {
   const { run, record } = openRun(dir);
   const before = PHASES.slice(0, PHASES.indexOf(phase)).filter((p) => !run.done(p));
-  if (before.length) throw new UltraError(`${phase} needs ${before.join(", ")} first: run \`ultra ${before[0]} --run ${run.root}\` or \`ultra train --resume\``);
+  if (before.length)
+    throw new UltraError(
+      `${phase} needs ${before.join(", ")} first: run \`ultra ${before[0]} --run ${run.root}\` or \`ultra train --resume\``,
+    );
   await withSidecar(opts.sidecar ?? {}, (sc) => runPhase(contextFor(run, record, sc), phase, { ...opts, fresh: true }));
 }

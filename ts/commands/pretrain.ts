@@ -37,7 +37,16 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   return withSidecar(o.sidecar ?? {}, async (sc) => {
     const spec = envSpec(cfg, { seed: o.seed, training: true });
     const ppo = { ...cfg.ppo, seed: o.seed, tensorboard_log: join(out, "tb") };
-    const record = { command: "pretrain", env: cfg, spec, ppo, steps, seed: o.seed, ...runInfo(sc.info), started: new Date().toISOString() };
+    const record = {
+      command: "pretrain",
+      env: cfg,
+      spec,
+      ppo,
+      steps,
+      seed: o.seed,
+      ...runInfo(sc.info),
+      started: new Date().toISOString(),
+    };
     writeFileSync(join(out, "config.json"), JSON.stringify(record, null, 2));
     log(`pretrain ${cfg.env_id}: ${steps} steps, seed ${o.seed}, device ${sc.info.device}, out ${out}`);
     const { env } = await sc.call("env_make", { spec });
@@ -45,7 +54,15 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
     log(`PPO ${cfg.ppo.policy} with ${num_params} parameters`);
     const res = await learn(sc, model, steps, "pretrain");
     const { files } = await sc.call("model_save", { model, path: join(out, "model.zip") });
-    const result = { out, model: join(out, "model.zip"), files, steps: res.timesteps, seconds: res.seconds, fps: res.fps, ep_rew_mean: res.ep_rew_mean };
+    const result = {
+      out,
+      model: join(out, "model.zip"),
+      files,
+      steps: res.timesteps,
+      seconds: res.seconds,
+      fps: res.fps,
+      ep_rew_mean: res.ep_rew_mean,
+    };
     writeFileSync(join(out, "config.json"), JSON.stringify({ ...record, finished: new Date().toISOString(), result }, null, 2));
     return result;
   });

@@ -36,7 +36,12 @@ export const listed = (names: readonly string[], values: readonly number[], digi
   names.map((n, i) => `${n} ${signed(values[i], digits)}`).join(", ");
 
 /** Torques of a MuJoCo body with their quadratic control cost, the one reward term an action pays at once. */
-export function describeTorques(env: string, joints: readonly string[], ctrlCostWeight: number, action: ArrayLike<number> | number): string {
+export function describeTorques(
+  env: string,
+  joints: readonly string[],
+  ctrlCostWeight: number,
+  action: ArrayLike<number> | number,
+): string {
   const a = boxAction(env, action, joints.length);
   return `torques ${listed(joints, a)} (control cost ${num(ctrlCostWeight * sumSquares(a), 3)})`;
 }

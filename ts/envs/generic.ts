@@ -16,7 +16,10 @@ export function genericInterpreter(name: string): StateInterpreter {
     },
     describe(obs) {
       const v = Array.from(obs, Number);
-      const shown = v.slice(0, MAX_LISTED).map((x, i) => `obs[${i}] ${signed(x, 3)}`).join(", ");
+      const shown = v
+        .slice(0, MAX_LISTED)
+        .map((x, i) => `obs[${i}] ${signed(x, 3)}`)
+        .join(", ");
       if (v.length <= MAX_LISTED) return shown;
       const mean = v.reduce((a, b) => a + b, 0) / v.length;
       const min = v.reduce((a, b) => Math.min(a, b));

@@ -19,7 +19,10 @@ export const INTERPRETERS: readonly StateInterpreter[] = [halfCheetah, hopper, w
 export function interpreterOf(cfg: Pick<EnvConfig, "name" | "interpreter">): StateInterpreter {
   if (cfg.interpreter === null) return genericInterpreter(cfg.name);
   const interp = INTERPRETERS.find((i) => i.name === cfg.interpreter);
-  if (!interp) throw new UltraError(`env ${cfg.name}: interpreter "${cfg.interpreter}" is not one of ${INTERPRETERS.map((i) => i.name).join(", ")} (ts/envs/index.ts); use null for the generic one`);
+  if (!interp)
+    throw new UltraError(
+      `env ${cfg.name}: interpreter "${cfg.interpreter}" is not one of ${INTERPRETERS.map((i) => i.name).join(", ")} (ts/envs/index.ts); use null for the generic one`,
+    );
   return interp.name === cfg.name ? interp : { ...interp, name: cfg.name };
 }
 

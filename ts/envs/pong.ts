@@ -16,7 +16,14 @@ const PLAYER_FACE_X = 188;
 const HALF_PADDLE = 8;
 
 export const ACTIONS = ["NOOP", "FIRE", "RIGHT", "LEFT", "RIGHTFIRE", "LEFTFIRE"] as const;
-const MEANING = ["stay", "stay (FIRE does not move the paddle)", "move paddle up", "move paddle down", "move paddle up", "move paddle down"];
+const MEANING = [
+  "stay",
+  "stay (FIRE does not move the paddle)",
+  "move paddle up",
+  "move paddle down",
+  "move paddle up",
+  "move paddle down",
+];
 
 export const pong: StateInterpreter = {
   name: "Pong",
@@ -40,22 +47,28 @@ export const pong: StateInterpreter = {
     const paddles = `your paddle (right) y ${f.player_y}, opponent paddle (left) y ${f.opponent_y}`;
     if (!f.ball_visible) return `${score}; ball not in play; ${paddles} (RAM units, y grows downward, your paddle ranges 38-203)`;
     const vertical =
-      Math.abs(f.ball_offset) < 1 ? "level with its centre" : `${Math.abs(f.ball_offset)} px ${f.ball_offset > 0 ? "below" : "above"} its centre`;
+      Math.abs(f.ball_offset) < 1
+        ? "level with its centre"
+        : `${Math.abs(f.ball_offset)} px ${f.ball_offset > 0 ? "below" : "above"} its centre`;
     const reach = Math.abs(f.ball_offset) <= HALF_PADDLE + 1 ? "in line with the paddle" : "not in line with the paddle";
     const where =
-      f.ball_x >= 195 ? "the ball is already past your paddle" :
-      f.ball_x <= 60 ? "the ball is past the opponent's paddle" :
-      `the ball is ${f.ball_distance_x} px left of your paddle's face, ${vertical} (${reach})`;
+      f.ball_x >= 195
+        ? "the ball is already past your paddle"
+        : f.ball_x <= 60
+          ? "the ball is past the opponent's paddle"
+          : `the ball is ${f.ball_distance_x} px left of your paddle's face, ${vertical} (${reach})`;
     return `${score}; ball at x ${f.ball_x}, y ${f.ball_y}: ${where}; ${paddles} (RAM units, y grows downward)`;
   },
   brief(obs, ram) {
     return this.describe(obs, ram);
   },
   actionNames: ACTIONS,
-  actionSemantics: "6 discrete actions: 0 NOOP (stay), 1 FIRE (stay), 2 RIGHT (move paddle up), 3 LEFT (move paddle down), 4 RIGHTFIRE (up), 5 LEFTFIRE (down)",
+  actionSemantics:
+    "6 discrete actions: 0 NOOP (stay), 1 FIRE (stay), 2 RIGHT (move paddle up), 3 LEFT (move paddle down), 4 RIGHTFIRE (up), 5 LEFTFIRE (down)",
   describeAction(action) {
     const a = typeof action === "number" ? action : Number(action[0]);
-    if (!Number.isInteger(a) || a < 0 || a >= ACTIONS.length) throw new UltraError(`Pong: action ${a} is not one of 0..${ACTIONS.length - 1}`);
+    if (!Number.isInteger(a) || a < 0 || a >= ACTIONS.length)
+      throw new UltraError(`Pong: action ${a} is not one of 0..${ACTIONS.length - 1}`);
     return `${a} ${ACTIONS[a]} (${MEANING[a]})`;
   },
   keyFeatures: [

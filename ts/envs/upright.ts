@@ -43,7 +43,11 @@ export function uprightInterpreter(spec: UprightSpec): StateInterpreter {
       spec.jointKeys.forEach((key, i) => (f[`${key}_velocity`] = obs[k + 5 + i]));
       f.height_margin = margin(obs[0], spec.healthyZ);
       f.angle_margin = margin(obs[1], spec.healthyAngle);
-      const stateOk = !spec.healthyState || Array.from(obs).slice(1).every((x) => inside(x, spec.healthyState!));
+      const stateOk =
+        !spec.healthyState ||
+        Array.from(obs)
+          .slice(1)
+          .every((x) => inside(x, spec.healthyState!));
       f.healthy = inside(obs[0], spec.healthyZ) && inside(obs[1], spec.healthyAngle) && stateOk ? 1 : 0;
       return f;
     },
@@ -52,7 +56,10 @@ export function uprightInterpreter(spec: UprightSpec): StateInterpreter {
       const problems = [
         !inside(f.height, spec.healthyZ) && `torso height not ${rangeText(spec.healthyZ, 2)} m`,
         !inside(f.angle, spec.healthyAngle) && `torso angle not ${rangeText(spec.healthyAngle, 2)} rad`,
-        f.healthy === 0 && inside(f.height, spec.healthyZ) && inside(f.angle, spec.healthyAngle) && "a joint angle or velocity out of range",
+        f.healthy === 0 &&
+          inside(f.height, spec.healthyZ) &&
+          inside(f.angle, spec.healthyAngle) &&
+          "a joint angle or velocity out of range",
       ].filter(Boolean);
       const health = problems.length
         ? `UNHEALTHY (${problems.join("; ")}): the episode terminates here`
@@ -62,8 +69,14 @@ export function uprightInterpreter(spec: UprightSpec): StateInterpreter {
         `torso angle ${signed(f.angle)} rad (${lean(f.angle)}; healthy ${rangeText(spec.healthyAngle, 2)}), ` +
         `forward velocity ${signed(f.forward_velocity)} m/s, vertical velocity ${signed(f.vertical_velocity)} m/s, ` +
         `torso angular velocity ${signed(f.angular_velocity)} rad/s; ` +
-        `joint angles (rad): ${listed(spec.joints, spec.jointKeys.map((key) => f[`${key}_angle`]))}; ` +
-        `joint velocities (rad/s): ${listed(spec.joints, spec.jointKeys.map((key) => f[`${key}_velocity`]))}; ${health}`
+        `joint angles (rad): ${listed(
+          spec.joints,
+          spec.jointKeys.map((key) => f[`${key}_angle`]),
+        )}; ` +
+        `joint velocities (rad/s): ${listed(
+          spec.joints,
+          spec.jointKeys.map((key) => f[`${key}_velocity`]),
+        )}; ${health}`
       );
     },
     brief(obs) {

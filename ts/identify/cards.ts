@@ -106,7 +106,10 @@ const ownAction = (ep: CardEpisode, t: number, space: SpaceInfo): number[] | num
 export function actionMenu(space: SpaceInfo, interp: StateInterpreter): Change[] {
   const keep = { id: "keep", text: "keep the policy's own action (only the reward applies)" };
   if (space.type === "Discrete")
-    return [keep, ...Array.from({ length: space.n! }, (_, a) => ({ id: interp.actionNames?.[a] ?? `action ${a}`, text: interp.describeAction(a) }))];
+    return [
+      keep,
+      ...Array.from({ length: space.n! }, (_, a) => ({ id: interp.actionNames?.[a] ?? `action ${a}`, text: interp.describeAction(a) })),
+    ];
   const dim = space.shape.reduce((a, b) => a * b, 1);
   const names = Array.from({ length: dim }, (_, i) => interp.actionNames?.[i] ?? `action ${i}`);
   const half = (i: number) => ((space.high?.[i] ?? 1) - (space.low?.[i] ?? -1)) / 2;
@@ -121,7 +124,13 @@ export function actionMenu(space: SpaceInfo, interp: StateInterpreter): Change[]
 }
 
 /** The action a menu change makes of the policy's own action at `step` (null: keep), or undefined for an id not in the menu. */
-export function applyChange(id: string, ep: CardEpisode, step: number, space: SpaceInfo, interp: StateInterpreter): number[] | number | null | undefined {
+export function applyChange(
+  id: string,
+  ep: CardEpisode,
+  step: number,
+  space: SpaceInfo,
+  interp: StateInterpreter,
+): number[] | number | null | undefined {
   const menu = actionMenu(space, interp);
   const at = menu.findIndex((c) => c.id === id);
   if (at < 0) return undefined;
@@ -189,7 +198,12 @@ export function renderOverview(ep: CardEpisode, interp: StateInterpreter): strin
     `${interp.name} episode of ${n} steps, return ${num(ep.return, 1)}, ${end}. V ${num(ep.values.data[0], 1)} at the start, ${num(ep.values.data[n - 1], 1)} at the last step.`,
   ];
   const quarters = [0, 1, 2, 3].map((q) => [Math.floor((q * n) / 4), Math.floor(((q + 1) * n) / 4)]).filter(([a, b]) => b > a);
-  const ret = quarters.map(([a, b]) => num(ep.rewards.data.slice(a, b).reduce((s, r) => s + r, 0), 1));
+  const ret = quarters.map(([a, b]) =>
+    num(
+      ep.rewards.data.slice(a, b).reduce((s, r) => s + r, 0),
+      1,
+    ),
+  );
   const per = [`return ${ret.join(", ")}`];
   for (const key of interp.keyFeatures.filter((f) => f.summary !== "last")) {
     const means = quarters.map(([a, b]) => {

@@ -62,8 +62,7 @@ function templates(configName: string, maxCriticalStates: number, vars: Record<s
 }
 
 export function renderPrompt(configName: string, vars: PromptVars, opts: { dir?: string } = {}): Prompt {
-  for (const k of REQUIRED)
-    if (vars?.[k] === undefined || vars[k] === null) throw new UltraError(`prompt variable "${k}" is missing`);
+  for (const k of REQUIRED) if (vars?.[k] === undefined || vars[k] === null) throw new UltraError(`prompt variable "${k}" is missing`);
   if (typeof vars.episode !== "string" || typeof vars.actionSpace !== "string")
     throw new UltraError('prompt variables "episode" and "actionSpace" must be strings');
   const render = templates(configName, vars.maxCriticalStates, { episode: vars.episode, actionSpace: vars.actionSpace }, opts.dir);
@@ -83,7 +82,8 @@ export function actionSpaceText(space: SpaceInfo): string {
   const { low, high } = space;
   if (low && high && low.every((x) => x === low[0]) && high.every((x) => x === high[0]))
     return `a JSON list of ${dim} numbers, each in [${low[0]}, ${high[0]}]`;
-  if (low && high) return `a JSON list of ${dim} numbers, number i in [low[i], high[i]] with low = [${low.join(", ")}] and high = [${high.join(", ")}]`;
+  if (low && high)
+    return `a JSON list of ${dim} numbers, number i in [low[i], high[i]] with low = [${low.join(", ")}] and high = [${high.join(", ")}]`;
   return `a JSON list of ${dim} numbers`;
 }
 

@@ -106,7 +106,7 @@ function column(x: Column, field: string, n: number): number[] {
 }
 
 function rowCount(x: Rows | Column): number {
-  return hasShape(x) ? x.shape[0] ?? 0 : x.length;
+  return hasShape(x) ? (x.shape[0] ?? 0) : x.length;
 }
 
 type Row = ArrayLike<number> | number;
@@ -214,7 +214,16 @@ function renderSegment(seg: Segment, i: number, count: number, level: Detail, ct
   return lines.join("\n");
 }
 
-function renderHeader(n: number, s0: number, ret: number, values: number[], top: ValueDrop[], ep: EpisodeInput, rewards: number[], interp: StateInterpreter): string {
+function renderHeader(
+  n: number,
+  s0: number,
+  ret: number,
+  values: number[],
+  top: ValueDrop[],
+  ep: EpisodeInput,
+  rewards: number[],
+  interp: StateInterpreter,
+): string {
   const end =
     ep.terminated === true ? ", ended early by the termination condition" : ep.terminated === false ? ", ended by the time limit" : "";
   const argOf = (better: (a: number, b: number) => boolean) => values.reduce((bi, v, i) => (better(v, values[bi]) ? i : bi), 0);
@@ -300,14 +309,25 @@ export function summarizeEpisode(ep: EpisodeInput, interp: StateInterpreter, opt
       const drops = picked.map(drop).sort((a, b) => b.drop - a.drop || a.step - b.step);
       const features: Record<string, FeatureSummary> = {};
       for (const k of keys) {
-        const s = summarise(k, feats.slice(lo, hi + 1).map((f) => f[k.name] ?? NaN));
+        const s = summarise(
+          k,
+          feats.slice(lo, hi + 1).map((f) => f[k.name] ?? NaN),
+        );
         if (s) features[k.name] = s;
       }
       const rewardEvents = [];
       if (ctx.sparse) for (let t = lo; t <= hi; t++) if (rewards[t] !== 0) rewardEvents.push({ step: s0 + t, reward: rewards[t] });
       segments.push({
-        start: s0 + lo, end: s0 + hi, return: rewards.slice(lo, hi + 1).reduce((a, b) => a + b, 0),
-        valueStart: values[lo], valueEnd: values[hi], features, drops, rewardEvents, detail: "full", text: "",
+        start: s0 + lo,
+        end: s0 + hi,
+        return: rewards.slice(lo, hi + 1).reduce((a, b) => a + b, 0),
+        valueStart: values[lo],
+        valueEnd: values[hi],
+        features,
+        drops,
+        rewardEvents,
+        detail: "full",
+        text: "",
       });
     }
     const texts = segments.map((s, i) => LEVELS.map((level) => renderSegment(s, i, segments.length, level, ctx)));
@@ -327,7 +347,9 @@ export function summarizeEpisode(ep: EpisodeInput, interp: StateInterpreter, opt
  * segments whose full detail fits, else the most that keep at least one segment in full, else any fit. */
 function chooseLayout(n: number, header: string, layoutFor: (size: number) => Layout, opts: SummaryOptions): Layout {
   const tooSmall = (need: number) =>
-    new UltraError(`summarizeEpisode: maxChars ${opts.maxChars} is too small; the shortest summary that keeps every value-drop step needs ${need} characters`);
+    new UltraError(
+      `summarizeEpisode: maxChars ${opts.maxChars} is too small; the shortest summary that keeps every value-drop step needs ${need} characters`,
+    );
   if (opts.segmentSteps !== undefined) {
     for (let size = opts.segmentSteps; ; size *= 2) {
       const layout = layoutFor(Math.min(size, n));

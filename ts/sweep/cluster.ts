@@ -42,7 +42,14 @@ export class RayCluster {
 
   /** A sidecar actor named `name` (unique in the sweep), connected. `sharedDir` must be writable on its node. */
   async sidecar(name: string, sharedDir: string, resources: { cpus: number; gpus: number }): Promise<{ sc: Sidecar; place: ActorPlace }> {
-    const place = await this.host.call("actor_start", { name, curve: this.actorKeys, shared_dir: sharedDir, cpus: resources.cpus, gpus: resources.gpus, torch_threads: this.opts.torchThreads ?? 1 });
+    const place = await this.host.call("actor_start", {
+      name,
+      curve: this.actorKeys,
+      shared_dir: sharedDir,
+      cpus: resources.cpus,
+      gpus: resources.gpus,
+      torch_threads: this.opts.torchThreads ?? 1,
+    });
     try {
       return { sc: await Sidecar.connect(place.endpoint, this.clientCurve, this.opts), place };
     } catch (e) {

@@ -4,7 +4,17 @@
 import type { Sidecar } from "../bridge/sidecar.js";
 import { resolveEnv, type EnvConfig } from "../config.js";
 import { CriticalStatesFile } from "../ultra/critical.js";
-import { acrossSeeds, armName, findingCost, findingCostLine, identicalWarnings, identifyUsage, pairedTable, seedCells, type FindingCost } from "../ultra/phases/report.js";
+import {
+  acrossSeeds,
+  armName,
+  findingCost,
+  findingCostLine,
+  identicalWarnings,
+  identifyUsage,
+  pairedTable,
+  seedCells,
+  type FindingCost,
+} from "../ultra/phases/report.js";
 import type { EvalFile } from "../ultra/phases/evaluate.js";
 import { readProgress, type Arm, type ArmProgress } from "../ultra/phases/improve.js";
 import type { RunDir } from "../ultra/rundir.js";
@@ -48,7 +58,9 @@ export function envTable(arms: string[], seeds: number[], result: (arm: string, 
   });
   const perSeed = Object.fromEntries(rows.map((r) => [r.arm, r.returns]));
   const paired = perSeed.continue_ppo
-    ? Object.fromEntries(arms.filter((a) => a !== "base" && a !== "continue_ppo").map((a) => [a, pairedDiff(perSeed[a], perSeed.continue_ppo)]))
+    ? Object.fromEntries(
+        arms.filter((a) => a !== "base" && a !== "continue_ppo").map((a) => [a, pairedDiff(perSeed[a], perSeed.continue_ppo)]),
+      )
     : {};
   const lines = [
     ...(dropped.length
@@ -61,9 +73,13 @@ export function envTable(arms: string[], seeds: number[], result: (arm: string, 
       : []),
     "| arm | seeds | mean ± std over seeds | 95% CI | per seed |",
     "|---|---|---|---|---|",
-    ...rows.map((r) => (r.returns.length ? `| ${armName(r.arm)} | ${r.returns.length} | ${seedCells(r.returns)} |` : `| ${armName(r.arm)} | 0 | – | – | – |`)),
+    ...rows.map((r) =>
+      r.returns.length ? `| ${armName(r.arm)} | ${r.returns.length} | ${seedCells(r.returns)} |` : `| ${armName(r.arm)} | 0 | – | – | – |`,
+    ),
     "",
-    ...(kept.length ? identicalWarnings(Object.fromEntries(arms.filter((a) => a !== "base").map((a) => [a, on(a).flatMap((r) => r.returns)]))) : []),
+    ...(kept.length
+      ? identicalWarnings(Object.fromEntries(arms.filter((a) => a !== "base").map((a) => [a, on(a).flatMap((r) => r.returns)])))
+      : []),
     ...(kept.length ? pairedTable(perSeed, "###") : []),
   ];
   return { seeds: kept, dropped, rows, paired, lines };
@@ -89,7 +105,19 @@ function holder(trials: Trial[], arm: string, seed: number): Trial | undefined {
 }
 
 function adviserStats(runs: RunDir[]): Record<string, number> {
-  const s = { runs: runs.length, proposed: 0, valid: 0, rejected: 0, unverified: 0, accepted: 0, llm_calls: 0, cache_hits: 0, prompt_tokens: 0, completion_tokens: 0, cost_usd: 0 };
+  const s = {
+    runs: runs.length,
+    proposed: 0,
+    valid: 0,
+    rejected: 0,
+    unverified: 0,
+    accepted: 0,
+    llm_calls: 0,
+    cache_hits: 0,
+    prompt_tokens: 0,
+    completion_tokens: 0,
+    cost_usd: 0,
+  };
   for (const run of runs) {
     const crit = run.readChecked("critical_states.json", CriticalStatesFile);
     s.proposed += crit.counts.proposed;
@@ -110,7 +138,11 @@ function adviserStats(runs: RunDir[]): Record<string, number> {
 }
 
 /** Per arm, the env steps each seed's run used: identify's that the arm drew on, and its own training. */
-export function armCosts(arms: string[], seeds: number[], progress: (arm: string, seed: number) => ArmProgress | null): Record<string, { prep: number[]; improve: number[] }> {
+export function armCosts(
+  arms: string[],
+  seeds: number[],
+  progress: (arm: string, seed: number) => ArmProgress | null,
+): Record<string, { prep: number[]; improve: number[] }> {
   return Object.fromEntries(
     arms.map((arm) => {
       const ps = seeds.map((s) => progress(arm, s)).filter((p): p is ArmProgress => p !== null);
@@ -126,7 +158,9 @@ function costLines(cost: ReturnType<typeof armCosts>): string[] {
     "",
     "| arm | identification | training | total |",
     "|---|---|---|---|",
-    ...Object.entries(cost).map(([arm, c]) => `| ${armName(arm)} | ${avg(c.prep)} | ${avg(c.improve)} | ${avg(c.prep.map((p, i) => p + c.improve[i]))} |`),
+    ...Object.entries(cost).map(
+      ([arm, c]) => `| ${armName(arm)} | ${avg(c.prep)} | ${avg(c.improve)} | ${avg(c.prep.map((p, i) => p + c.improve[i]))} |`,
+    ),
     "",
   ];
 }
@@ -135,8 +169,18 @@ function meanFindingCost(cs: FindingCost[]): FindingCost {
   const m = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const rice = cs.map((c) => c.rice).filter((r): r is NonNullable<FindingCost["rice"]> => r !== null);
   return {
-    ultra: { env_steps: Math.round(m(cs.map((c) => c.ultra.env_steps))), seconds: m(cs.map((c) => c.ultra.seconds)), llm_tokens: Math.round(m(cs.map((c) => c.ultra.llm_tokens))) },
-    rice: rice.length ? { env_steps: Math.round(m(rice.map((r) => r.env_steps))), seconds: m(rice.map((r) => r.seconds)), trained_here: rice.every((r) => r.trained_here) } : null,
+    ultra: {
+      env_steps: Math.round(m(cs.map((c) => c.ultra.env_steps))),
+      seconds: m(cs.map((c) => c.ultra.seconds)),
+      llm_tokens: Math.round(m(cs.map((c) => c.ultra.llm_tokens))),
+    },
+    rice: rice.length
+      ? {
+          env_steps: Math.round(m(rice.map((r) => r.env_steps))),
+          seconds: m(rice.map((r) => r.seconds)),
+          trained_here: rice.every((r) => r.trained_here),
+        }
+      : null,
   };
 }
 
@@ -145,7 +189,10 @@ export function referenceLines(ref: EnvConfig["reference"]): string[] {
   if (!ref) return [];
   return [
     `Published, for comparison (${ref.source}): ` +
-      Object.entries(ref.returns).map(([arm, r]) => `${arm} ${r.mean}${r.std === null ? "" : ` ± ${r.std}`}`).join(", ") + ".",
+      Object.entries(ref.returns)
+        .map(([arm, r]) => `${arm} ${r.mean}${r.std === null ? "" : ` ± ${r.std}`}`)
+        .join(", ") +
+      ".",
     "",
   ];
 }
@@ -181,7 +228,12 @@ export async function sweepReport(sweep: Sweep, sc: Sidecar): Promise<{ report: 
       band[arm] = perSeed.length > 1 ? ci95Factor(perSeed.length) : 0;
     }
     const png = `curves-${env.name}.png`;
-    await sc.call("plot_curves", { curves, path: sweep.dir.path(png), title: `${env.env_id}: refinement, mean over seeds with 95% CI`, band_scale: band });
+    await sc.call("plot_curves", {
+      curves,
+      path: sweep.dir.path(png),
+      title: `${env.env_id}: refinement, mean over seeds with 95% CI`,
+      band_scale: band,
+    });
     const advice = adviserStats(mine.filter((t) => t.status === "done").map((t) => sweep.runDir(t)));
     const cost = armCosts(arms.slice(1), table.seeds, (arm, seed) => {
       const t = holder(mine, arm, seed);
@@ -189,7 +241,16 @@ export async function sweepReport(sweep: Sweep, sc: Sidecar): Promise<{ report: 
     });
     // RICE's explanation beside ULTRA's identification, in the runs that trained the rice arm
     const finding = mine.filter((t) => t.status === "done" && t.baselines.includes("rice")).map((t) => findingCost(sweep.runDir(t)));
-    summary[env.env_id] = { seeds: table.seeds, dropped: table.dropped, arms: table.rows, paired_vs_continue_ppo: table.paired, adviser: advice, env_steps: cost, finding_cost: finding, reference: env.reference };
+    summary[env.env_id] = {
+      seeds: table.seeds,
+      dropped: table.dropped,
+      arms: table.rows,
+      paired_vs_continue_ppo: table.paired,
+      adviser: advice,
+      env_steps: cost,
+      finding_cost: finding,
+      reference: env.reference,
+    };
     lines.push(
       `## ${env.env_id}`,
       "",
@@ -210,7 +271,10 @@ export async function sweepReport(sweep: Sweep, sc: Sidecar): Promise<{ report: 
     "",
     "| trial | status | attempts | seconds | node | errors |",
     "|---|---|---|---|---|---|",
-    ...trials.map((t) => `| ${t.id} | ${t.status} | ${t.attempts} | ${t.seconds} | ${t.node ?? "–"} | ${t.errors.join("; ").replace(/\|/g, "/") || "–"} |`),
+    ...trials.map(
+      (t) =>
+        `| ${t.id} | ${t.status} | ${t.attempts} | ${t.seconds} | ${t.node ?? "–"} | ${t.errors.join("; ").replace(/\|/g, "/") || "–"} |`,
+    ),
     "",
   );
   sweep.dir.writeJson("summary.json", summary);

@@ -26,7 +26,8 @@ export interface SweepResult {
   seconds: number;
 }
 
-export const sweepRoot = (out?: string) => resolve(out ?? join("runs", `sweep-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-")}`));
+export const sweepRoot = (out?: string) =>
+  resolve(out ?? join("runs", `sweep-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-")}`));
 
 /** A stored sweep's state (sweep.json), if `root` holds one. */
 export function storedSweep(root: string): SweepState | undefined {
@@ -40,7 +41,10 @@ function openSweep(root: string, o: SweepOptions): SweepState {
   if (!state) return { spec: o.spec, created: new Date().toISOString(), cluster: null, trials: trialsOf(o.spec) };
   if (!o.resume) throw new UltraError(`${root} already holds a sweep; pass --resume to continue it, or choose another --out`);
   const grid = (s: SweepSpec) => JSON.stringify([s.envs, s.variants, s.baselines, s.seeds, s.profile, s.adviser]);
-  if (grid(o.spec) !== grid(state.spec)) throw new UltraError(`--resume continues the grid stored in ${root}/sweep.json; leave out --envs, --variants, --baselines, --seeds, --profile and --adviser, or start a new sweep with another --out`);
+  if (grid(o.spec) !== grid(state.spec))
+    throw new UltraError(
+      `--resume continues the grid stored in ${root}/sweep.json; leave out --envs, --variants, --baselines, --seeds, --profile and --adviser, or start a new sweep with another --out`,
+    );
   const { ray, max_parallel, cpus_per_trial, gpus_per_trial, max_attempts } = o.spec;
   Object.assign(state.spec, { ray, max_parallel, cpus_per_trial, gpus_per_trial, max_attempts });
   return state;
@@ -57,10 +61,14 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
   const cluster = await RayCluster.start(spec.ray, { ...o.sidecar, onLog: (line) => appendFileSync(rayLog, `${line}\n`) });
   try {
     const { info } = cluster;
-    log(`Ray: ${info.nodes} node(s), ${info.cpus} CPUs, ${info.gpus} GPUs${info.local ? ", a local instance (sidecars on 127.0.0.1)" : ""}`);
+    log(
+      `Ray: ${info.nodes} node(s), ${info.cpus} CPUs, ${info.gpus} GPUs${info.local ? ", a local instance (sidecars on 127.0.0.1)" : ""}`,
+    );
     const fits = Math.floor(info.cpus / spec.cpus_per_trial);
     if (info.local && spec.max_parallel > fits) {
-      log(`warning: ${spec.max_parallel} parallel trials × ${spec.cpus_per_trial} CPUs do not fit in ${info.cpus} CPUs: running ${fits} at a time`);
+      log(
+        `warning: ${spec.max_parallel} parallel trials × ${spec.cpus_per_trial} CPUs do not fit in ${info.cpus} CPUs: running ${fits} at a time`,
+      );
       spec.max_parallel = Math.max(1, fits);
     }
     state.cluster = info;

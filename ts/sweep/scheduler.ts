@@ -54,12 +54,18 @@ export class Sweep {
     const finished = () => trials.filter((t) => t.status === "done" || t.status === "failed").length;
     const bar = progressBar("sweep", trials.length, "trials", finished());
     const show = () =>
-      bar.update(finished(), { running: String(trials.filter((t) => t.status === "running").length), failed: String(trials.filter((t) => t.status === "failed").length) });
+      bar.update(finished(), {
+        running: String(trials.filter((t) => t.status === "running").length),
+        failed: String(trials.filter((t) => t.status === "failed").length),
+      });
     const running = new Map<string, Promise<void>>();
     this.save();
     while (trials.some((t) => t.status === "pending" || t.status === "running")) {
       for (const t of trials.filter((x) => this.ready(x)).slice(0, spec.max_parallel - running.size))
-        running.set(t.id, this.trial(cluster, t, show).finally(() => running.delete(t.id)));
+        running.set(
+          t.id,
+          this.trial(cluster, t, show).finally(() => running.delete(t.id)),
+        );
       show();
       // wake when a trial ends, or every 2 s to start trials whose shared base policy has just been written
       await Promise.race([...running.values(), new Promise((r) => setTimeout(r, 2000))]);
@@ -87,7 +93,18 @@ export class Sweep {
         try {
           await withLogFile(run.path("train.log"), () =>
             trainRun(
-              { env: t.env, seeds: [t.seed], profile: spec.profile, variant: t.variant, adviser: spec.adviser, baselines: t.baselines, base, riceMask: agent?.mask, resume: true, llmCache: this.dir.path("llm-cache") },
+              {
+                env: t.env,
+                seeds: [t.seed],
+                profile: spec.profile,
+                variant: t.variant,
+                adviser: spec.adviser,
+                baselines: t.baselines,
+                base,
+                riceMask: agent?.mask,
+                resume: true,
+                llmCache: this.dir.path("llm-cache"),
+              },
               t.seed,
               run.root,
               sc,

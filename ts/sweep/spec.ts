@@ -31,9 +31,22 @@ export const SweepSpec = z.object({
 });
 export type SweepSpec = z.infer<typeof SweepSpec>;
 
-const DEFAULTS = { baselines: [...BASELINES], seeds: [0], profile: "paper", ray: "local", max_parallel: 2, cpus_per_trial: 1, gpus_per_trial: 0, max_attempts: 3 };
+const DEFAULTS = {
+  baselines: [...BASELINES],
+  seeds: [0],
+  profile: "paper",
+  ray: "local",
+  max_parallel: 2,
+  cpus_per_trial: 1,
+  gpus_per_trial: 0,
+  max_attempts: 3,
+};
 
-const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
+const list = (s: string) =>
+  s
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 /** Command-line strings as spec values: "a,b" lists, "0-4" seeds, baselines as `ultra train --baselines` takes them. */
 export function flagsToSpec(f: { envs?: string; variants?: string; baselines?: string; seeds?: string }): Partial<SweepSpec> {
@@ -58,7 +71,9 @@ export function resolveSweep(file: string | undefined, flags: Partial<SweepSpec>
   const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
   const merged = { ...DEFAULTS, ...stored, ...(fromFile as object), ...defined } as Partial<SweepSpec>;
   if (!merged.envs || !merged.variants)
-    throw new UltraError("name the grid: --envs and --variants (e.g. --envs HalfCheetah,Hopper --variants RA,R), or a --file with envs: and variants:");
+    throw new UltraError(
+      "name the grid: --envs and --variants (e.g. --envs HalfCheetah,Hopper --variants RA,R), or a --file with envs: and variants:",
+    );
   const parsed = SweepSpec.safeParse(merged);
   if (!parsed.success) throw new UltraError(`invalid sweep${file ? ` (${file})` : ""}: ${z.prettifyError(parsed.error)}`);
   for (const env of parsed.data.envs) resolveEnv(env); // an unknown env fails now, naming it, not hours in
@@ -69,7 +84,10 @@ export function resolveSweep(file: string | undefined, flags: Partial<SweepSpec>
 /** `${VAR}` expanded and every file there: a missing agent fails the sweep now, naming the path, not at its trial. */
 function resolveAgents(agents: NonNullable<SweepSpec["agents"]>, envs: string[]): NonNullable<SweepSpec["agents"]> {
   const unknown = Object.keys(agents).filter((e) => !envs.includes(e));
-  if (unknown.length) throw new UltraError(`agents names ${unknown.join(", ")}, not among the sweep's envs (${envs.join(", ")}): key agents by the env as named in envs`);
+  if (unknown.length)
+    throw new UltraError(
+      `agents names ${unknown.join(", ")}, not among the sweep's envs (${envs.join(", ")}): key agents by the env as named in envs`,
+    );
   const path = (where: string, p: string) => {
     const out = p.replace(/\$\{(\w+)\}/g, (_, name: string) => {
       const v = process.env[name];
@@ -80,7 +98,10 @@ function resolveAgents(agents: NonNullable<SweepSpec["agents"]>, envs: string[])
     return resolve(out);
   };
   return Object.fromEntries(
-    Object.entries(agents).map(([env, a]) => [env, { model: path(`agents.${env}.model`, a.model), ...(a.mask ? { mask: path(`agents.${env}.mask`, a.mask) } : {}) }]),
+    Object.entries(agents).map(([env, a]) => [
+      env,
+      { model: path(`agents.${env}.model`, a.model), ...(a.mask ? { mask: path(`agents.${env}.mask`, a.mask) } : {}) },
+    ]),
   );
 }
 
@@ -116,7 +137,19 @@ export function trialsOf(spec: SweepSpec): Trial[] {
         const id = `${resolveEnv(env).name}-${variant}-s${seed}`;
         // with an agent given for the env every trial starts from it; otherwise the first variant pretrains one
         const donor = i === 0 || spec.agents?.[env] ? null : `${resolveEnv(env).name}-${spec.variants[0]}-s${seed}`;
-        trials.push({ id, env, variant, seed, dir: `trials/${id}`, baselines: i === 0 ? spec.baselines : [], donor, status: "pending", attempts: 0, errors: [], seconds: 0 });
+        trials.push({
+          id,
+          env,
+          variant,
+          seed,
+          dir: `trials/${id}`,
+          baselines: i === 0 ? spec.baselines : [],
+          donor,
+          status: "pending",
+          attempts: 0,
+          errors: [],
+          seconds: 0,
+        });
       });
   return trials;
 }

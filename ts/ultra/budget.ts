@@ -25,7 +25,13 @@ export interface ArmBudget {
 
 /** Each arm's preparation and improve steps. `updates`: `steps` each; `env_steps`: `steps` plus what it prepared
  * less than the arm that prepared most, so prep + improve is equal across arms. */
-export function armBudgets(arms: readonly string[], steps: number, budget: Budget, envSteps: EnvSteps, maskSteps = 0): Record<string, ArmBudget> {
+export function armBudgets(
+  arms: readonly string[],
+  steps: number,
+  budget: Budget,
+  envSteps: EnvSteps,
+  maskSteps = 0,
+): Record<string, ArmBudget> {
   const prep = Object.fromEntries(arms.map((a) => [a, prepSteps(a, envSteps, maskSteps)]));
   const most = Math.max(0, ...Object.values(prep));
   return Object.fromEntries(

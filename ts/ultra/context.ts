@@ -21,7 +21,12 @@ export function specFor(ctx: RunContext, modelDir: string, opts: { training: boo
   const stats = ctx.run.path(modelDir, "vec_normalize.pkl");
   const hasStats = existsSync(stats);
   return {
-    ...envSpec(ctx.cfg, { seed: ctx.seed + (opts.seedOffset ?? 0), training: opts.training, nEnvs: opts.nEnvs, vecNormalizePath: hasStats ? stats : undefined }),
+    ...envSpec(ctx.cfg, {
+      seed: ctx.seed + (opts.seedOffset ?? 0),
+      training: opts.training,
+      nEnvs: opts.nEnvs,
+      vecNormalizePath: hasStats ? stats : undefined,
+    }),
     normalize: false, // statistics come from the file; none means the model was trained without
     trust_model: ctx.settings.trust_model,
   };
@@ -39,6 +44,13 @@ export async function loadModel(
   // seeded on every load: sampled actions, and so every phase, replay exactly for the same run seed
   const seed = ctx.seed + (opts.seedOffset ?? 0);
   const path = ctx.run.path(modelDir, "model.zip");
-  const { model } = await ctx.sc.call("model_load", { path, env, seed, trust_model: ctx.settings.trust_model, resume: opts.resume, ...(train ? { train } : {}) });
+  const { model } = await ctx.sc.call("model_load", {
+    path,
+    env,
+    seed,
+    trust_model: ctx.settings.trust_model,
+    resume: opts.resume,
+    ...(train ? { train } : {}),
+  });
   return { env, model, actionSpace: action_space, nEnvs: n_envs };
 }

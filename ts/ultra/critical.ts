@@ -66,7 +66,9 @@ export type Radius = z.infer<typeof Radius>;
 /** A field identify writes that files from older versions lack: missing, it says to re-run identify. */
 const fromIdentify = (field: string) => ({
   error: (iss: { input?: unknown }) =>
-    iss.input === undefined ? `${field} is missing: this file was written by an older identify; re-run identify (ultra identify --run DIR)` : undefined,
+    iss.input === undefined
+      ? `${field} is missing: this file was written by an older identify; re-run identify (ultra identify --run DIR)`
+      : undefined,
 });
 
 /** The unit of the adviser's reward: the base policy's per-step reward scale on identify's episodes, in raw reward. */
@@ -158,7 +160,15 @@ export function validateAdvice(raw: unknown[], ep: Episode, space: SpaceInfo, ad
       action = clipped;
     }
     counts.valid++;
-    out.push({ episode: ep.episode, step: a.step, action, reward: a.reward, reason: a.reason, adviser, ...(a.card ? { card: a.card } : {}) });
+    out.push({
+      episode: ep.episode,
+      step: a.step,
+      action,
+      reward: a.reward,
+      reason: a.reason,
+      adviser,
+      ...(a.card ? { card: a.card } : {}),
+    });
   }
   return out;
 }

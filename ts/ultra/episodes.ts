@@ -58,7 +58,10 @@ export function assemble(chunks: TrajectoryChunk[]): Episode {
 }
 
 /** Roll out `episodes` episodes with a snapshot at every step. */
-export async function collectEpisodes(sc: Sidecar, args: { model: string; env: string; episodes: number; deterministic: boolean }): Promise<Episode[]> {
+export async function collectEpisodes(
+  sc: Sidecar,
+  args: { model: string; env: string; episodes: number; deterministic: boolean },
+): Promise<Episode[]> {
   const chunks = new Map<number, TrajectoryChunk[]>();
   await sc.call(
     "collect",

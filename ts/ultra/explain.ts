@@ -80,11 +80,16 @@ export function baseDigest(run: RunDir): string {
 /** The input checks of `ultra explain`, before any sidecar starts: a base policy, and --mask's file. */
 export function checkExplainInput(run: RunDir, o: { mask?: string; steps?: number }): void {
   if (!run.exists("base", "model.zip"))
-    throw new UltraError(`${run.root} has no base policy (base/model.zip): run its base phase first (ultra base --run ${run.root}, or ultra train --resume)`);
+    throw new UltraError(
+      `${run.root} has no base policy (base/model.zip): run its base phase first (ultra base --run ${run.root}, or ultra train --resume)`,
+    );
   if (o.mask !== undefined && o.steps !== undefined) throw new UltraError("--mask loads a mask net, --steps trains one: pass one of them");
   if (o.mask !== undefined && !existsSync(resolve(o.mask)))
-    throw new UltraError(`--mask ${resolve(o.mask)} does not exist: give a mask net zip trained for this run's base policy (e.g. RICE's masknet/best_model.zip), or leave --mask out to train one`);
-  if (o.steps !== undefined && !(Number.isInteger(o.steps) && o.steps > 0)) throw new UltraError(`--steps must be a positive integer (RICE: 300000), got ${o.steps}`);
+    throw new UltraError(
+      `--mask ${resolve(o.mask)} does not exist: give a mask net zip trained for this run's base policy (e.g. RICE's masknet/best_model.zip), or leave --mask out to train one`,
+    );
+  if (o.steps !== undefined && !(Number.isInteger(o.steps) && o.steps > 0))
+    throw new UltraError(`--steps must be a positive integer (RICE: 300000), got ${o.steps}`);
 }
 
 /** Train (RICE's recipe: rice.mask_steps or `steps`, rice.alpha) or load (`mask`) a mask net for the run's base
@@ -117,8 +122,14 @@ export async function explain(ctx: RunContext, o: { mask?: string; steps?: numbe
     trained = await trainMask(ctx, recipe, path);
   }
   const record: Explanation = {
-    mask: rel, loaded_from: loadedFrom, recipe, trained, env_steps: trained?.steps ?? 0,
-    seconds: (Date.now() - t0) / 1000, base_sha256: baseDigest(run), created: new Date().toISOString(),
+    mask: rel,
+    loaded_from: loadedFrom,
+    recipe,
+    trained,
+    env_steps: trained?.steps ?? 0,
+    seconds: (Date.now() - t0) / 1000,
+    base_sha256: baseDigest(run),
+    created: new Date().toISOString(),
   };
   run.writeJson(`${EXPLAIN_DIR}/explain.json`, record);
   return record;
@@ -130,7 +141,11 @@ export function currentExplanation(run: RunDir): { explanation: Explanation; pat
   const explanation = run.readJson<Explanation>(`${EXPLAIN_DIR}/explain.json`);
   const path = run.path(explanation.mask);
   if (!existsSync(path)) return { explanation: null, why: `${path} is missing` };
-  if (explanation.base_sha256 !== baseDigest(run)) return { explanation: null, why: `its mask net was made for another base policy (the base phase ran again since); run \`ultra explain --run ${run.root}\` again` };
+  if (explanation.base_sha256 !== baseDigest(run))
+    return {
+      explanation: null,
+      why: `its mask net was made for another base policy (the base phase ran again since); run \`ultra explain --run ${run.root}\` again`,
+    };
   return { explanation, path };
 }
 

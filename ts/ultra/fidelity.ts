@@ -110,11 +110,16 @@ export function summarize(scores: Score[], ratios: number[]): Record<string, { b
 export function randomActions(space: SpaceInfo, m: number, l: number, seed: number): NDArray {
   const r = rng(seed);
   if (space.type === "Discrete") {
-    return new NDArray("int64", [m, l], BigInt64Array.from({ length: m * l }, () => BigInt(Math.floor(r() * space.n!))));
+    return new NDArray(
+      "int64",
+      [m, l],
+      BigInt64Array.from({ length: m * l }, () => BigInt(Math.floor(r() * space.n!))),
+    );
   }
   if (space.type === "Box" && space.low && space.high) {
     const dim = space.shape.reduce((a, b) => a * b, 1);
-    if (space.low.length !== dim) throw new UltraError(`fidelity: the ${space.shape} action space is too large to sample from its described bounds`);
+    if (space.low.length !== dim)
+      throw new UltraError(`fidelity: the ${space.shape} action space is too large to sample from its described bounds`);
     const data = Float32Array.from({ length: m * l * dim }, (_, i) => {
       const [lo, hi] = [space.low![i % dim], space.high![i % dim]];
       return lo + r() * (hi - lo);
@@ -144,9 +149,12 @@ type StatesOnly = z.infer<typeof StatesOnly>;
 
 function openRunDir(dir: string): { run: RunDir; states: StatesOnly } {
   const run = new RunDir(dir);
-  if (!run.exists("run.json")) throw new UltraError(`${run.root} is not a run directory (no run.json); start one with \`ultra train --out DIR\``);
+  if (!run.exists("run.json"))
+    throw new UltraError(`${run.root} is not a run directory (no run.json); start one with \`ultra train --out DIR\``);
   if (!run.exists("critical_states.json"))
-    throw new UltraError(`${run.root} has no critical_states.json: its identify phase has not finished; run it (ultra identify --run ${dir})`);
+    throw new UltraError(
+      `${run.root} has no critical_states.json: its identify phase has not finished; run it (ultra identify --run ${dir})`,
+    );
   return { run, states: run.readChecked("critical_states.json", StatesOnly) };
 }
 
@@ -162,7 +170,10 @@ export async function fidelity(dir: string, o: FidelityOptions, sc: Sidecar): Pr
   const { run, states } = openRunDir(dir);
   const record = run.record;
   const parsed = Needed.safeParse(record.settings);
-  if (!parsed.success) throw new UltraError(`${run.path("run.json")} has invalid settings (${z.prettifyError(parsed.error)}); it may come from another version`);
+  if (!parsed.success)
+    throw new UltraError(
+      `${run.path("run.json")} has invalid settings (${z.prettifyError(parsed.error)}); it may come from another version`,
+    );
   const settings = parsed.data;
   // loadModel and specFor read only trust_model of the settings
   const ctx: RunContext = { run, cfg: resolveEnv(record.env_id), settings: settings as unknown as Settings, seed: record.seed, sc };
@@ -173,7 +184,8 @@ export async function fidelity(dir: string, o: FidelityOptions, sc: Sidecar): Pr
   const nEpisodes = Math.min(o.episodes ?? available, available);
   const episodes: StoredEpisode[] = [];
   for (let i = 0; i < nEpisodes; i++) {
-    if (!run.exists(episodeFile(i))) throw new UltraError(`${run.path(episodeFile(i))} is missing; re-run identify (ultra identify --run ${dir})`);
+    if (!run.exists(episodeFile(i)))
+      throw new UltraError(`${run.path(episodeFile(i))} is missing; re-run identify (ultra identify --run ${dir})`);
     episodes.push(run.readMessage<StoredEpisode>(episodeFile(i)));
   }
 
@@ -186,18 +198,30 @@ export async function fidelity(dir: string, o: FidelityOptions, sc: Sidecar): Pr
   const minSeparation = settings.identify.min_separation;
   // as many as the adviser named there, at least one: the same number of segments per episode as the adviser's
   const count = (i: number) => Math.max(1, adviser[i].length);
-  selectors.set("value drops", everyK(episodes.map((ep, i) => largestDrops(ep.values.toNumbers(), { k: count(i), minSeparation }).map((p) => p.step))));
-  selectors.set("random", everyK(episodes.map((ep, i) => {
-    const r = rng(mixSeed(seed, i, 0x7a5d));
-    return Array.from({ length: count(i) }, () => Math.floor(r() * ep.length));
-  })));
+  selectors.set(
+    "value drops",
+    everyK(episodes.map((ep, i) => largestDrops(ep.values.toNumbers(), { k: count(i), minSeparation }).map((p) => p.step))),
+  );
+  selectors.set(
+    "random",
+    everyK(
+      episodes.map((ep, i) => {
+        const r = rng(mixSeed(seed, i, 0x7a5d));
+        return Array.from({ length: count(i) }, () => Math.floor(r() * ep.length));
+      }),
+    ),
+  );
   for (const other of o.compare) {
     const { run: orun, states: ostates } = openRunDir(other);
-    if (ostates.env_id !== states.env_id) throw new UltraError(`--compare ${other} is a run of ${ostates.env_id}, this run of ${states.env_id}`);
+    if (ostates.env_id !== states.env_id)
+      throw new UltraError(`--compare ${other} is a run of ${ostates.env_id}, this run of ${states.env_id}`);
     // its steps mean the same states only if its episodes are this run's (the same base policy, seed and settings)
     for (let i = 0; i < nEpisodes; i++) {
       const same = orun.exists(episodeFile(i)) && sameRewards(orun.readMessage<StoredEpisode>(episodeFile(i)).rewards, episodes[i].rewards);
-      if (!same) throw new UltraError(`--compare ${other}: its episode ${i} differs from ${run.root}'s; compare runs that share the base policy and seed (a sweep's arms, a replayed adviser)`);
+      if (!same)
+        throw new UltraError(
+          `--compare ${other}: its episode ${i} differs from ${run.root}'s; compare runs that share the base policy and seed (a sweep's arms, a replayed adviser)`,
+        );
     }
     let name = `${basename(orun.root)} (${ostates.adviser})`;
     while (selectors.has(name)) name += "'";
@@ -208,8 +232,12 @@ export async function fidelity(dir: string, o: FidelityOptions, sc: Sidecar): Pr
     // one segment per episode and k, as in RICE's fid_test; the stored observations are those of the episodes
     // re-collected below (checked by their rewards)
     const importance: number[][] = [];
-    for (const ep of episodes) importance.push((await sc.call("mask_importance", { mask, obs: ep.obs, trust_model: settings.trust_model })).importance.toNumbers());
-    selectors.set("mask net", episodes.map((ep, i) => ratios.map((k) => [maskSegmentStart(importance[i], segmentOf(0, ep.length, k).l)])));
+    for (const ep of episodes)
+      importance.push((await sc.call("mask_importance", { mask, obs: ep.obs, trust_model: settings.trust_model })).importance.toNumbers());
+    selectors.set(
+      "mask net",
+      episodes.map((ep, i) => ratios.map((k) => [maskSegmentStart(importance[i], segmentOf(0, ep.length, k).l)])),
+    );
   }
 
   // Plan: per episode and k, the distinct segment starts (selectors that share one share its rollouts).
@@ -236,7 +264,10 @@ export async function fidelity(dir: string, o: FidelityOptions, sc: Sidecar): Pr
       reproduced.push(sameRewards(again.rewards, ep.rewards));
       if (!reproduced[i])
         throw new UltraError(
-          `fidelity: re-collecting episode ${i} of ${run.root} gave another episode (length ${again.length} vs ${ep.length}, return ${again.return.toFixed(3)} vs ${ep.rewards.toNumbers().reduce((a, b) => a + b, 0).toFixed(3)}); ` +
+          `fidelity: re-collecting episode ${i} of ${run.root} gave another episode (length ${again.length} vs ${ep.length}, return ${again.return.toFixed(3)} vs ${ep.rewards
+            .toNumbers()
+            .reduce((a, b) => a + b, 0)
+            .toFixed(3)}); ` +
             `the run's identify phase was not reproducible here (another sidecar version or device?); re-run identify on this machine (ultra identify --run ${dir})`,
         );
       const L = ep.length;
@@ -272,16 +303,45 @@ export async function fidelity(dir: string, o: FidelityOptions, sc: Sidecar): Pr
   }
 
   const summary = summarize(scores, ratios);
-  const settingsOut = { samples: o.samples, ratios, horizon: o.horizon, seed, episodes: nEpisodes, deterministic: settings.identify.deterministic, compare: o.compare, mask };
+  const settingsOut = {
+    samples: o.samples,
+    ratios,
+    horizon: o.horizon,
+    seed,
+    episodes: nEpisodes,
+    deterministic: settings.identify.deterministic,
+    compare: o.compare,
+    mask,
+  };
   const file = run.writeJson("fidelity.json", {
-    run: run.root, env_id: states.env_id, command: o.command ?? null, settings: settingsOut,
+    run: run.root,
+    env_id: states.env_id,
+    command: o.command ?? null,
+    settings: settingsOut,
     episodes: { reproduced, source: "re-collected with identify's env and model seeds; rewards equal the stored trajectories'" },
-    env_steps: envSteps, skipped, summary, scores,
+    env_steps: envSteps,
+    skipped,
+    summary,
+    scores,
   });
   let plot: string | null = null;
   try {
-    const bars = Object.fromEntries(ratios.map((k) => [`k = ${k}`, Object.fromEntries(Object.entries(summary).map(([s, v]) => [s, [v.by_k[String(k)].mean, v.by_k[String(k)].ci95 ?? NaN] as [number, number]]))]));
-    plot = (await sc.call("plot_bars", { bars, path: run.path("fidelity.png"), title: `fidelity of critical states, ${states.env_id}`, ylabel: "fidelity score (mean, 95% CI)" })).path;
+    const bars = Object.fromEntries(
+      ratios.map((k) => [
+        `k = ${k}`,
+        Object.fromEntries(
+          Object.entries(summary).map(([s, v]) => [s, [v.by_k[String(k)].mean, v.by_k[String(k)].ci95 ?? NaN] as [number, number]]),
+        ),
+      ]),
+    );
+    plot = (
+      await sc.call("plot_bars", {
+        bars,
+        path: run.path("fidelity.png"),
+        title: `fidelity of critical states, ${states.env_id}`,
+        ylabel: "fidelity score (mean, 95% CI)",
+      })
+    ).path;
   } catch (e) {
     log(`fidelity: no plot (${(e as Error).message})`);
   }
@@ -295,7 +355,10 @@ export async function fidelity(dir: string, o: FidelityOptions, sc: Sidecar): Pr
 function maskFor(run: RunDir, given: string | undefined): string | null {
   if (given !== undefined) {
     const path = resolve(given);
-    if (!existsSync(path)) throw new UltraError(`--mask ${path} does not exist: give a mask net zip trained for the run's base policy, or train one with \`ultra explain --run ${run.root}\``);
+    if (!existsSync(path))
+      throw new UltraError(
+        `--mask ${path} does not exist: give a mask net zip trained for the run's base policy, or train one with \`ultra explain --run ${run.root}\``,
+      );
     return path;
   }
   const cur = currentExplanation(run);
@@ -312,7 +375,9 @@ function renderMarkdown(
   o: { env: string; settings: Record<string, unknown>; skipped: string[]; envSteps: number; plot: boolean },
 ): string {
   const head = `| selector | ${ratios.map((k) => `k = ${k}`).join(" | ")} | all |`;
-  const rows = Object.entries(summary).map(([s, v]) => `| ${s} | ${ratios.map((k) => cell(v.by_k[String(k)])).join(" | ")} | ${cell(v.all)} |`);
+  const rows = Object.entries(summary).map(
+    ([s, v]) => `| ${s} | ${ratios.map((k) => cell(v.by_k[String(k)])).join(" | ")} | ${cell(v.all)} |`,
+  );
   return [
     `# Fidelity of critical states: ${o.env}`,
     "",
@@ -321,7 +386,9 @@ function renderMarkdown(
     "d = mean |return change| over the samples; score = log(d/d_max) − log(l/L), d_max the largest d in that episode.",
     "Higher = randomising the segment changes the return more per step of segment: the states matter more (at most about −log k).",
     ...(o.settings.mask
-      ? ["Mask net: its segment starts at the longest run of consecutive steps among the round(k·L) most important (P(not blind)), as RICE's fid_test picks it; one per episode and k."]
+      ? [
+          "Mask net: its segment starts at the longest run of consecutive steps among the round(k·L) most important (P(not blind)), as RICE's fid_test picks it; one per episode and k.",
+        ]
       : []),
     "",
     head,

@@ -137,7 +137,9 @@ export async function calibrateRadius(
   fraction: number,
 ): Promise<number | null> {
   if (!states.length) return null;
-  const keys = concat(states.map(({ episode, step }) => store[stateKey(episode, step)].obs).map((o) => new NDArray(o.dtype, [1, ...o.shape], o.data)));
+  const keys = concat(
+    states.map(({ episode, step }) => store[stateKey(episode, step)].obs).map((o) => new NDArray(o.dtype, [1, ...o.shape], o.data)),
+  );
   const nearest: number[] = [];
   for (let i = 0; i < episodes; i++) {
     const obs = episodeObs(i);

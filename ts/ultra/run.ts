@@ -49,12 +49,16 @@ export function checkRunDir(dir: string, minFreeMb = MIN_FREE_MB): void {
     writeFileSync(probe, "ok");
     rmSync(probe);
   } catch (e) {
-    throw new UltraError(`run directory ${dir} is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); choose another --out`);
+    throw new UltraError(
+      `run directory ${dir} is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); choose another --out`,
+    );
   }
   const fs = statfsSync(dir);
   const freeMb = (fs.bavail * fs.bsize) / 2 ** 20;
   if (freeMb < minFreeMb)
-    throw new UltraError(`only ${Math.floor(freeMb)} MB free for run directory ${dir}; a run needs at least ${minFreeMb} MB: free some space or choose another --out`);
+    throw new UltraError(
+      `only ${Math.floor(freeMb)} MB free for run directory ${dir}; a run needs at least ${minFreeMb} MB: free some space or choose another --out`,
+    );
 }
 
 /** Open an existing run dir for `env` (or any env), with a clear error when it belongs to another env. */
@@ -63,13 +67,16 @@ export function openRun(dir: string, env?: string): { run: RunDir; record: RunRe
   if (!run.exists("run.json")) throw new UltraError(`${run.root} is not a run directory (no run.json); start one with \`ultra train\``);
   const record = run.record;
   if (env && resolveEnv(env).env_id !== record.env_id)
-    throw new UltraError(`${run.root} is a run of ${record.env_id}, not ${resolveEnv(env).env_id}; use another --out or the matching --env`);
+    throw new UltraError(
+      `${run.root} is a run of ${record.env_id}, not ${resolveEnv(env).env_id}; use another --out or the matching --env`,
+    );
   return { run, record };
 }
 
 export function contextFor(run: RunDir, record: RunRecord, sc: Sidecar, llmCache?: string): RunContext {
   const parsed = Settings.safeParse(record.settings);
-  if (!parsed.success) throw new UltraError(`${run.path("run.json")} has invalid settings; it may come from another version: start a new run`);
+  if (!parsed.success)
+    throw new UltraError(`${run.path("run.json")} has invalid settings; it may come from another version: start a new run`);
   // by env_id, not name: a run of Hopper-v4 (RICE's agents) has Hopper's config, but must not get its v5 id back
   return { run, cfg: resolveEnv(record.env_id), settings: parsed.data, seed: record.seed, sc, llmCache };
 }
@@ -108,8 +115,28 @@ export async function trainRun(o: TrainOptions, seed: number, dir: string, sc: S
     if (!o.resume) throw new UltraError(`${run.root} already holds a run; pass --resume to continue it, or choose another --out`);
     openRun(dir, o.env);
   } else {
-    const settings = resolveSettings({ profile: o.profile, envOverrides: cfg.ultra, flags: { variant: o.variant, adviser: o.adviser, verify: o.verify, trust_model: o.trustModel, baselines: o.baselines, rice: o.riceMask ? { mask: o.riceMask } : undefined } });
-    run.record = { env: cfg.name, env_id: cfg.env_id, seed, profile: o.profile, settings, created: new Date().toISOString(), ...(runInfo(sc.info) as { git_commit: string | null; versions: Record<string, unknown> }), phases: {} };
+    const settings = resolveSettings({
+      profile: o.profile,
+      envOverrides: cfg.ultra,
+      flags: {
+        variant: o.variant,
+        adviser: o.adviser,
+        verify: o.verify,
+        trust_model: o.trustModel,
+        baselines: o.baselines,
+        rice: o.riceMask ? { mask: o.riceMask } : undefined,
+      },
+    });
+    run.record = {
+      env: cfg.name,
+      env_id: cfg.env_id,
+      seed,
+      profile: o.profile,
+      settings,
+      created: new Date().toISOString(),
+      ...(runInfo(sc.info) as { git_commit: string | null; versions: Record<string, unknown> }),
+      phases: {},
+    };
   }
   const ctx = contextFor(run, run.record, sc, o.llmCache);
   for (const phase of PHASES) {
@@ -125,7 +152,9 @@ export async function trainRun(o: TrainOptions, seed: number, dir: string, sc: S
 
 export async function train(o: TrainOptions): Promise<{ runs: string[]; report: string }> {
   const cfg = resolveEnv(o.env);
-  const root = resolve(o.out ?? join("runs", `${cfg.name}-${o.variant ?? "RA"}-${o.profile}${o.seeds.length === 1 ? `-s${o.seeds[0]}` : ""}`));
+  const root = resolve(
+    o.out ?? join("runs", `${cfg.name}-${o.variant ?? "RA"}-${o.profile}${o.seeds.length === 1 ? `-s${o.seeds[0]}` : ""}`),
+  );
   const dirOf = (seed: number) => (o.seeds.length === 1 ? root : join(root, `seed-${seed}`));
   for (const seed of o.seeds) checkRunDir(dirOf(seed)); // before the sidecar starts
   const resumeHint = `ultra train --env ${o.env} --out ${root}${o.seeds.length > 1 ? ` --seeds ${o.seeds.join(",")}` : ` --seed ${o.seeds[0]}`} --resume`;
@@ -143,7 +172,10 @@ export async function train(o: TrainOptions): Promise<{ runs: string[]; report: 
     return { runs: runs.map((r) => r.root), report: top.path("report.md") };
   }).catch((e) => {
     // finished phases and each arm's last checkpoint are kept: say how to continue
-    if (e instanceof SidecarDiedError) throw new UltraError(`${e.message}\nThe run is kept (finished phases, each arm's last checkpoint): continue it with \`${resumeHint}\``);
+    if (e instanceof SidecarDiedError)
+      throw new UltraError(
+        `${e.message}\nThe run is kept (finished phases, each arm's last checkpoint): continue it with \`${resumeHint}\``,
+      );
     throw e;
   });
 }

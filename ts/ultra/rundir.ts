@@ -66,7 +66,8 @@ export class RunDir {
   /** Read a JSON file and check it against `schema`; a mismatch names the file and the field. */
   readChecked<T>(rel: string, schema: z.ZodType<T>): T {
     const parsed = schema.safeParse(this.readJson(rel));
-    if (!parsed.success) throw new UltraError(`${this.path(rel)} is corrupt: ${z.prettifyError(parsed.error)}; delete it and re-run its phase`);
+    if (!parsed.success)
+      throw new UltraError(`${this.path(rel)} is corrupt: ${z.prettifyError(parsed.error)}; delete it and re-run its phase`);
     return parsed.data;
   }
 

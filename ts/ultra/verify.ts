@@ -22,7 +22,13 @@ async function pairedGains(ctx: AdviceContext, env: string, ep: Episode, s: Crit
   const { pairs } = ctx.settings.verification;
   const action = typeof s.action === "number" ? s.action : NDArray.float32(s.action as number[]);
   const r = await ctx.sc.call("paired_returns", {
-    model: ctx.model, env, snapshot: ep.snapshots[s.step], action, pairs, horizon: ctx.settings.rollout_adviser.horizon, seed,
+    model: ctx.model,
+    env,
+    snapshot: ep.snapshots[s.step],
+    action,
+    pairs,
+    horizon: ctx.settings.rollout_adviser.horizon,
+    seed,
   });
   const own = r.own.toNumbers();
   const ownAgain = r.own_again.toNumbers();
@@ -31,7 +37,11 @@ async function pairedGains(ctx: AdviceContext, env: string, ep: Episode, s: Crit
 
 /** The paired test of one suggestion. `gains`: suggestion − policy sample, per group; `ownSpread`: policy sample −
  * another policy sample, per group, whose std/√2 is the spread of one policy action's effect. */
-export function judge(gains: number[], ownSpread: number[], minEffect: number): { mean: number; lower: number; threshold: number; accepted: boolean } {
+export function judge(
+  gains: number[],
+  ownSpread: number[],
+  minEffect: number,
+): { mean: number; lower: number; threshold: number; accepted: boolean } {
   const n = gains.length;
   const m = mean(gains);
   const lower = m - (t95OneSided(n - 1) * std(gains)) / Math.sqrt(n);
@@ -56,7 +66,14 @@ export async function verifyAdvice(
     }
     const chosen = await pairedGains(ctx, env, ep, s, mixSeed(ctx.seed, ep.episode, s.step, 1));
     const v = judge(chosen.gains, chosen.ownSpread, ctx.settings.verification.min_effect);
-    const verdict: Verdict = { step: s.step, pairs: chosen.gains.length, mean_gain: v.mean, lower_bound: v.lower, threshold: v.threshold, accepted: v.accepted };
+    const verdict: Verdict = {
+      step: s.step,
+      pairs: chosen.gains.length,
+      mean_gain: v.mean,
+      lower_bound: v.lower,
+      threshold: v.threshold,
+      accepted: v.accepted,
+    };
     if (v.accepted) {
       // the pairs that passed the test overstate the gain (selection): report it from fresh pairs
       const heldOut = await pairedGains(ctx, env, ep, s, mixSeed(ctx.seed, ep.episode, s.step, 2));

@@ -21,14 +21,22 @@ const SPECS = "rollout, local, local:PATH.gguf, openai:MODEL, replay:RUN_DIR, mo
 /** `module:PATH`: the module's default export, a function (settings) → Adviser (or a Promise of one). */
 async function moduleAdviser(path: string, s: Settings): Promise<Adviser> {
   const file = resolve(path);
-  if (!existsSync(file)) throw new UltraError(`adviser module ${file} does not exist: give a .mjs file whose default export makes an Adviser (examples/custom-adviser/)`);
+  if (!existsSync(file))
+    throw new UltraError(
+      `adviser module ${file} does not exist: give a .mjs file whose default export makes an Adviser (examples/custom-adviser/)`,
+    );
   let mod: { default?: unknown };
   try {
     mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
   } catch (e) {
-    throw new UltraError(`adviser module ${file} cannot be imported (${(e as Error).message.split("\n")[0]}): give a .mjs file whose default export makes an Adviser`);
+    throw new UltraError(
+      `adviser module ${file} cannot be imported (${(e as Error).message.split("\n")[0]}): give a .mjs file whose default export makes an Adviser`,
+    );
   }
-  if (typeof mod.default !== "function") throw new UltraError(`adviser module ${file} has no default export function (settings) => Adviser: see examples/custom-adviser/adviser.mjs`);
+  if (typeof mod.default !== "function")
+    throw new UltraError(
+      `adviser module ${file} has no default export function (settings) => Adviser: see examples/custom-adviser/adviser.mjs`,
+    );
   const adviser = (await (mod.default as (s: Settings) => Adviser | Promise<Adviser>)(s)) as Partial<Adviser> | undefined;
   if (!adviser || typeof adviser.name !== "string" || typeof adviser.advise !== "function")
     throw new UltraError(`adviser module ${file}: its default export must return an object with a name and advise(episode, query, ctx)`);
@@ -36,7 +44,8 @@ async function moduleAdviser(path: string, s: Settings): Promise<Adviser> {
 }
 
 async function llmClient(kind: string, arg: string, s: Settings): Promise<LlmClient> {
-  if (kind === "openai" && arg) return openaiClient(arg, { timeoutS: s.llm.timeout_s, maxRetries: s.llm.max_retries, structured: s.llm.structured });
+  if (kind === "openai" && arg)
+    return openaiClient(arg, { timeoutS: s.llm.timeout_s, maxRetries: s.llm.max_retries, structured: s.llm.structured });
   if (kind === "replay" && arg) return replayClient(arg);
   if (kind === "local") return localClient(arg || undefined);
   throw new UltraError(`unknown adviser "${kind}${arg ? `:${arg}` : ""}": use one of ${SPECS}`);

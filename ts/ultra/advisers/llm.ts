@@ -57,7 +57,17 @@ const repairPrompt = (p: Prompt, reply: string, error: string): Prompt => ({
 
 export class LlmAdviser implements Adviser {
   readonly name: string;
-  private readonly totals: AdviserUsage = { calls: 0, prompt_tokens: 0, cached_prompt_tokens: 0, completion_tokens: 0, cost_usd: 0, seconds: 0, repairs: 0, failures: 0, scored: 0 };
+  private readonly totals: AdviserUsage = {
+    calls: 0,
+    prompt_tokens: 0,
+    cached_prompt_tokens: 0,
+    completion_tokens: 0,
+    cost_usd: 0,
+    seconds: 0,
+    repairs: 0,
+    failures: 0,
+    scored: 0,
+  };
 
   constructor(
     private readonly client: LlmClient,
@@ -86,7 +96,12 @@ export class LlmAdviser implements Adviser {
       // each entry a different card (the prompt says so); a client that can hold the reply to it does
       ...(query.mode === "candidates" ? { distinct: [...CARDS_DISTINCT] } : {}),
     };
-    const request: Record<string, unknown> = { client: this.client.name, seed: req.seed, max_tokens: req.maxTokens, temperature: req.temperature };
+    const request: Record<string, unknown> = {
+      client: this.client.name,
+      seed: req.seed,
+      max_tokens: req.maxTokens,
+      temperature: req.temperature,
+    };
     const first = await this.ask(req);
     const texts = [first.text];
     // how each reply was made, where the client says (the local model: generated under a grammar, or scored)

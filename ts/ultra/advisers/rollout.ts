@@ -39,7 +39,12 @@ export class RolloutAdviser implements Adviser {
     for (const { step, drop } of largestDrops(ep.values.data, { k: max_critical_states, minSeparation: min_separation })) {
       const cands = candidates(ep, step, ctx);
       const { returns } = await ctx.sc.call("counterfactual", {
-        model: ctx.model, env: ctx.counterfactualEnv, snapshot: ep.snapshots[step], candidates: cands, horizon, gamma,
+        model: ctx.model,
+        env: ctx.counterfactualEnv,
+        snapshot: ep.snapshots[step],
+        candidates: cands,
+        horizon,
+        gamma,
       });
       const r = returns.toNumbers();
       request.states.push({ step, value_drop: drop, candidates: cands.shape[0] });

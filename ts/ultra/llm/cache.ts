@@ -28,7 +28,10 @@ export const cacheDir = (runDir: string) => join(runDir, "identify", "cache");
 function canonical(x: unknown): string {
   if (Array.isArray(x)) return `[${x.map(canonical).join(",")}]`;
   if (x !== null && typeof x === "object")
-    return `{${Object.keys(x).sort().map((k) => `${JSON.stringify(k)}:${canonical((x as Record<string, unknown>)[k])}`).join(",")}}`;
+    return `{${Object.keys(x)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((x as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
   return JSON.stringify(x) ?? "null";
 }
 

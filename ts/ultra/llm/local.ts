@@ -6,7 +6,16 @@ import { execFile } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { promisify } from "node:util";
-import type { ChatHistoryItem, ControlledEvaluateInputItem, Llama, LlamaContext, LlamaContextSequence, LlamaGrammar, LlamaModel, Token } from "node-llama-cpp";
+import type {
+  ChatHistoryItem,
+  ControlledEvaluateInputItem,
+  Llama,
+  LlamaContext,
+  LlamaContextSequence,
+  LlamaGrammar,
+  LlamaModel,
+  Token,
+} from "node-llama-cpp";
 import { UltraError } from "../../errors.js";
 import { pythonPath } from "../../paths.js";
 import type { Prompt } from "../../identify/prompts.js";
@@ -48,7 +57,10 @@ export const MAX_LOCAL_CONTEXT = 8192;
 /** The GGUF file of an embedded model, asked of the venv's Python (no site-packages path is hard-coded). */
 export async function embeddedModelPath(name = DEFAULT_LOCAL_MODEL): Promise<string> {
   const m = EMBEDDED_MODELS[name];
-  if (!m) throw new UltraError(`unknown embedded model "${name}": use one of ${Object.keys(EMBEDDED_MODELS).join(", ")} or a path to a .gguf file`);
+  if (!m)
+    throw new UltraError(
+      `unknown embedded model "${name}": use one of ${Object.keys(EMBEDDED_MODELS).join(", ")} or a path to a .gguf file`,
+    );
   const py = pythonPath();
   if (!existsSync(py))
     throw new UltraError(
@@ -66,7 +78,8 @@ export async function embeddedModelPath(name = DEFAULT_LOCAL_MODEL): Promise<str
         `or pass a GGUF file with --adviser local:/path/to/model.gguf`,
     );
   }
-  if (!out || !existsSync(out)) throw new UltraError(`the embedded model ${name}: ${py} named "${out}", which does not exist; reinstall ${m.pip}`);
+  if (!out || !existsSync(out))
+    throw new UltraError(`the embedded model ${name}: ${py} named "${out}", which does not exist; reinstall ${m.pip}`);
   return out;
 }
 
@@ -74,7 +87,18 @@ type Json = Record<string, unknown>;
 
 /** Keywords node-llama-cpp's JSON-schema grammar ignores or rejects: numeric ranges (identify's validateAdvice
  * clips actions and checks the rest) and annotations. */
-const DROPPED = new Set(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "required", "title", "$schema", "default", "examples"]);
+const DROPPED = new Set([
+  "minimum",
+  "maximum",
+  "exclusiveMinimum",
+  "exclusiveMaximum",
+  "multipleOf",
+  "required",
+  "title",
+  "$schema",
+  "default",
+  "examples",
+]);
 
 /** An integer range this small becomes an enum, so Discrete actions stay in range. */
 const MAX_ENUM_RANGE = 256;
@@ -83,7 +107,8 @@ const MAX_ENUM_RANGE = 256;
 const NUMBER_GRID_STEPS = 40;
 
 /** lo, lo + (hi - lo) / n, ..., hi, each rounded to 6 significant digits (0.3, not 0.30000000000000004). */
-const grid = (lo: number, hi: number, n: number) => Array.from({ length: n + 1 }, (_, i) => Number((lo + ((hi - lo) * i) / n).toPrecision(6)));
+const grid = (lo: number, hi: number, n: number) =>
+  Array.from({ length: n + 1 }, (_, i) => Number((lo + ((hi - lo) * i) / n).toPrecision(6)));
 /** Strings get a length cap unless the schema gives one: a runaway string otherwise eats maxTokens. */
 const MAX_STRING_CHARS = 400;
 
@@ -104,7 +129,12 @@ export function grammarSchema(schema: unknown): Json {
       const hi = src.maximum as number;
       if (hi >= lo && hi - lo < MAX_ENUM_RANGE) return { enum: Array.from({ length: hi - lo + 1 }, (_, i) => lo + i) };
     }
-    if (src.type === "number" && Number.isFinite(src.minimum) && Number.isFinite(src.maximum) && (src.maximum as number) > (src.minimum as number))
+    if (
+      src.type === "number" &&
+      Number.isFinite(src.minimum) &&
+      Number.isFinite(src.maximum) &&
+      (src.maximum as number) > (src.minimum as number)
+    )
       return { enum: grid(src.minimum as number, src.maximum as number, NUMBER_GRID_STEPS) };
     const out: Json = {};
     for (const [k, v] of Object.entries(src)) {
@@ -138,7 +168,13 @@ export function scorable(schema: unknown): boolean {
   if (Array.isArray(s.enum)) return s.enum.length > 0 && s.enum.every((v) => typeof v === "string" || typeof v === "number");
   if (s.type === "string") return Number.isInteger(s.maxLength) && (s.maxLength as number) > 0 && s.format === undefined;
   if (s.type === "array") return Number.isInteger(s.maxItems) && (s.maxItems as number) >= 1 && scorable(s.items);
-  if (s.type === "object") return !!s.properties && typeof s.properties === "object" && Object.keys(s.properties).length > 0 && Object.values(s.properties as Json).every(scorable);
+  if (s.type === "object")
+    return (
+      !!s.properties &&
+      typeof s.properties === "object" &&
+      Object.keys(s.properties).length > 0 &&
+      Object.values(s.properties as Json).every(scorable)
+    );
   return false;
 }
 
@@ -149,7 +185,10 @@ export interface ScoringModel {
   isEogToken(token: Token): boolean;
   /** evaluate `tokens` after what the sequence holds; at the last one return the next token's probabilities among
    * `among` (normalised over them), or a token sampled at `temperature` with `seed`, never one of `banned` */
-  next(tokens: Token[], want: { among: Token[] } | { sample: { temperature: number; seed: number; banned?: Token[] } }): Promise<{ probabilities?: Map<Token, number>; token?: Token | null }>;
+  next(
+    tokens: Token[],
+    want: { among: Token[] } | { sample: { temperature: number; seed: number; banned?: Token[] } },
+  ): Promise<{ probabilities?: Map<Token, number>; token?: Token | null }>;
 }
 
 /** Characters that end a generated string: a quote (its end), a backslash (no escapes) or a line break. */
@@ -187,7 +226,14 @@ export async function scoredDecode(
     if (evaluations++ === 0) promptSeconds = (performance.now() - t0) / 1000;
     return r;
   };
-  const banFirst = [...new Set(['"', '",', '"}', '""', "\n", "\n\n", '".', '",\n'].map((t) => m.tokenize(t)).filter((t) => t.length === 1).map((t) => t[0]))];
+  const banFirst = [
+    ...new Set(
+      ['"', '",', '"}', '""', "\n", "\n\n", '".', '",\n']
+        .map((t) => m.tokenize(t))
+        .filter((t) => t.length === 1)
+        .map((t) => t[0]),
+    ),
+  ];
 
   const take = (toks: Token[]) => {
     pending.push(...toks);
@@ -206,7 +252,11 @@ export async function scoredDecode(
    * tokens decide. The first split between values is recorded as the choice of `field`, the first split between
    * tails alone as `tailField`'s.
    */
-  const choose = async (field: string, tailField: string, options: { label: string; tail: number; text: string; allowed: boolean; tailLabel: string }[]): Promise<number> => {
+  const choose = async (
+    field: string,
+    tailField: string,
+    options: { label: string; tail: number; text: string; allowed: boolean; tailLabel: string }[],
+  ): Promise<number> => {
     const seqs = options.map((o) => m.tokenize(text + o.text));
     text = "";
     let alive = options.map((_, i) => i).filter((i) => options[i].allowed);
@@ -265,7 +315,8 @@ export async function scoredDecode(
       depth++;
     }
     const picked = options[alive[0]];
-    for (const c of [record.value, record.tail]) if (c) choices.push({ ...c, picked: c === record.value ? picked.label : picked.tailLabel });
+    for (const c of [record.value, record.tail])
+      if (c) choices.push({ ...c, picked: c === record.value ? picked.label : picked.tailLabel });
     return alive[0];
   };
   /** a string: sampled until the model closes it, maxLength characters, or the token budget */
@@ -277,7 +328,9 @@ export async function scoredDecode(
     replyTokens += fixed.length;
     let out = "";
     while (out.length < maxLength && sampled < opts.maxTokens) {
-      const { token } = await next(toks, { sample: { temperature: opts.temperature, seed: (opts.seed + sampled) >>> 0, banned: out.trim() === "" ? banFirst : undefined } });
+      const { token } = await next(toks, {
+        sample: { temperature: opts.temperature, seed: (opts.seed + sampled) >>> 0, banned: out.trim() === "" ? banFirst : undefined },
+      });
       toks = [];
       if (token === null || token === undefined || m.isEogToken(token)) break;
       const piece = m.detokenize([token]);
@@ -297,12 +350,26 @@ export async function scoredDecode(
   /** A tail: text that may follow a value, and what choosing it means (recorded). */
   type Tail = { text: string; label: string };
   /** Write `s` and then one of `tails`: the value and the tail taken. */
-  const walk = async (s: Json, field: string, tails: Tail[], tailField: string, used: Map<string, Set<string>>): Promise<{ value: unknown; tail: number }> => {
+  const walk = async (
+    s: Json,
+    field: string,
+    tails: Tail[],
+    tailField: string,
+    used: Map<string, Set<string>>,
+  ): Promise<{ value: unknown; tail: number }> => {
     if (Array.isArray(s.enum)) {
       const values = s.enum as (string | number)[];
       const name = field.replace(/^.*\./, "");
       const taken = opts.distinct?.includes(name) ? used.get(name) : undefined;
-      const options = values.flatMap((v) => tails.map((t, ti) => ({ label: String(v), tail: ti, tailLabel: t.label, text: JSON.stringify(v) + t.text, allowed: !taken?.has(String(v)) })));
+      const options = values.flatMap((v) =>
+        tails.map((t, ti) => ({
+          label: String(v),
+          tail: ti,
+          tailLabel: t.label,
+          text: JSON.stringify(v) + t.text,
+          allowed: !taken?.has(String(v)),
+        })),
+      );
       const o = options[await choose(field, tailField, options)];
       taken?.add(o.label);
       return { value: values.find((v) => String(v) === o.label), tail: o.tail };
@@ -314,7 +381,11 @@ export async function scoredDecode(
         text += '"' + tails[0].text;
         return { value, tail: 0 };
       }
-      const o = await choose(field, tailField, tails.map((t, ti) => ({ label: "", tail: ti, tailLabel: t.label, text: '"' + t.text, allowed: true })));
+      const o = await choose(
+        field,
+        tailField,
+        tails.map((t, ti) => ({ label: "", tail: ti, tailLabel: t.label, text: '"' + t.text, allowed: true })),
+      );
       return { value, tail: o };
     }
     if (s.type === "object") {
@@ -325,7 +396,13 @@ export async function scoredDecode(
       for (const [i, [key, sub]] of props.entries()) {
         text += JSON.stringify(key) + ":";
         const last = i === props.length - 1;
-        const r = await walk(sub as Json, field ? `${field}.${key}` : key, last ? tails.map((t) => ({ ...t, text: "}" + t.text })) : [{ text: ",", label: "" }], tailField, used);
+        const r = await walk(
+          sub as Json,
+          field ? `${field}.${key}` : key,
+          last ? tails.map((t) => ({ ...t, text: "}" + t.text })) : [{ text: ",", label: "" }],
+          tailField,
+          used,
+        );
         out[key] = r.value;
         if (last) tail = r.tail;
       }
@@ -435,7 +512,11 @@ export async function localClient(spec?: string, opts: LocalClientOptions = {}):
   // start of the user turn), ending where the model's turn begins
   const chatWrapper = resolveChatWrapper(model);
   const chatTokens = (p: Prompt): Token[] => {
-    const history: ChatHistoryItem[] = [...chatWrapper.generateInitialChatHistory({ systemPrompt: p.system }), { type: "user", text: p.user }, { type: "model", response: [] }];
+    const history: ChatHistoryItem[] = [
+      ...chatWrapper.generateInitialChatHistory({ systemPrompt: p.system }),
+      { type: "user", text: p.user },
+      { type: "model", response: [] },
+    ];
     return chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(model.tokenizer);
   };
 
@@ -443,7 +524,9 @@ export async function localClient(spec?: string, opts: LocalClientOptions = {}):
   async function scored(req: LlmRequest, t0: number): Promise<LlmReply> {
     const tokens = chatTokens(req.prompt);
     if (tokens.length + 16 > contextTokens)
-      throw new UltraError(`the prompt is about ${tokens.length} tokens, more than ${name}'s context of ${contextTokens}; summarise the episode to fit`);
+      throw new UltraError(
+        `the prompt is about ${tokens.length} tokens, more than ${name}'s context of ${contextTokens}; summarise the episode to fit`,
+      );
     const held = sequence.contextTokens;
     let reused = 0;
     while (reused < Math.min(held.length, tokens.length - 1) && held[reused] === tokens[reused]) reused++;
@@ -488,7 +571,13 @@ export async function localClient(spec?: string, opts: LocalClientOptions = {}):
       usage: { promptTokens: tokens.length, completionTokens: res.replyTokens, costUsd: 0, cachedPromptTokens: reused },
       model: name,
       seconds: (performance.now() - t0) / 1000,
-      decoding: { method: "score", choices: res.choices, sampled_tokens: res.sampled, evaluations: res.evaluations, prompt_seconds: res.promptSeconds },
+      decoding: {
+        method: "score",
+        choices: res.choices,
+        sampled_tokens: res.sampled,
+        evaluations: res.evaluations,
+        prompt_seconds: res.promptSeconds,
+      },
     };
   }
 
@@ -500,22 +589,35 @@ export async function localClient(spec?: string, opts: LocalClientOptions = {}):
     let grammar = grammars.get(key);
     if (!grammar) {
       const json = await llama.createGrammarForJsonSchema(grammarSchema(req.schema) as Parameters<Llama["createGrammarForJsonSchema"]>[0]);
-      grammar = await llama.createGrammar({ grammar: compactJson(json.grammar), stopGenerationTriggers: [LlamaText(["\n".repeat(4)])], trimWhitespaceSuffix: true });
+      grammar = await llama.createGrammar({
+        grammar: compactJson(json.grammar),
+        stopGenerationTriggers: [LlamaText(["\n".repeat(4)])],
+        trimWhitespaceSuffix: true,
+      });
       grammars.set(key, grammar);
     }
     // the chat template adds a few dozen tokens around these
     const promptTokens = model.tokenize(req.prompt.system).length + model.tokenize(req.prompt.user).length + 32;
     if (promptTokens + 16 > contextTokens)
-      throw new UltraError(`the prompt is about ${promptTokens} tokens, more than ${name}'s context of ${contextTokens}; summarise the episode to fit`);
+      throw new UltraError(
+        `the prompt is about ${promptTokens} tokens, more than ${name}'s context of ${contextTokens}; summarise the episode to fit`,
+      );
     // Keep only the evaluated prefix this prompt shares with the last one (identify's role, env description,
     // cases and menu), so it is evaluated once per run; everything after it is erased, so the reply depends on
     // this prompt alone (node-llama-cpp would otherwise realign and shift the old tokens after the difference).
-    await sequence.eraseContextTokenRanges([{ start: Math.min(sharedPrefixTokens(req.prompt), sequence.nextTokenIndex), end: sequence.nextTokenIndex }]);
+    await sequence.eraseContextTokenRanges([
+      { start: Math.min(sharedPrefixTokens(req.prompt), sequence.nextTokenIndex), end: sequence.nextTokenIndex },
+    ]);
     last = req.prompt;
     const before = sequence.tokenMeter.getState();
     // forceAddSystemPrompt: for a template without a system role (Gemma's) the session otherwise drops the system
     // prompt silently; with it, the wrapper puts it at the start of the user turn
-    const session = new LlamaChatSession({ contextSequence: sequence, systemPrompt: req.prompt.system, forceAddSystemPrompt: true, autoDisposeSequence: false });
+    const session = new LlamaChatSession({
+      contextSequence: sequence,
+      systemPrompt: req.prompt.system,
+      forceAddSystemPrompt: true,
+      autoDisposeSequence: false,
+    });
     try {
       const res = await session.promptWithMeta(req.prompt.user, {
         grammar,

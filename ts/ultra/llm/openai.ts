@@ -50,8 +50,7 @@ function known(model: string): Known | undefined {
 const isReasoning = (model: string) => /^(o\d|gpt-5)/.test(model);
 
 /** A 400 that says the server does not do json_schema response formats. */
-const rejectsSchema = (e: unknown) =>
-  e instanceof OpenAI.BadRequestError && /response_format|json_schema/i.test(e.message);
+const rejectsSchema = (e: unknown) => e instanceof OpenAI.BadRequestError && /response_format|json_schema/i.test(e.message);
 
 export function openaiClient(model: string, opts: OpenAIOptions = {}): LlmClient {
   const name = `openai:${model}`;
@@ -107,9 +106,11 @@ export function openaiClient(model: string, opts: OpenAIOptions = {}): LlmClient
     } catch (e) {
       if (!(e instanceof OpenAI.APIError)) throw e;
       const hint =
-        e instanceof OpenAI.APIConnectionTimeoutError ? ` (timeout ${timeoutS} s per attempt, ${maxRetries} retries)`
-        : e instanceof OpenAI.AuthenticationError ? " (check OPENAI_API_KEY)"
-        : "";
+        e instanceof OpenAI.APIConnectionTimeoutError
+          ? ` (timeout ${timeoutS} s per attempt, ${maxRetries} retries)`
+          : e instanceof OpenAI.AuthenticationError
+            ? " (check OPENAI_API_KEY)"
+            : "";
       throw new UltraError(`${name} at ${sdk.baseURL}: ${e.message}${hint}`, { cause: e });
     }
   }

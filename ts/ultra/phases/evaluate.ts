@@ -30,7 +30,13 @@ export async function evaluate(ctx: RunContext): Promise<EvalFile> {
     const r = await sc.call("model_evaluate", { model, env, episodes, deterministic }, { onEvent: (_, p) => bar.update(p.episodes) });
     bar.update(episodes);
     bar.stop();
-    out.arms[arm] = { model: run.path(dir, "model.zip"), returns: r.returns.toNumbers(), lengths: r.lengths.toNumbers(), mean: r.mean, std: r.std };
+    out.arms[arm] = {
+      model: run.path(dir, "model.zip"),
+      returns: r.returns.toNumbers(),
+      lengths: r.lengths.toNumbers(),
+      mean: r.mean,
+      std: r.std,
+    };
     for (const h of [model, env]) await sc.call("close", { handle: h });
   }
   run.writeJson("eval.json", out);

@@ -36,7 +36,11 @@ export function episodePrompt(
     maxChars: opts.maxChars,
     minSeparation: opts.minSeparation,
   });
-  const prompt = renderPrompt(configName, { episode: summary.text, maxCriticalStates: opts.maxCriticalStates, actionSpace: actionSpaceText(opts.actionSpace) });
+  const prompt = renderPrompt(configName, {
+    episode: summary.text,
+    maxCriticalStates: opts.maxCriticalStates,
+    actionSpace: actionSpaceText(opts.actionSpace),
+  });
   return { summary, prompt };
 }
 
@@ -71,7 +75,10 @@ export function candidatesQuery(
 
 /** `auto`: candidates for a local model (too small to read a whole episode), episode for any other adviser; a
  * replayed run keeps the mode it was recorded in (its prompts are what its replies answer). */
-export function identifyMode(settings: Settings, runRecord?: (dir: string) => { phases?: { identify?: { result?: unknown } } } | null): IdentifyMode {
+export function identifyMode(
+  settings: Settings,
+  runRecord?: (dir: string) => { phases?: { identify?: { result?: unknown } } } | null,
+): IdentifyMode {
   const { mode } = settings.identify;
   if (mode !== "auto") return mode;
   const spec = settings.adviser;
@@ -105,7 +112,10 @@ export async function identify(ctx: RunContext): Promise<Record<string, unknown>
 async function identifyWith(ctx: RunContext, adviser: Adviser): Promise<Record<string, unknown>> {
   const { run, settings, sc, cfg } = ctx;
   // an LLM's context (~3 characters a token, a quarter kept for the instructions and the reply) bounds the episode text
-  const promptChars = Math.min(settings.identify.prompt_chars, adviser.contextTokens ? Math.floor(adviser.contextTokens * 3 * 0.75) : Infinity);
+  const promptChars = Math.min(
+    settings.identify.prompt_chars,
+    adviser.contextTokens ? Math.floor(adviser.contextTokens * 3 * 0.75) : Infinity,
+  );
   // One sub-env: episodes come one at a time, so only one episode's per-step snapshots are held (Atari's are large).
   const { env, model, actionSpace } = await loadModel(ctx, "base", { training: false, nEnvs: 1, seedOffset: 1000 });
   const candidates = actionSpace.type === "Discrete" ? actionSpace.n! : settings.rollout_adviser.candidates;
@@ -136,16 +146,38 @@ async function identifyWith(ctx: RunContext, adviser: Adviser): Promise<Record<s
     const query =
       mode === "candidates"
         ? candidatesQuery(ep, cfg.name, { cards: settings.identify.cards, minSeparation, maxCriticalStates, actionSpace })
-        : episodeQuery(episodePrompt(ep, cfg.name, { maxChars: promptChars, minSeparation, maxCriticalStates, actionSpace }).prompt, actionSpace, maxCriticalStates);
+        : episodeQuery(
+            episodePrompt(ep, cfg.name, { maxChars: promptChars, minSeparation, maxCriticalStates, actionSpace }).prompt,
+            actionSpace,
+            maxCriticalStates,
+          );
     const { prompt } = query;
     run.write(identifyFile(i, "prompt.md"), `# system\n\n${prompt.system}\n\n# user\n\n${prompt.user}\n`);
     shown.cards += query.cards?.length ?? 0;
     shown.prompt_chars += prompt.system.length + prompt.user.length;
-    const adviceCtx = { sc: countingSidecar(sc, envSteps, "adviser"), model, counterfactualEnv, actionSpace, cfg, settings, seed: ctx.seed };
+    const adviceCtx = {
+      sc: countingSidecar(sc, envSteps, "adviser"),
+      model,
+      counterfactualEnv,
+      actionSpace,
+      cfg,
+      settings,
+      seed: ctx.seed,
+    };
     const res = await adviser.advise(ep, query, adviceCtx);
     const valid = validateAdvice(res.advice, ep, actionSpace, adviser.name, counts);
-    const { kept: accepted, verdicts } = settings.verify ? await verifyAdvice(valid, ep, { ...adviceCtx, sc: countingSidecar(sc, envSteps, "verify") }, verifyEnv, counts) : { kept: valid, verdicts: [] };
-    run.writeJson(identifyFile(i, "json"), { adviser: adviser.name, mode, ...(query.cards ? { cards: query.cards } : {}), request: res.request, reply: res.reply, verification: verdicts, accepted });
+    const { kept: accepted, verdicts } = settings.verify
+      ? await verifyAdvice(valid, ep, { ...adviceCtx, sc: countingSidecar(sc, envSteps, "verify") }, verifyEnv, counts)
+      : { kept: valid, verdicts: [] };
+    run.writeJson(identifyFile(i, "json"), {
+      adviser: adviser.name,
+      mode,
+      ...(query.cards ? { cards: query.cards } : {}),
+      request: res.request,
+      reply: res.reply,
+      verification: verdicts,
+      accepted,
+    });
     // The random-critical baseline gets as many states from the same episode, at random steps.
     const picked = randomStates(accepted.length, ep, ctx.seed);
     storeStates([...accepted, ...picked], ep, store);
@@ -162,17 +194,32 @@ async function identifyWith(ctx: RunContext, adviser: Adviser): Promise<Record<s
   run.writeJson("identify/random_states.json", random);
   run.writeMessage("identify/states.msgpack", store);
   log(`identify: returns of the base policy ${returns.map((r) => r.toFixed(1)).join(", ")}`);
-  log(`identify: ${states.length} critical states accepted (${counts.proposed} proposed, ${counts.clipped} clipped, ${counts.rejected} rejected, ${counts.unverified} failed verification)`);
+  log(
+    `identify: ${states.length} critical states accepted (${counts.proposed} proposed, ${counts.clipped} clipped, ${counts.rejected} rejected, ${counts.unverified} failed verification)`,
+  );
   const basis = { std: "the std", mean_abs: "the mean |r| (their std is 0)", fallback: "1.0, a fallback: all were 0" }[reward_unit.basis];
-  log(`identify: reward unit ${reward_unit.value.toPrecision(3)}: ${basis} of ${reward_unit.steps} raw per-step rewards; env steps ${envSteps.collect} collect, ${envSteps.adviser} adviser, ${envSteps.verify} verify`);
+  log(
+    `identify: reward unit ${reward_unit.value.toPrecision(3)}: ${basis} of ${reward_unit.steps} raw per-step rewards; env steps ${envSteps.collect} collect, ${envSteps.adviser} adviser, ${envSteps.verify} verify`,
+  );
   return {
-    episodes: returns.length, critical_states: states.length, counts, radius, reward_unit, env_steps: envSteps,
+    episodes: returns.length,
+    critical_states: states.length,
+    counts,
+    radius,
+    reward_unit,
+    env_steps: envSteps,
     ...(adviser.usage ? { mode, usage: { ...adviser.usage(), ...shown } } : {}),
   };
 }
 
 /** Each state set's radius, calibrated on the episodes just recorded (read back one at a time: Atari's are large). */
-async function radiusFor(ctx: RunContext, env: string, states: CriticalState[], random: CriticalState[], store: StateStore): Promise<Radius> {
+async function radiusFor(
+  ctx: RunContext,
+  env: string,
+  states: CriticalState[],
+  random: CriticalState[],
+  store: StateStore,
+): Promise<Radius> {
   const { radius, match_fraction } = ctx.settings.modulation;
   if (match_fraction === null) return { states: radius, random: radius, match_fraction };
   const obs = (i: number) => {
@@ -182,6 +229,8 @@ async function radiusFor(ctx: RunContext, env: string, states: CriticalState[], 
   const calibrate = (set: CriticalState[]) => calibrateRadius(ctx.sc, env, set, store, ctx.settings.identify.episodes, obs, match_fraction);
   // with no state from another episode to compare with, only exact matches (and resets) remain: radius 0
   const r = { states: (await calibrate(states)) ?? 0, random: (await calibrate(random)) ?? 0, match_fraction };
-  log(`identify: radius ${r.states.toPrecision(3)} (adviser's states), ${r.random.toPrecision(3)} (random states): ${match_fraction * 100}% of the base policy's states lie within it`);
+  log(
+    `identify: radius ${r.states.toPrecision(3)} (adviser's states), ${r.random.toPrecision(3)} (random states): ${match_fraction * 100}% of the base policy's states lie within it`,
+  );
   return r;
 }

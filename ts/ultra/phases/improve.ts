@@ -85,9 +85,18 @@ function tableFor(ctx: RunContext, arm: Arm, store: StateStore, file: CriticalSt
     if (mask === null) throw new Error("the rice arm needs its mask net before its table");
     // the copy env's statistics are replaced by the training env's before each rollout; its file only says whether it normalises
     const env = specFor(ctx, "base", { training: false, nEnvs: 1 });
-    return riceTable(ctx.settings, mixSeed(ctx.seed, start), { mask, env, rnd_coef: ctx.settings.rice.rnd_coef, trust_model: ctx.settings.trust_model });
+    return riceTable(ctx.settings, mixSeed(ctx.seed, start), {
+      mask,
+      env,
+      rnd_coef: ctx.settings.rice.rnd_coef,
+      trust_model: ctx.settings.trust_model,
+    });
   }
-  const variant: TableVariant | null = arm.startsWith("ultra_") ? (ctx.settings.variant as TableVariant) : arm === "continue_ppo" ? null : "reset";
+  const variant: TableVariant | null = arm.startsWith("ultra_")
+    ? (ctx.settings.variant as TableVariant)
+    : arm === "continue_ppo"
+      ? null
+      : "reset";
   if (variant === null) return null;
   const states = arm === "random_critical" ? ctx.run.readChecked("identify/random_states.json", CriticalState.array()) : file.states;
   const radius = arm === "random_critical" ? file.radius.random : file.radius.states;
@@ -100,7 +109,10 @@ async function riceMask(ctx: RunContext, dir: string): Promise<{ path: string; t
   const { run, settings } = ctx;
   if (settings.rice.mask !== null) {
     const path = resolve(settings.rice.mask);
-    if (!existsSync(path)) throw new UltraError(`rice.mask ${path} does not exist: give the mask net zip trained for this base policy, or set rice.mask to null to train one`);
+    if (!existsSync(path))
+      throw new UltraError(
+        `rice.mask ${path} does not exist: give the mask net zip trained for this base policy, or set rice.mask to null to train one`,
+      );
     return { path, trained: null };
   }
   const path = run.path(dir, "masknet.zip");
@@ -138,7 +150,13 @@ export async function improve(ctx: RunContext, fresh = false): Promise<Record<st
   const store = run.readMessage<StateStore>("identify/states.msgpack");
   const file = run.readChecked("critical_states.json", CriticalStatesFile);
   const { rice } = settings;
-  const budgets = armBudgets(arms(ctx), settings.improve.steps, settings.improve.budget, file.env_steps, rice.mask === null ? rice.mask_steps : 0);
+  const budgets = armBudgets(
+    arms(ctx),
+    settings.improve.steps,
+    settings.improve.budget,
+    file.env_steps,
+    rice.mask === null ? rice.mask_steps : 0,
+  );
   const summary: Record<string, unknown> = { budget: settings.improve.budget };
   if (fresh) discardArms(ctx);
   for (const arm of arms(ctx)) {
@@ -151,7 +169,9 @@ export async function improve(ctx: RunContext, fresh = false): Promise<Record<st
     if (arm === "rice" && progress.steps_done < total) progress.mask = await riceMask(ctx, dir);
     if (progress.steps_done < total) {
       // A fresh arm starts from the base policy; a resumed one exactly where its last checkpoint stood.
-      log(`improve ${arm}: ${total - progress.steps_done} steps from ${ckpt ? `its checkpoint at ${progress.steps_done}` : "the base policy"}`);
+      log(
+        `improve ${arm}: ${total - progress.steps_done} steps from ${ckpt ? `its checkpoint at ${progress.steps_done}` : "the base policy"}`,
+      );
       const { env, model } = await loadModel(ctx, ckpt ?? "base", {
         training: true,
         nEnvs: settings.improve.n_envs,
@@ -173,7 +193,10 @@ export async function improve(ctx: RunContext, fresh = false): Promise<Record<st
     publish(ctx, dir);
     run.writeJson(`${dir}/progress.json`, progress); // with this run's budget fields, also for an arm that had no step left
     summary[arm] = {
-      steps: progress.steps_done, prep_env_steps, total_env_steps: prep_env_steps + progress.steps_done, modulation: totalModulation(progress.modulation),
+      steps: progress.steps_done,
+      prep_env_steps,
+      total_env_steps: prep_env_steps + progress.steps_done,
+      modulation: totalModulation(progress.modulation),
       ...(progress.mask ? { mask: progress.mask } : {}),
     };
   }

@@ -46,7 +46,11 @@ export async function report(run: RunDir, sc: Sidecar): Promise<string> {
   const crit = run.readChecked("critical_states.json", CriticalStatesFile);
   const arms = Object.keys(ev.arms);
   const base = ev.arms.base.mean;
-  await sc.call("plot_curves", { curves: curves(run, arms), path: run.path("curves.png"), title: `${rec.env_id}, seed ${rec.seed}: refinement curves` });
+  await sc.call("plot_curves", {
+    curves: curves(run, arms),
+    path: run.path("curves.png"),
+    title: `${rec.env_id}, seed ${rec.seed}: refinement curves`,
+  });
   const c = crit.counts;
   const gains = crit.states.flatMap((s) => (s.gain === undefined ? [] : [s.gain]));
   const lines = [
@@ -59,11 +63,17 @@ export async function report(run: RunDir, sc: Sidecar): Promise<string> {
     "",
     ...(crit.states.length
       ? []
-      : ["**Warning: no critical state was accepted, so every refined arm trained exactly as continue PPO did; their differences are noise of evaluation only.**", ""]),
+      : [
+          "**Warning: no critical state was accepted, so every refined arm trained exactly as continue PPO did; their differences are noise of evaluation only.**",
+          "",
+        ]),
     ...identicalWarnings(Object.fromEntries(arms.filter((a) => a !== "base").map((a) => [a, ev.arms[a].returns]))),
     "| arm | mean ± std | vs base | episodes |",
     "|---|---|---|---|",
-    ...arms.map((a) => `| ${armName(a)} | ${fmt(ev.arms[a].mean)} ± ${fmt(ev.arms[a].std)} | ${a === "base" ? "–" : `${ev.arms[a].mean - base >= 0 ? "+" : ""}${fmt(ev.arms[a].mean - base)}`} | ${ev.arms[a].returns.length} |`),
+    ...arms.map(
+      (a) =>
+        `| ${armName(a)} | ${fmt(ev.arms[a].mean)} ± ${fmt(ev.arms[a].std)} | ${a === "base" ? "–" : `${ev.arms[a].mean - base >= 0 ? "+" : ""}${fmt(ev.arms[a].mean - base)}`} | ${ev.arms[a].returns.length} |`,
+    ),
     "",
     "![learning curves](curves.png)",
     "",
@@ -74,11 +84,11 @@ export async function report(run: RunDir, sc: Sidecar): Promise<string> {
     `| ${crit.adviser} | ${c.proposed} | ${c.valid} | ${c.clipped} | ${c.rejected} | ${c.unverified} | ${crit.states.length} | ${gains.length ? fmt(mean(gains)) : "–"} |`,
     "",
     ...llmUsage(rec),
-    ...(rec.settings as { verify?: boolean }).verify === false
+    ...((rec.settings as { verify?: boolean }).verify === false
       ? ["Verification was off: every valid suggestion was kept."]
       : [
           "Verified advice: each suggested action was tried from its state's snapshot in common-random-number groups (two fresh samples of the policy and the suggestion first, then the policy with shared noise); it was kept only if the one-sided 95% lower bound of its mean gain exceeded `min_effect` × the spread of the policy's own first actions. The gain shown is re-estimated on fresh groups, in the critic's units (normalised reward).",
-        ],
+        ]),
     ...Object.entries(c.rejections).map(([why, n]) => `\nRejected ${n}×: ${why}.`),
     "",
     "## Modulation",
@@ -101,7 +111,10 @@ export async function report(run: RunDir, sc: Sidecar): Promise<string> {
     ...cardChoices(crit.states),
     "| episode | step | card · change | action | reward | verification: gain (held out) · lower bound / threshold | reason |",
     "|---|---|---|---|---|---|---|",
-    ...crit.states.map((s) => `| ${s.episode} | ${s.step} | ${s.card ? `${s.card.letter} (${s.card.kinds.join(", ")}${s.card.top_value_drop ? "; the top value drop" : ""}) · ${s.card.change}` : "–"} | ${s.action === null ? "–" : Array.isArray(s.action) ? `[${s.action.map((x) => x.toFixed(2)).join(", ")}]` : s.action} | ${s.reward.toFixed(3)} | ${s.verification ? `${fmt(s.verification.held_out_gain ?? NaN)} · ${fmt(s.verification.lower_bound)} / ${fmt(s.verification.threshold)}` : "–"} | ${s.reason.replace(/\|/g, "/")} |`),
+    ...crit.states.map(
+      (s) =>
+        `| ${s.episode} | ${s.step} | ${s.card ? `${s.card.letter} (${s.card.kinds.join(", ")}${s.card.top_value_drop ? "; the top value drop" : ""}) · ${s.card.change}` : "–"} | ${s.action === null ? "–" : Array.isArray(s.action) ? `[${s.action.map((x) => x.toFixed(2)).join(", ")}]` : s.action} | ${s.reward.toFixed(3)} | ${s.verification ? `${fmt(s.verification.held_out_gain ?? NaN)} · ${fmt(s.verification.lower_bound)} / ${fmt(s.verification.threshold)}` : "–"} | ${s.reason.replace(/\|/g, "/")} |`,
+    ),
     "",
   ];
   run.write("report.md", lines.join("\n"));
@@ -161,10 +174,14 @@ export function matchWarnings(run: RunDir, arms: string[], matchFraction: number
     const out: string[] = [];
     const reached = (t.m.matched_steps - (t.m.restored_start_matches ?? 0)) / t.steps;
     if (reached > limit)
-      out.push(`\n**Warning:** ${armName(arm)} was modulated at ${pct(reached)} of its steps at states it reached itself, though the radius was calibrated for ${matchFraction * 100}% of the base policy's: a suggestion may be holding the agent at its own state (\`modulation.fire_on: entry\` fires once per visit).`);
+      out.push(
+        `\n**Warning:** ${armName(arm)} was modulated at ${pct(reached)} of its steps at states it reached itself, though the radius was calibrated for ${matchFraction * 100}% of the base policy's: a suggestion may be holding the agent at its own state (\`modulation.fire_on: entry\` fires once per visit).`,
+      );
     const near = (t.m.near_steps ?? 0) / t.steps;
     if (arm.startsWith("ultra_") && near > limit && (resetNear === null || near > 2 * resetNear))
-      out.push(`\n**Warning:** ${armName(arm)} spent ${pct(near)} of its steps near critical states (the base policy ${matchFraction * 100}%${resetNear === null ? "" : `, the RICE-style reset arm ${pct(resetNear)}`}): the advice drew the refined policy to them.`);
+      out.push(
+        `\n**Warning:** ${armName(arm)} spent ${pct(near)} of its steps near critical states (the base policy ${matchFraction * 100}%${resetNear === null ? "" : `, the RICE-style reset arm ${pct(resetNear)}`}): the advice drew the refined policy to them.`,
+      );
     return out;
   });
 }
@@ -174,8 +191,14 @@ function riceLine(run: RunDir): string {
   const p = readProgress({ run }, "rice");
   const m = totalModulation(p?.modulation ?? []);
   const t = p?.mask?.trained;
-  const mask = !p?.mask ? "no mask net yet" : t ? `a mask net trained here for ${t.steps} steps in ${fmt(t.seconds)} s (blinding ${fmt(100 * t.blind_fraction)}% of steps; return while blinded ${fmt(t.ep_rew_mean ?? NaN)})` : `the mask net ${p.mask.path}`;
-  const rnd = m?.rnd_bonus_steps ? `, mean RND bonus ${(m.rnd_bonus_sum / m.rnd_bonus_steps).toPrecision(3)} per step in PPO's reward units` : "";
+  const mask = !p?.mask
+    ? "no mask net yet"
+    : t
+      ? `a mask net trained here for ${t.steps} steps in ${fmt(t.seconds)} s (blinding ${fmt(100 * t.blind_fraction)}% of steps; return while blinded ${fmt(t.ep_rew_mean ?? NaN)})`
+      : `the mask net ${p.mask.path}`;
+  const rnd = m?.rnd_bonus_steps
+    ? `, mean RND bonus ${(m.rnd_bonus_sum / m.rnd_bonus_steps).toPrecision(3)} per step in PPO's reward units`
+    : "";
   return `RICE: ${mask}; its critical resets rolled the agent out for ${m?.rice_rollout_steps ?? 0} extra env steps (not in the table's totals)${rnd}.`;
 }
 
@@ -193,7 +216,11 @@ export function findingCost(run: RunDir): FindingCost {
   const e = crit.env_steps;
   const t = readProgress({ run }, "rice")?.mask;
   return {
-    ultra: { env_steps: e.collect + e.adviser + e.verify, seconds: rec.phases.identify?.seconds ?? NaN, llm_tokens: u ? u.prompt_tokens + u.completion_tokens : 0 },
+    ultra: {
+      env_steps: e.collect + e.adviser + e.verify,
+      seconds: rec.phases.identify?.seconds ?? NaN,
+      llm_tokens: u ? u.prompt_tokens + u.completion_tokens : 0,
+    },
     rice: t ? { env_steps: t.trained?.steps ?? 0, seconds: t.trained?.seconds ?? 0, trained_here: t.trained !== null } : null,
   };
 }
