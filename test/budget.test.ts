@@ -31,6 +31,7 @@ describe("budget", () => {
     expect(b.rice.prep_env_steps).toBe(300_000);
     expect(b.ultra_RA.prep_env_steps + b.ultra_RA.improve_steps).toBe(b.rice.prep_env_steps + b.rice.improve_steps);
     expect(armBudgets(["rice"], 10_000, "env_steps", IDENTIFY).rice.prep_env_steps).toBe(0); // a mask net given: nothing trained
+    expect(armBudgets(["ultra_RA", "rice_random"], 10_000, "env_steps", IDENTIFY, 300_000).rice_random.prep_env_steps).toBe(0); // no mask net
   });
 
   it("updates: every arm trains improve.steps, and its preparation is still counted", () => {

@@ -112,7 +112,7 @@ describe("the rice arm in a run", () => {
       "--verify",
       "off",
       "--baselines",
-      "continue_ppo,rice",
+      "continue_ppo,rice,rice_random",
       "--out",
       out,
     );
@@ -136,5 +136,10 @@ describe("the rice arm in a run", () => {
       ),
     );
     expect(readJson(join(out, "eval.json")).arms.rice.returns).not.toEqual(readJson(join(out, "eval.json")).arms.continue_ppo.returns);
+    // RICE's ablation: random states of the fresh rollouts, no mask net, the same RND
+    const rr = readJson(join(out, "baselines", "rice_random", "progress.json"));
+    expect(rr.prep_env_steps).toBe(0);
+    expect(rr.modulation.reduce((n: number, s: { rice_resets: number }) => n + s.rice_resets, 0)).toBeGreaterThan(0);
+    expect(report).toContain("RICE, random critical states: random critical states (RICE's ablation: no mask net)");
   }, 400_000);
 });

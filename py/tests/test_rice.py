@@ -105,11 +105,11 @@ def _rice_table(mask_path, **rice):
     }
 
 
-def _rice_run(mask_path):
+def _rice_run(mask_path, **rice):
     """A tiny agent on a VecNormalize'd Hopper refined 2 rollouts with the rice table."""
     venv = make_env({**HOPPER, "normalize": True, "training": True})
     model = new_ppo(venv, {**TINY_PPO, "n_steps": 128, "device": "cpu"})
-    model.modulation = ModulationTable(_rice_table(mask_path), venv)
+    model.modulation = ModulationTable(_rice_table(mask_path, **rice), venv)
     model.learn(256)
     return model
 
@@ -125,12 +125,27 @@ def test_the_rice_arm_restores_critical_states_pays_rnd_and_repeats_bit_for_bit(
         assert torch.equal(x, y), name
 
 
+def test_rices_random_critical_ablation_needs_no_mask_net_and_starts_elsewhere(mask_path):
+    """RICE's ablation: a uniformly random state of the fresh rollout instead of the mask net's argmax."""
+    a, b = _rice_run(None, critical="random"), _rice_run(None, critical="random")
+    stats = a.modulation_stats
+    assert stats["rice_resets"] > 0 and stats["rnd_bonus_steps"] == 256
+    assert stats == b.modulation_stats
+    assert all(torch.equal(x, y) for x, y in zip(a.policy.parameters(), b.policy.parameters(), strict=True))
+    masked = _rice_run(mask_path)
+    assert not all(torch.equal(x, y) for x, y in zip(a.policy.parameters(), masked.policy.parameters(), strict=True))
+
+
 @pytest.mark.parametrize(
     "change, field",
     [
         ({"rice": None}, "modulation.rice must be a map with mask"),
         ({"states": [{"obs": np.zeros(11)}]}, "modulation.states must be empty for the rice variant"),
         ({"rice": {"mask": "x", "env": {}, "rnd_coef": -1}}, "modulation.rice.rnd_coef"),
+        (
+            {"rice": {"mask": None, "env": HOPPER, "rnd_coef": 0.0, "critical": "best"}},
+            "modulation.rice.critical must be mask or random",
+        ),
     ],
 )
 def test_bad_rice_tables_name_the_field(mask_path, change, field):

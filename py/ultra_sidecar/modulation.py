@@ -178,7 +178,10 @@ class ModulationTable:
 
     def _rice(self, rice, venv: VecEnv) -> None:
         if not isinstance(rice, dict) or not {"mask", "env", "rnd_coef"} <= rice.keys():
-            raise _bad("rice", "must be a map with mask (a mask net zip), env (the training env's spec) and rnd_coef (λ)")
+            raise _bad(
+                "rice",
+                "must be a map with mask (a mask net zip; None with critical: random), env (the training env's spec) and rnd_coef (λ)",
+            )
         if len(self):
             raise _bad("states", "must be empty for the rice variant: its starting states come from the mask net")
         rnd_coef = _number(rice["rnd_coef"], "rice.rnd_coef", 0.0)

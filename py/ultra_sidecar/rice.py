@@ -264,7 +264,8 @@ class RND:
 class RiceStarts:
     """RICE's mixed initial state distribution: at an episode end, with probability p, roll out the current
     agent deterministically from a natural reset in a copy of the training env, score its states with the mask
-    net and return the snapshot of the argmax-importance state (the episode then starts there); else None."""
+    net and return the snapshot of the argmax-importance state (the episode then starts there); else None.
+    `critical: random` is RICE's ablation: a uniformly random state of that rollout, no mask net."""
 
     MAX_STEPS = 100_000
 
@@ -290,11 +291,17 @@ class RiceStarts:
                 "bad_args",
                 "modulation.rice.env must normalise observations as the training env does (same vec_normalize_path)",
             )
-        try:
-            self.mask = load_mask(str(wire["mask"]), venv.observation_space, "cpu", trust)
-        except ProtocolError as e:
+        critical = wire.get("critical", "mask")
+        if critical not in ("mask", "random"):
             self.env.close()
-            raise ProtocolError(e.code, f"modulation.rice.mask: {e}") from None
+            raise ProtocolError("bad_args", f"modulation.rice.critical must be mask or random, got {critical!r}")
+        self.mask = None
+        if critical == "mask":
+            try:
+                self.mask = load_mask(str(wire["mask"]), venv.observation_space, "cpu", trust)
+            except ProtocolError as e:
+                self.env.close()
+                raise ProtocolError(e.code, f"modulation.rice.mask: {e}") from None
         self.reset_prob, self.rng = reset_prob, rng
 
     def draw(self, agent: PPO, stats: dict) -> dict | None:
@@ -312,8 +319,9 @@ class RiceStarts:
             if dones[0]:
                 break
         stats["rice_rollout_steps"] += len(snaps)
-        scores = importance(self.mask, np.asarray(observed))
-        return snaps[int(np.argmax(scores))]
+        if self.mask is None:  # RICE's random-critical-state ablation
+            return snaps[int(self.rng.integers(len(snaps)))]
+        return snaps[int(np.argmax(importance(self.mask, np.asarray(observed))))]
 
     def close(self) -> None:
         self.env.close()

@@ -8,10 +8,11 @@ export type Budget = "updates" | "env_steps";
 
 /** The env steps an arm's preparation took: ULTRA and rice_reset use the adviser's verified states (all of
  * identify), random_critical only the collected episodes, rice its mask net's training (`maskSteps`; 0 when one
- * was given), continue_ppo nothing. */
+ * was given), rice_random and continue_ppo nothing. */
 export function prepSteps(arm: string, s: EnvSteps, maskSteps = 0): number {
   if (arm.startsWith("ultra_") || arm === "rice_reset") return s.collect + s.adviser + s.verify;
   if (arm === "rice") return maskSteps;
+  if (arm === "rice_random") return 0; // no mask net: a random state of the fresh rollout
   if (arm === "random_critical") return s.collect;
   if (arm === "continue_ppo") return 0;
   throw new Error(`no preparation cost is defined for arm "${arm}"`);

@@ -32,8 +32,10 @@ export interface ModulationTable {
 }
 
 export interface RiceTable {
-  /** a mask net zip for the agent being refined */
-  mask: string;
+  /** a mask net zip for the agent being refined (null with critical: random) */
+  mask: string | null;
+  /** mask: the mask net's most important state of the fresh rollout (RICE); random: a uniformly random one (RICE's ablation) */
+  critical?: "mask" | "random";
   /** the training env's spec: RICE's rollouts of the current agent run in a copy of it */
   env: EnvSpec;
   /** λ of the normalised RND bonus (0: none) */

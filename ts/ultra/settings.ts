@@ -12,8 +12,9 @@ export type Variant = (typeof VARIANTS)[number];
 export const BASELINES = ["continue_ppo", "rice_reset", "random_critical"] as const;
 /** Baselines a run trains only when `baselines:` names them. `rice` (RICE itself: mask-net critical states + RND)
  * first trains a mask net for the base policy (rice.mask_steps, RICE's cost) unless rice.mask names one. Kept out
- * of BASELINES, the sweeps' default ("all"), so that no run pays for a mask net it did not ask for. */
-export const OPT_IN_BASELINES = ["rice"] as const;
+ * of BASELINES, the sweeps' default ("all"), so that no run pays for a mask net it did not ask for. `rice_random`
+ * is RICE's own ablation: a uniformly random state of the fresh rollout instead of the mask net's, with the RND. */
+export const OPT_IN_BASELINES = ["rice", "rice_random"] as const;
 export type Baseline = (typeof BASELINES)[number] | (typeof OPT_IN_BASELINES)[number];
 
 export const Settings = z.object({

@@ -81,12 +81,13 @@ function publish(ctx: RunContext, dir: string): void {
 /** The arm's table for the learn() segment starting at `start` steps: its reset draws are seeded by the start, so
  * each segment draws afresh and a resumed segment draws as the uninterrupted one did. */
 function tableFor(ctx: RunContext, arm: Arm, store: StateStore, file: CriticalStatesFile, start: number, mask: string | null) {
-  if (arm === "rice") {
-    if (mask === null) throw new Error("the rice arm needs its mask net before its table");
+  if (arm === "rice" || arm === "rice_random") {
+    if (arm === "rice" && mask === null) throw new Error("the rice arm needs its mask net before its table");
     // the copy env's statistics are replaced by the training env's before each rollout; its file only says whether it normalises
     const env = specFor(ctx, "base", { training: false, nEnvs: 1 });
     return riceTable(ctx.settings, mixSeed(ctx.seed, start), {
-      mask,
+      mask: arm === "rice" ? mask : null,
+      critical: arm === "rice" ? "mask" : "random",
       env,
       rnd_coef: ctx.settings.rice.rnd_coef,
       trust_model: ctx.settings.trust_model,

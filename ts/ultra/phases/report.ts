@@ -14,6 +14,7 @@ const ARM_NAMES: Record<string, string> = {
   rice_reset: "RICE-style reset to critical states, no adviser actions",
   random_critical: "random critical states (same count)",
   rice: "RICE (mask-net critical states + RND)",
+  rice_random: "RICE with random critical states (+ RND)",
 };
 export const armName = (arm: string) => ARM_NAMES[arm] ?? `ULTRA-${arm.replace("ultra_", "")} (${arm})`;
 
@@ -104,7 +105,8 @@ export async function report(run: RunDir, sc: Sidecar): Promise<string> {
     "| arm | preparation env steps | improve env steps | total env steps | matched (reached) | matched (restored) | near | actions overridden | rewards added | critical resets |",
     "|---|---|---|---|---|---|---|---|---|---|",
     ...arms.filter((a) => a !== "base").map((a) => modulationRow(run, a)),
-    ...(arms.includes("rice") ? ["", riceLine(run), "", findingCostLine(findingCost(run))] : []),
+    ...(arms.includes("rice") ? ["", riceLine(run, "rice"), "", findingCostLine(findingCost(run))] : []),
+    ...(arms.includes("rice_random") ? ["", riceLine(run, "rice_random")] : []),
     "",
     "## Critical states",
     "",
@@ -187,19 +189,22 @@ export function matchWarnings(run: RunDir, arms: string[], matchFraction: number
 }
 
 /** The rice arm: where its mask net came from and what it cost, its resets' rollouts, the RND bonus it paid. */
-function riceLine(run: RunDir): string {
-  const p = readProgress({ run }, "rice");
+function riceLine(run: RunDir, arm: "rice" | "rice_random"): string {
+  const p = readProgress({ run }, arm);
   const m = totalModulation(p?.modulation ?? []);
   const t = p?.mask?.trained;
-  const mask = !p?.mask
-    ? "no mask net yet"
-    : t
-      ? `a mask net trained here for ${t.steps} steps in ${fmt(t.seconds)} s (blinding ${fmt(100 * t.blind_fraction)}% of steps; return while blinded ${fmt(t.ep_rew_mean ?? NaN)})`
-      : `the mask net ${p.mask.path}`;
+  const mask =
+    arm === "rice_random"
+      ? "random critical states (RICE's ablation: no mask net)"
+      : !p?.mask
+        ? "no mask net yet"
+        : t
+          ? `a mask net trained here for ${t.steps} steps in ${fmt(t.seconds)} s (blinding ${fmt(100 * t.blind_fraction)}% of steps; return while blinded ${fmt(t.ep_rew_mean ?? NaN)})`
+          : `the mask net ${p.mask.path}`;
   const rnd = m?.rnd_bonus_steps
     ? `, mean RND bonus ${(m.rnd_bonus_sum / m.rnd_bonus_steps).toPrecision(3)} per step in PPO's reward units`
     : "";
-  return `RICE: ${mask}; its critical resets rolled the agent out for ${m?.rice_rollout_steps ?? 0} extra env steps (not in the table's totals)${rnd}.`;
+  return `${arm === "rice" ? "RICE" : "RICE, random critical states"}: ${mask}; its critical resets rolled the agent out for ${m?.rice_rollout_steps ?? 0} extra env steps (not in the table's totals)${rnd}.`;
 }
 
 /** What finding critical states cost each method: ULTRA's identification (env steps, seconds, LLM tokens) and the
