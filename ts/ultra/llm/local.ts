@@ -438,7 +438,7 @@ export interface LocalClientOptions {
   threads?: number;
   /** context window cap (default MAX_LOCAL_CONTEXT) */
   maxContext?: number;
-  /** How a reply is written (default $ULTRA_LLM_DECODING, else "score"). "score": for a reply schema scorable()
+  /** How a reply is written (default $ULTRA_LLM_DECODING, else "grammar"). "score": for a reply schema scorable()
    * accepts (candidates mode's), see scoredDecode: the fixed JSON is evaluated in batches, strings are generated, and
    * every enum (a card letter, a menu change, a reward) is picked from the model's probabilities of the options;
    * any other schema is generated under its grammar. "grammar": every reply generated token by token under the
@@ -446,10 +446,13 @@ export interface LocalClientOptions {
   decoding?: LocalDecoding;
 }
 
-/** The decoding a client uses when its options do not say: $ULTRA_LLM_DECODING, else "score". */
+/** The decoding a client uses when its options do not say: $ULTRA_LLM_DECODING, else "grammar". Not "score": scored,
+ * Gemma 270M puts ~0.9 of its probability on the menu's first item ("keep": a reward-only state, which verification
+ * cannot test) and copies the format line's "<string>" into its reasons, so a quick run got 16 unverified reward-only
+ * states (docs/local-llm.md). */
 export function defaultDecoding(): LocalDecoding {
   const env = process.env.ULTRA_LLM_DECODING;
-  if (env === undefined || env === "") return "score";
+  if (env === undefined || env === "") return "grammar";
   if (env !== "score" && env !== "grammar") throw new UltraError(`ULTRA_LLM_DECODING is "${env}": use score or grammar`);
   return env;
 }
