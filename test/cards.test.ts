@@ -2,7 +2,7 @@
 // HalfCheetah-shaped episode whose critical steps are planted.
 import { describe, expect, it } from "vitest";
 import type { SpaceInfo } from "../ts/bridge/ops.js";
-import { interpreterFor } from "../ts/envs/index.js";
+import { interpreterFor } from "../ts/describe/envs/index.js";
 import {
   actionMenu,
   adviceFromCards,
@@ -12,7 +12,7 @@ import {
   pickCards,
   REASON_CHARS,
   type CardEpisode,
-} from "../ts/identify/cards.js";
+} from "../ts/describe/cards.js";
 import { emptyCounts, validateAdvice } from "../ts/ultra/critical.js";
 import type { Episode } from "../ts/ultra/episodes.js";
 import { grammarSchema } from "../ts/ultra/llm/local.js";

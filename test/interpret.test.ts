@@ -1,10 +1,10 @@
-// State interpreters (ts/envs/) and episode summaries (ts/identify/summarize.ts). Layouts are checked against
+// State interpreters (ts/describe/envs/) and episode summaries (ts/describe/summarize.ts). Layouts are checked against
 // fixed vectors: synthetic ones with a distinct value per index, and real ones recorded from gymnasium 1.4.0
 // (mujoco 4.0.0) with the numbers the env itself reported for them.
 import { describe, expect, it } from "vitest";
-import { interpreterFor } from "../ts/envs/index.js";
-import { num, signed } from "../ts/envs/format.js";
-import { summarizeEpisode } from "../ts/identify/summarize.js";
+import { interpreterFor } from "../ts/describe/envs/index.js";
+import { num, signed } from "../ts/describe/format.js";
+import { summarizeEpisode } from "../ts/describe/summarize.js";
 import { NDArray } from "../ts/protocol.js";
 
 /** obs[i] = i + 0.5, so every feature shows which index it was read from. */

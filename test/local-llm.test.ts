@@ -9,7 +9,7 @@ import type { SpaceInfo } from "../ts/bridge/ops.js";
 import { emptyCounts, validateAdvice } from "../ts/ultra/critical.js";
 import type { Episode } from "../ts/ultra/episodes.js";
 import type { Token } from "node-llama-cpp";
-import { cardsSchema } from "../ts/identify/cards.js";
+import { cardsSchema } from "../ts/describe/cards.js";
 import { DEFAULT_LOCAL_MODEL, grammarSchema, localClient, scorable, scoredDecode, type ScoringModel } from "../ts/ultra/llm/local.js";
 import { replySchema } from "../ts/ultra/llm/schema.js";
 import type { LlmClient, LlmRequest } from "../ts/ultra/llm/types.js";

@@ -1,12 +1,12 @@
-// Prompt templates (prompts/) rendered by ts/identify/prompts.ts. The golden files under test/golden/ are the
+// Prompt templates (prompts/) rendered by ts/describe/prompts.ts. The golden files under test/golden/ are the
 // reviewed prompts for a fixed small episode; UPDATE_GOLDEN=1 rewrites them, otherwise they must match.
 import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { interpreterFor } from "../ts/envs/index.js";
-import { actionSpaceText, PROMPTS_DIR, renderPrompt, renderTemplate, type Prompt } from "../ts/identify/prompts.js";
-import { summarizeEpisode } from "../ts/identify/summarize.js";
+import { interpreterFor } from "../ts/describe/envs/index.js";
+import { actionSpaceText, PROMPTS_DIR, renderPrompt, renderTemplate, type Prompt } from "../ts/describe/prompts.js";
+import { summarizeEpisode } from "../ts/describe/summarize.js";
 import { ROOT } from "../ts/paths.js";
 
 const GOLDEN = join(ROOT, "test", "golden");

@@ -14,7 +14,7 @@ export const EnvConfig = z.object({
   name: z.string(),
   env_id: z.string(),
   aliases: z.array(z.string()).default([]),
-  /** the state interpreter (ts/envs/ INTERPRETERS, by name) that reads observations in physical units; null: the
+  /** the state interpreter (ts/describe/envs/ INTERPRETERS, by name) that reads observations in physical units; null: the
    * generic one (obs[i] by index) */
   interpreter: z.string().nullable().default(null),
   /** the env's description for the LLM, a template in prompts/ */

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { UltraError } from "../errors.js";
 import type { SpaceInfo } from "../bridge/ops.js";
 import { envSpec, resolveEnv } from "../config.js";
-import { CARDS_DISTINCT } from "../identify/cards.js";
+import { CARDS_DISTINCT } from "../describe/cards.js";
 import { parseReply } from "../ultra/advisers/llm.js";
 import type { EpisodeQuery, IdentifyMode } from "../ultra/advisers/types.js";
 import { emptyCounts, validateAdvice, type AdviceCounts } from "../ultra/critical.js";

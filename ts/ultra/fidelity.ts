@@ -9,7 +9,7 @@ import type { SpaceInfo, Snapshot } from "../bridge/ops.js";
 import { UltraError } from "../errors.js";
 import type { Sidecar } from "../bridge/sidecar.js";
 import { resolveEnv } from "../config.js";
-import { largestDrops } from "../identify/drops.js";
+import { largestDrops } from "../describe/drops.js";
 import { log, progressBar } from "../progress.js";
 import { NDArray } from "../protocol.js";
 import { loadModel, specFor, type RunContext } from "./context.js";

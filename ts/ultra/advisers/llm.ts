@@ -3,12 +3,12 @@
 // wrong with it); if that fails too, the episode gets no advice and the failure is counted, never thrown.
 // The states themselves are not checked here: identify's validateAdvice clips, rejects and counts them.
 import { z } from "zod";
-import type { Prompt } from "../../identify/prompts.js";
+import type { Prompt } from "../../describe/prompts.js";
 import type { Episode } from "../episodes.js";
 import type { CachedClient } from "../llm/cache.js";
 import type { LlmClient, LlmReply, LlmRequest } from "../llm/types.js";
 import { mixSeed } from "../rng.js";
-import { CARDS_DISTINCT } from "../../identify/cards.js";
+import { CARDS_DISTINCT } from "../../describe/cards.js";
 import type { AdviceContext, AdviceResult, Adviser, EpisodeQuery } from "./types.js";
 
 export interface LlmAdviserOptions {

@@ -1,7 +1,7 @@
 // The `rollout` adviser: a non-LLM reference. Critical states are where the value estimate drops most;
 // the suggested action is the first action that does best in short counterfactual rollouts from the
 // state's snapshot (the policy takes over after it); the reward is how much better it did, normalised.
-import { largestDrops } from "../../identify/drops.js";
+import { largestDrops } from "../../describe/drops.js";
 import { NDArray } from "../../protocol.js";
 import type { Episode } from "../episodes.js";
 import { mixSeed, rng } from "../rng.js";

@@ -2,8 +2,8 @@
 import type { SpaceInfo } from "../../bridge/ops.js";
 import type { Sidecar } from "../../bridge/sidecar.js";
 import type { EnvConfig } from "../../config.js";
-import type { Card } from "../../identify/cards.js";
-import type { Prompt } from "../../identify/prompts.js";
+import type { Card } from "../../describe/cards.js";
+import type { Prompt } from "../../describe/prompts.js";
 import type { Episode } from "../episodes.js";
 import type { Settings } from "../settings.js";
 
@@ -29,7 +29,7 @@ export interface AdviceContext {
 
 /** What an LLM adviser is asked about one episode, in either identification mode: `episode` (the paper's: the
  * whole episode as text, free step numbers and actions) or `candidates` (lettered cards and an action menu,
- * for small models; ts/identify/cards.ts). */
+ * for small models; ts/describe/cards.ts). */
 export interface EpisodeQuery {
   mode: IdentifyMode;
   prompt: Prompt;

@@ -18,7 +18,7 @@ import type {
 } from "node-llama-cpp";
 import { UltraError } from "../../errors.js";
 import { pythonPath } from "../../paths.js";
-import type { Prompt } from "../../identify/prompts.js";
+import type { Prompt } from "../../describe/prompts.js";
 import { rng } from "../rng.js";
 import type { LlmChoice, LlmClient, LlmDecoding, LlmReply, LlmRequest } from "./types.js";
 

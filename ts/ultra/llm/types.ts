@@ -1,6 +1,6 @@
 // The language-model side of the LLM advisers: one interface for the embedded local model, any
 // OpenAI-compatible endpoint, and the reply cache / exact replay that wraps them.
-import type { Prompt } from "../../identify/prompts.js";
+import type { Prompt } from "../../describe/prompts.js";
 
 /** What is sent: the rendered prompt, the JSON schema the reply must follow, and sampling parameters. */
 export interface LlmRequest {

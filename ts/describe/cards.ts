@@ -4,8 +4,8 @@
 // the letters shown and an action one of a menu of changes to the policy's own action: nothing is typed as a
 // step number or a float, which is what a 270M model gets wrong (docs/local-llm.md).
 import type { SpaceInfo } from "../bridge/ops.js";
-import { num, signed } from "../envs/format.js";
-import type { StateInterpreter } from "../envs/types.js";
+import { num, signed } from "./format.js";
+import type { StateInterpreter } from "./envs/types.js";
 import type { NDArray } from "../protocol.js";
 import { largestDrops } from "./drops.js";
 

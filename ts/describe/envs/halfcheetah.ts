@@ -2,7 +2,7 @@
 // obs = qpos[1:] (rootz, rooty, 6 joint angles) + qvel (9), unclipped; actions = 6 torques in [-1, 1].
 // Reward = forward velocity - 0.1 * |a|^2 and the episode never terminates early, so speed and staying
 // upright (a cheetah flipped onto its back rarely recovers) are what a state is worth.
-import { describeTorques, expectLength, listed, signed } from "./format.js";
+import { describeTorques, expectLength, listed, signed } from "../format.js";
 import type { StateInterpreter } from "./types.js";
 
 const N_OBS = 17;

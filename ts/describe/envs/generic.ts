@@ -1,6 +1,6 @@
 // The fallback for envs without an interpreter: names obs[i] and reports the numbers, so an adviser still
 // sees the trajectory (and the summary its rewards and values) without any claim about what they mean.
-import { num, signed } from "./format.js";
+import { num, signed } from "../format.js";
 import type { StateInterpreter } from "./types.js";
 
 const MAX_LISTED = 24; // beyond this (images, long vectors) list the first ones and summary statistics

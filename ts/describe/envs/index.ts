@@ -1,7 +1,7 @@
 // The state interpreters, by the name an env config gives (configs/envs/*.yaml `interpreter:`). An env without one
 // gets the generic interpreter (obs[i] by index).
-import { resolveEnv, type EnvConfig } from "../config.js";
-import { UltraError } from "../errors.js";
+import { resolveEnv, type EnvConfig } from "../../config.js";
+import { UltraError } from "../../errors.js";
 import { genericInterpreter } from "./generic.js";
 import { halfCheetah } from "./halfcheetah.js";
 import { hopper } from "./hopper.js";
@@ -21,7 +21,7 @@ export function interpreterOf(cfg: Pick<EnvConfig, "name" | "interpreter">): Sta
   const interp = INTERPRETERS.find((i) => i.name === cfg.interpreter);
   if (!interp)
     throw new UltraError(
-      `env ${cfg.name}: interpreter "${cfg.interpreter}" is not one of ${INTERPRETERS.map((i) => i.name).join(", ")} (ts/envs/index.ts); use null for the generic one`,
+      `env ${cfg.name}: interpreter "${cfg.interpreter}" is not one of ${INTERPRETERS.map((i) => i.name).join(", ")} (ts/describe/envs/index.ts); use null for the generic one`,
     );
   return interp.name === cfg.name ? interp : { ...interp, name: cfg.name };
 }

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { UltraError } from "../errors.js";
 import type { SpaceInfo } from "../bridge/ops.js";
 import { resolveEnv } from "../config.js";
-import { interpreterFor } from "../envs/index.js";
+import { interpreterFor } from "./envs/index.js";
 import { ROOT } from "../paths.js";
 
 export const PROMPTS_DIR = join(ROOT, "prompts");
@@ -87,7 +87,7 @@ export function actionSpaceText(space: SpaceInfo): string {
   return `a JSON list of ${dim} numbers`;
 }
 
-/** Candidates mode (ts/identify/cards.ts): the env's description, worked cases and the action menu first, the
+/** Candidates mode (ts/describe/cards.ts): the env's description, worked cases and the action menu first, the
  * same for every episode (a local model evaluates that prefix once), then the episode's overview and cards. */
 export function renderCandidatesPrompt(
   configName: string,

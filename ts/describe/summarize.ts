@@ -3,9 +3,9 @@
 // in full. The text always fits a character budget: the least informative segments lose detail first, and
 // no level of detail ever drops the step index of a listed value drop. Output is deterministic.
 import { UltraError } from "../errors.js";
-import { num, signed } from "../envs/format.js";
+import { num, signed } from "./format.js";
 import { largestDrops } from "./drops.js";
-import type { KeyFeature, StateInterpreter } from "../envs/types.js";
+import type { KeyFeature, StateInterpreter } from "./envs/types.js";
 
 /** An NDArray (ts/protocol.ts) or anything shaped like one: row-major data with a shape. */
 export interface ArrayWithShape {

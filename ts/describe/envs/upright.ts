@@ -2,7 +2,7 @@
 // k joint angles, then root x/z/angular velocity and k joint velocities, velocities clipped to [-10, 10].
 // Both terminate when the torso leaves a healthy height or angle range, so how close a state is to those
 // bounds is what makes it critical; each description states the margins.
-import { describeTorques, expectLength, listed, num, signed } from "./format.js";
+import { describeTorques, expectLength, listed, num, signed } from "../format.js";
 import type { StateInterpreter } from "./types.js";
 
 export interface UprightSpec {

@@ -2,7 +2,7 @@
 // target x, y, dq0, dq1, then (fingertip - target) x, y. v5 dropped the always-zero z component that v4 had
 // (11 dims, the layout of RICE's Reacher-v2 agent): both are read.
 // Reward = -|fingertip - target| - 0.1 |a|^2 over 50 steps, no early termination: the distance is the state's worth.
-import { describeTorques, expectLength, num, signed } from "./format.js";
+import { describeTorques, expectLength, num, signed } from "../format.js";
 import type { StateInterpreter } from "./types.js";
 
 const JOINTS = ["shoulder", "elbow"] as const; // joint0 (link to the fixed base), joint1 (between the links)

@@ -7,7 +7,7 @@
 // paddle centre ~ RAM[51] - 5.5 px and ball centre ~ RAM[54] - 12.5 px, so the ball is level with the paddle
 // centre when RAM[54] - RAM[51] = 7; the paddle is 16 px tall. The ball meets the player's paddle at x ~ 188
 // and rests at x 205 after the player misses, at x 52 after the opponent misses; y = 0 while it is not drawn.
-import { UltraError } from "../errors.js";
+import { UltraError } from "../../errors.js";
 import type { StateInterpreter } from "./types.js";
 
 export const RAM = { player_y: 51, opponent_y: 50, ball_x: 49, ball_y: 54, player_score: 14, opponent_score: 13 } as const;
