@@ -2,9 +2,11 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { OP_NAMES } from "../ts/bridge/ops.js";
+import type { z } from "zod";
+import { OP_ARGS, OP_NAMES } from "../ts/bridge/ops.js";
+import { ModulationTable, SHAPES } from "../ts/bridge/shapes.js";
 import { ROOT } from "../ts/paths.js";
-import { NDArray, SPEC, VERSION, pack, unpack, type DType } from "../ts/protocol.js";
+import { NDArray, SPEC, VERSION, checkArgs, pack, unpack, type DType } from "../ts/protocol.js";
 
 const VECTORS = JSON.parse(readFileSync(join(ROOT, "protocol", "vectors.json"), "utf8"));
 
@@ -86,5 +88,78 @@ describe("wire protocol", () => {
 
   it("every op in protocol.json has a typed entry and vice versa", () => {
     expect([...OP_NAMES].sort()).toEqual(Object.keys(SPEC.ops).sort());
+  });
+});
+
+const names = (o: object | undefined) => Object.keys(o ?? {}).sort();
+
+/** A zod object's keys as protocol.json lists a shape's: required (fields) and those that may be left out. */
+function keysOf(schema: z.ZodObject) {
+  const entries = Object.entries(schema.shape);
+  const optional = (s: z.ZodType) => s._zod.optin === "optional"; // what makes the inferred key `?`
+  return {
+    fields: entries
+      .filter(([, s]) => !optional(s))
+      .map(([k]) => k)
+      .sort(),
+    optional_fields: entries
+      .filter(([, s]) => optional(s))
+      .map(([k]) => k)
+      .sort(),
+  };
+}
+
+describe("one typed contract: protocol.json against the TS declarations", () => {
+  // OP_ARGS is checked against OpTable's types by the compiler (ts/bridge/ops.ts), so this ties OpTable to protocol.json
+  for (const op of OP_NAMES)
+    it(`${op}: OP_ARGS lists protocol.json's args and optional_args`, () => {
+      const spec = SPEC.ops[op];
+      expect({ args: [...OP_ARGS[op].args].sort(), optional_args: [...OP_ARGS[op].optional_args].sort() }).toEqual({
+        args: names(spec.args),
+        optional_args: names(spec.optional_args),
+      });
+    });
+
+  it("ts/bridge/shapes.ts declares each shape of protocol.json, and no other", () => {
+    expect(Object.keys(SHAPES).sort()).toEqual(
+      Object.keys(SPEC.shapes)
+        .filter((k) => !k.startsWith("$"))
+        .sort(),
+    );
+  });
+
+  for (const [name, schema] of Object.entries(SHAPES))
+    it(`shape ${name}: the zod schema's required and optional keys are protocol.json's`, () => {
+      const spec = SPEC.shapes[name];
+      expect(keysOf(schema)).toEqual({ fields: names(spec.fields), optional_fields: names(spec.optional_fields) });
+    });
+
+  it("the modulation schema accepts a table as identify builds it and refuses a key protocol.json does not list", () => {
+    const state = { obs: NDArray.float32([0, 0, 0, 0]), action: 1, reward: 0.5, snapshot: {} };
+    const table = {
+      ...{
+        variant: "RA",
+        radius: 0.1,
+        fire_on: "entry",
+        reset_prob: 0.25,
+        reward_scale: 1,
+        reward_unit: 2,
+        action_tolerance: 0.5,
+        seed: 0,
+      },
+      states: [state],
+    };
+    expect(ModulationTable.safeParse(table).success).toBe(true);
+    expect(ModulationTable.safeParse({ ...table, radious: 0.1 }).success).toBe(false);
+    expect(ModulationTable.safeParse({ ...table, states: [{ ...state, acton: 1 }] }).success).toBe(false);
+  });
+
+  it("checkArgs refuses, before sending, what the sidecar would: an unknown op, a missing or an unlisted argument", () => {
+    expect(() => checkArgs("model_learn", { model: "model:1", steps: 1, tb_log_name: "x", modulation: undefined })).not.toThrow();
+    expect(() => checkArgs("fly", {})).toThrow(/unknown op "fly"/);
+    expect(() => checkArgs("model_learn", { model: "model:1" })).toThrow(/missing argument\(s\) steps/);
+    expect(() => checkArgs("model_learn", { model: "model:1", steps: 1, modulaton: {} })).toThrow(
+      'op "model_learn" takes no argument(s) modulaton; protocol.json lists model, steps (optional: tb_log_name, modulation)',
+    );
   });
 });

@@ -1,6 +1,7 @@
 // model_learn with a progress bar (steps/s, ETA, recent episode return), returning the learning curve too.
 import type { LearnProgress } from "./bridge/ops.js";
-import type { Sidecar } from "./bridge/sidecar.js";
+import type { ModulationTable } from "./bridge/shapes.js";
+import type { SidecarClient } from "./bridge/client.js";
 import { progressBar } from "./progress.js";
 
 export interface CurvePoint {
@@ -10,11 +11,11 @@ export interface CurvePoint {
 
 /** `of`: when this call is one segment of a longer job, the job's steps done before it and its total. */
 export async function learn(
-  sc: Sidecar,
+  sc: SidecarClient,
   model: string,
   steps: number,
   phase: string,
-  extra: { tb_log_name?: string; modulation?: unknown; of?: { done: number; total: number } } = {},
+  extra: { tb_log_name?: string; modulation?: ModulationTable | null; of?: { done: number; total: number } } = {},
 ) {
   const done = extra.of?.done ?? 0;
   const bar = progressBar(phase, extra.of?.total ?? steps, "steps", done);

@@ -12,7 +12,7 @@ from stable_baselines3.common.preprocessing import is_image_space, is_image_spac
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecFrameStack, VecNormalize, VecTransposeImage
 
 from . import sparse
-from .protocol import ProtocolError, int_in
+from .protocol import ProtocolError, check_keys, int_in
 from .safe_load import load_vec_normalize_stats
 
 try:  # ALE registers its ids on import; Pong needs it, MuJoCo does not
@@ -55,12 +55,11 @@ def _wrapper_class(wrappers: list) -> Any:
 
 
 def make_env(spec: dict) -> VecEnv:
-    """spec: env_id, n_envs, seed, env_kwargs, wrappers, frame_stack, normalize (False or VecNormalize kwargs),
-    vec_normalize_path (stats to load), training (update normalisation stats), vec_env ("dummy", the default,
-    or "subproc": one process per sub-env; snapshots need dummy)."""
+    """spec: protocol.json's env_spec (its keys and what each means)."""
     env_id = spec.get("env_id") if isinstance(spec, dict) else None
     if not isinstance(env_id, str):
         raise ProtocolError("bad_args", "spec.env_id must be a Gymnasium id such as 'HalfCheetah-v5'")
+    check_keys(spec, "env_spec", "spec")
     try:
         gym.spec(env_id)
     except gym.error.Error as e:

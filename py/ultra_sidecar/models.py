@@ -67,7 +67,7 @@ def load_ppo(
     trust: bool = False,
     with_resume: bool = False,
 ) -> ModulatedPPO:
-    """train: {learning_rate, clip_range?, tensorboard_log?} to continue training the loaded model; without it
+    """train: protocol.json's train shape, to continue training the loaded model; without it
     the model is for inference (learning rate 0). seed: seeds torch, numpy and the env, so that rollouts
     (sampled actions included) replay exactly. trust: unpickle what the file pickled (code from the file runs);
     otherwise nothing is unpickled (model_objects.py). with_resume: continue exactly where the checkpoint's
@@ -86,7 +86,7 @@ def load_ppo(
     lr = float(train["learning_rate"]) if train else 0.0
     clip = (float(train["clip_range"]) if train.get("clip_range") is not None else None) if train else 0.0
     custom = model_objects.custom_objects(info["data"], venv, lr, clip, trust)
-    extra = {k: train[k] for k in ("tensorboard_log",) if train and train.get(k)}
+    extra = {"tensorboard_log": train["tensorboard_log"]} if train and train.get("tensorboard_log") else {}
     try:
         model = ModulatedPPO.load(path, env=venv, device=device, custom_objects=custom, **extra)
     except Exception as e:

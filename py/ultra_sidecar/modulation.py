@@ -33,12 +33,13 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
 from .envs import find_vec_normalize
-from .protocol import ProtocolError
+from .protocol import ProtocolError, check_keys, shape_fields
 from .rice import RICE_STATS, RND, RiceStarts
 from .snapshot import restore
 
 VARIANTS = ("A", "R", "RA", "reset", "rice")
-FIELDS = ("variant", "radius", "fire_on", "reset_prob", "reward_scale", "reward_unit", "action_tolerance", "seed", "states")
+# The table's layout is protocol.json's (shapes modulation, modulation_state, rice): FIELDS are its required keys.
+FIELDS, OPTIONAL_FIELDS = shape_fields("modulation")
 FIRE_ON = ("entry", "step")
 STATS = (
     "matched_steps",
@@ -91,9 +92,7 @@ class ModulationTable:
     raw reward units, converted as VecNormalize converts rewards (see the module docstring)."""
 
     def __init__(self, wire: dict, venv: VecEnv):
-        missing = [k for k in FIELDS if k not in wire] if isinstance(wire, dict) else list(FIELDS)
-        if missing:
-            raise _bad(missing[0], f"is missing; a modulation table is a map with {', '.join(FIELDS)}")
+        check_keys(wire, "modulation", "modulation")
         if wire["variant"] not in VARIANTS:
             raise _bad("variant", f"must be one of {', '.join(VARIANTS)}, got {wire['variant']!r}")
         if not isinstance(wire["seed"], int) or isinstance(wire["seed"], bool):
@@ -130,8 +129,7 @@ class ModulationTable:
         obs, actions, has_action, rewards, self.snapshots = [], [], [], [], []
         for i, s in enumerate(wire["states"]):
             where = f"states[{i}]"
-            if not isinstance(s, dict) or "obs" not in s:
-                raise _bad(where, "must be a map with obs (and action, reward, snapshot)")
+            check_keys(s, "modulation_state", f"modulation.{where}")
             o = np.asarray(s["obs"])
             if o.shape != obs_space.shape or not np.issubdtype(o.dtype, np.number):
                 raise _bad(
@@ -177,11 +175,12 @@ class ModulationTable:
         self.active = len(self) > 0 or self.rice is not None
 
     def _rice(self, rice, venv: VecEnv) -> None:
-        if not isinstance(rice, dict) or not {"mask", "env", "rnd_coef"} <= rice.keys():
+        if not isinstance(rice, dict):
             raise _bad(
                 "rice",
                 "must be a map with mask (a mask net zip; None with critical: random), env (the training env's spec) and rnd_coef (λ)",
             )
+        check_keys(rice, "rice", "modulation.rice")
         if len(self):
             raise _bad("states", "must be empty for the rice variant: its starting states come from the mask net")
         rnd_coef = _number(rice["rnd_coef"], "rice.rnd_coef", 0.0)

@@ -114,6 +114,8 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
 
     def model_load(args, emit):
         venv = env_of(args)
+        if args.get("train") is not None:
+            protocol.check_keys(args["train"], "train", "train")
         model = models.load_ppo(
             args["path"],
             venv,

@@ -15,6 +15,7 @@ SPEC: dict[str, Any] = json.loads(SPEC_PATH.read_text())
 VERSION: int = SPEC["version"]
 READY_LINE: str = SPEC["ready_line"]
 OPS: dict[str, dict] = SPEC["ops"]
+SHAPES: dict[str, dict] = {k: v for k, v in SPEC["shapes"].items() if not k.startswith("$")}
 ERROR_CODES: frozenset[str] = frozenset(SPEC["errors"])
 ND_EXT: int = SPEC["ndarray"]["ext_type"]
 OOB_FLAG: int = SPEC["ndarray"]["out_of_band_flag"]
@@ -40,6 +41,31 @@ def int_in(value: Any, name: str, low: int, high: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise ProtocolError("bad_args", f"{name} must be an int in {low}..{high}, got {value!r}")
     return value
+
+
+def shape_fields(shape: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A shape's required and optional keys, as protocol.json lists them."""
+    spec = SHAPES[shape]
+    return tuple(spec["fields"]), tuple(spec.get("optional_fields", {}))
+
+
+def _listing(required: tuple, optional: tuple) -> str:
+    return f"{', '.join(required) or 'none'} (optional: {', '.join(optional) or 'none'})"
+
+
+def check_keys(value: Any, shape: str, where: str) -> None:
+    """Refuse (bad_args) a map that is not one, lacks a key protocol.json's shape requires or has a key it does not
+    list: a misspelt optional key would otherwise be ignored silently."""
+    required, optional = shape_fields(shape)
+    lists = f"protocol.json's {shape} lists {_listing(required, optional)}"
+    if not isinstance(value, dict):
+        raise ProtocolError("bad_args", f"{where} must be a map; {lists}")
+    unknown = [k for k in value if k not in required and k not in optional]
+    if unknown:
+        raise ProtocolError("bad_args", f"{where} has unknown key(s) {', '.join(map(repr, unknown))}; {lists}")
+    missing = [k for k in required if k not in value]
+    if missing:
+        raise ProtocolError("bad_args", f"{where} is missing {', '.join(missing)}; {lists}")
 
 
 def _header(code: int, shape: tuple) -> bytes:
@@ -134,9 +160,17 @@ def parse_request(frames: list) -> tuple[int, str, dict]:
         )
     if op not in OPS:
         raise ProtocolError("unknown_op", f"unknown op {op!r}; known ops: {', '.join(sorted(OPS))}")
-    missing = [k for k in OPS[op]["args"] if k not in args]
+    required, optional = tuple(OPS[op]["args"]), tuple(OPS[op].get("optional_args", {}))
+    missing = [k for k in required if k not in args]
     if missing:
         raise ProtocolError("bad_args", f"op {op!r} is missing argument(s): {', '.join(missing)}")
+    unknown = [k for k in args if k not in required and k not in optional]
+    if unknown:  # a misspelt optional argument would otherwise be ignored silently
+        raise ProtocolError(
+            "bad_args",
+            f"op {op!r} takes no argument(s) {', '.join(map(repr, unknown))}; protocol.json lists "
+            f"{_listing(required, optional)}",
+        )
     return rid, op, args
 
 

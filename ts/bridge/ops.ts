@@ -1,5 +1,10 @@
-// Typed requests and replies of each op in protocol/protocol.json (test/protocol.test.ts checks the names match).
+// Typed requests and replies of each op in protocol/protocol.json: OP_ARGS lists each op's argument names at run time,
+// the compiler checks them against OpTable and test/protocol.test.ts against protocol.json. The maps with a fixed
+// layout are zod schemas in shapes.ts.
 import type { NDArray } from "../protocol.js";
+import type { EnvSpec, ModulationTable, Snapshot, TrainOverrides } from "./shapes.js";
+
+export type { EnvSpec, Snapshot, TrainOverrides } from "./shapes.js";
 
 export interface SpaceInfo {
   type: "Box" | "Discrete" | string;
@@ -10,23 +15,6 @@ export interface SpaceInfo {
   high?: number[];
 }
 
-/** How the sidecar builds a VecEnv (RL-Zoo layout). */
-export interface EnvSpec {
-  env_id: string;
-  n_envs?: number;
-  seed?: number;
-  env_kwargs?: Record<string, unknown>;
-  wrappers?: (string | Record<string, Record<string, unknown>>)[];
-  frame_stack?: number | null;
-  normalize?: false | Record<string, unknown>;
-  vec_normalize_path?: string | null;
-  /** Update normalisation statistics (true while training). */
-  training?: boolean;
-  trust_model?: boolean;
-  /** one process per sub-env ("subproc") or all in this one ("dummy", the default; snapshots need it) */
-  vec_env?: "dummy" | "subproc";
-}
-
 export interface HelloResult {
   protocol: number;
   pid: number;
@@ -35,13 +23,6 @@ export interface HelloResult {
   cuda_device: string | null;
   device: string;
   torch_threads: number;
-}
-
-/** Hyperparameters for continuing to train a loaded model (a loaded model otherwise has lr 0). */
-export interface TrainOverrides {
-  learning_rate: number;
-  clip_range?: number;
-  tensorboard_log?: string;
 }
 
 /** Counters of the modulation applied during a learn call. */
@@ -98,8 +79,6 @@ export interface TrajectoryChunk {
   snapshots: Snapshot[];
 }
 
-export type Snapshot = Record<string, unknown>;
-
 export interface EpisodeSummary {
   episode: number;
   env_index: number;
@@ -138,7 +117,10 @@ interface OpTable {
   ];
   /** resume: also write resume.msgpack (env states, RNGs, last observation) for an exact resume */
   model_save: [{ model: string; path: string; resume?: boolean }, { files: string[] }];
-  model_learn: [{ model: string; steps: number; tb_log_name?: string; modulation?: unknown }, LearnProgress & { seconds: number }];
+  model_learn: [
+    { model: string; steps: number; tb_log_name?: string; modulation?: ModulationTable | null },
+    LearnProgress & { seconds: number },
+  ];
   model_predict: [{ model: string; obs: NDArray; deterministic?: boolean }, { actions: NDArray; values: NDArray<Float32Array> }];
   model_evaluate: [
     { model: string; env: string; episodes: number; deterministic?: boolean },
@@ -243,3 +225,54 @@ export const OP_NAMES = [
   "actor_start",
   "actor_kill",
 ] as const satisfies readonly OpName[];
+
+// An op's argument names as OpTable types them: required, optional (an index signature, as in ping's, names none).
+type Named<T> = keyof { [K in keyof T as string extends K ? never : K]: 0 };
+type RequiredArg<T> = { [K in Named<T>]-?: object extends Pick<T, K> ? never : K }[Named<T>];
+type OptionalArg<T> = Exclude<Named<T>, RequiredArg<T>>;
+
+/** Each op's argument names at run time, as protocol.json's args and optional_args (test/protocol.test.ts compares
+ * them); `satisfies` lets through only names OpTable types so (required or optional), ArgsUnlisted any it omits. */
+export const OP_ARGS = {
+  hello: { args: ["client_version"], optional_args: [] },
+  ping: { args: [], optional_args: [] },
+  shutdown: { args: [], optional_args: [] },
+  echo: { args: ["payload"], optional_args: [] },
+  blob: { args: ["nbytes"], optional_args: [] },
+  env_make: { args: ["spec"], optional_args: [] },
+  env_reset: { args: ["env"], optional_args: [] },
+  env_step: { args: ["env", "actions"], optional_args: [] },
+  env_snapshot: { args: ["env", "index"], optional_args: [] },
+  env_restore: { args: ["env", "index", "snapshot"], optional_args: [] },
+  model_new: { args: ["env", "ppo"], optional_args: [] },
+  model_load: { args: ["path", "env"], optional_args: ["device", "train", "seed", "trust_model", "resume"] },
+  model_save: { args: ["model", "path"], optional_args: ["resume"] },
+  model_learn: { args: ["model", "steps"], optional_args: ["tb_log_name", "modulation"] },
+  model_predict: { args: ["model", "obs"], optional_args: ["deterministic"] },
+  model_evaluate: { args: ["model", "env", "episodes"], optional_args: ["deterministic"] },
+  collect: { args: ["model", "env", "episodes"], optional_args: ["deterministic", "snapshot_every", "chunk_steps"] },
+  counterfactual: { args: ["model", "env", "snapshot", "candidates", "horizon", "gamma"], optional_args: ["deterministic"] },
+  paired_returns: { args: ["model", "env", "snapshot", "action", "pairs", "horizon", "seed"], optional_args: [] },
+  segment_returns: { args: ["model", "env", "snapshot", "actions", "horizon"], optional_args: [] },
+  obs_distances: { args: ["env", "obs", "keys"], optional_args: [] },
+  mask_load: { args: ["path", "env"], optional_args: ["trust_model"] },
+  mask_importance: { args: ["mask", "obs"], optional_args: ["trust_model"] },
+  mask_train: { args: ["model", "env", "steps", "alpha", "seed"], optional_args: ["path", "ppo"] },
+  plot_curves: { args: ["curves", "path", "title"], optional_args: ["band_scale"] },
+  plot_bars: { args: ["bars", "path", "title", "ylabel"], optional_args: [] },
+  close: { args: ["handle"], optional_args: [] },
+  bench_learn: { args: ["spec", "ppo", "steps", "impl", "threads"], optional_args: ["table_states", "table_radius", "params", "trace"] },
+  ray_init: { args: ["address"], optional_args: ["num_cpus"] },
+  actor_start: { args: ["name", "curve", "shared_dir"], optional_args: ["cpus", "gpus", "torch_threads"] },
+  actor_kill: { args: ["name"], optional_args: [] },
+} as const satisfies {
+  [K in OpName]: { args: readonly RequiredArg<OpArgs<K>>[]; optional_args: readonly OptionalArg<OpArgs<K>>[] };
+};
+
+/** OpTable's argument names that OP_ARGS leaves out, as "op.name" (never: none; otherwise the line below fails). */
+type ArgsUnlisted = {
+  [K in OpName]:
+    | `${K}.${Exclude<RequiredArg<OpArgs<K>>, (typeof OP_ARGS)[K]["args"][number]> & string}`
+    | `${K}.${Exclude<OptionalArg<OpArgs<K>>, (typeof OP_ARGS)[K]["optional_args"][number]> & string}`;
+}[OpName];
+const opArgsComplete: [ArgsUnlisted] extends [never] ? true : ArgsUnlisted = true;

@@ -27,6 +27,11 @@ export const CardChoice = z.object({
 });
 export type CardChoice = z.infer<typeof CardChoice>;
 
+// The one definition of a critical state; the adviser's form (CriticalStateAdvice) and the parse of a proposal
+// (Advice) derive from it. Kept apart, as they mean other things: a modulation table's entry (ts/bridge/shapes.ts:
+// the wire form, observation and snapshot instead of episode and step), the JSON schemas of an LLM's reply
+// (ts/ultra/llm/schema.ts, keys checked against CriticalStateAdvice; ts/describe/cards.ts, cards and menu changes
+// that adviceFromCards turns into advice).
 export const CriticalState = z.object({
   episode: z.number().int().nonnegative(),
   step: z.number().int().nonnegative(),
@@ -40,6 +45,10 @@ export const CriticalState = z.object({
   card: CardChoice.optional(),
 });
 export type CriticalState = z.infer<typeof CriticalState>;
+
+/** One critical state as an adviser names it (unvalidated until identify checks it). */
+export const CriticalStateAdvice = CriticalState.pick({ step: true, reason: true, action: true, reward: true });
+export type CriticalStateAdvice = z.infer<typeof CriticalStateAdvice>;
 
 export const AdviceCounts = z.object({
   proposed: z.number().int(),
@@ -111,12 +120,14 @@ export type CriticalStatesFile = z.infer<typeof CriticalStatesFile>;
 
 export const emptyCounts = (): AdviceCounts => ({ proposed: 0, valid: 0, clipped: 0, rejected: 0, rejections: {}, unverified: 0 });
 
-const Advice = z.object({
+// A proposal as parsed before validateAdvice checks it: CriticalStateAdvice's fields and the card, with defaults for
+// what a reply may leave out; step and action looser than a CriticalState's, so that a step outside the episode or
+// an action outside the space is rejected and counted by its reason rather than as unparseable.
+const Advice = CriticalState.pick({ card: true }).extend({
   step: z.number().int(),
-  reason: z.string().default(""),
+  reason: CriticalState.shape.reason.default(""),
   action: z.union([z.array(z.number()), z.number(), z.null()]).default(null),
-  reward: z.number().refine(Number.isFinite, "reward must be finite").default(0),
-  card: CardChoice.optional(),
+  reward: CriticalState.shape.reward.refine(Number.isFinite, "reward must be finite").default(0),
 });
 
 /** Check each proposal against the episode and the action space. Out-of-range continuous actions are

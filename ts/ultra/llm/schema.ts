@@ -2,6 +2,7 @@
 // structured outputs accept (every property required, no additional properties); what it cannot say
 // (per-dimension ranges) identify's validateAdvice still checks.
 import type { SpaceInfo } from "../../bridge/ops.js";
+import type { CriticalStateAdvice } from "../critical.js";
 
 function actionSchema(space: SpaceInfo): Record<string, unknown> {
   if (space.type === "Discrete") return { type: "integer", minimum: 0, maximum: space.n! - 1 };
@@ -13,18 +14,15 @@ function actionSchema(space: SpaceInfo): Record<string, unknown> {
 }
 
 export function replySchema(space: SpaceInfo, maxStates: number): Record<string, unknown> {
-  const state = {
-    type: "object",
-    properties: {
-      step: { type: "integer", minimum: 0 },
-      reason: { type: "string" },
-      // null: no better action, only a reward (e.g. a state to learn not to reach)
-      action: { anyOf: [actionSchema(space), { type: "null" }] },
-      reward: { type: "number", minimum: -1, maximum: 1 },
-    },
-    required: ["step", "reason", "action", "reward"],
-    additionalProperties: false,
-  };
+  // an entry is a CriticalStateAdvice, every key required (what strict structured outputs need)
+  const properties = {
+    step: { type: "integer", minimum: 0 },
+    reason: { type: "string" },
+    // null: no better action, only a reward (e.g. a state to learn not to reach)
+    action: { anyOf: [actionSchema(space), { type: "null" }] },
+    reward: { type: "number", minimum: -1, maximum: 1 },
+  } satisfies Record<keyof CriticalStateAdvice, object>;
+  const state = { type: "object", properties, required: Object.keys(properties), additionalProperties: false };
   return {
     type: "object",
     properties: { critical_states: { type: "array", items: state, maxItems: maxStates } },
