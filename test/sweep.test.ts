@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { curveKeyPair } from "zeromq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SidecarDiedError } from "../ts/bridge/errors.js";
-import { Sidecar } from "../ts/bridge/sidecar.js";
+import { RemoteSidecar } from "../ts/bridge/remote.js";
 import { RayCluster } from "../ts/sweep/cluster.js";
 import { resolveSweep, trialsOf } from "../ts/sweep/spec.js";
 import { processExists, readJson, ULTRA, ultraWith, waitFor } from "./helpers.js";
@@ -122,7 +122,7 @@ describe("the sweep grid", () => {
 
 describe("sidecar actors on Ray, CURVE", () => {
   let cluster: RayCluster;
-  let sc: Sidecar;
+  let sc: RemoteSidecar;
   let endpoint: string;
   beforeAll(async () => {
     cluster = await RayCluster.start("local", { heartbeatS: 0 });
@@ -162,10 +162,10 @@ describe("sidecar actors on Ray, CURVE", () => {
   it("refuses a client with the wrong client key, the wrong server key, or no CURVE at all", async () => {
     const good = cluster.clientCurve;
     const other = curveKeyPair();
-    await expect(Sidecar.connect(endpoint, { ...good, publicKey: other.publicKey, secretKey: other.secretKey })).rejects.toThrow(
+    await expect(RemoteSidecar.connect(endpoint, { ...good, publicKey: other.publicKey, secretKey: other.secretKey })).rejects.toThrow(
       /refused our CURVE client key/,
     );
-    await expect(Sidecar.connect(endpoint, { ...good, serverPublic: other.publicKey })).rejects.toThrow(SidecarDiedError);
+    await expect(RemoteSidecar.connect(endpoint, { ...good, serverPublic: other.publicKey })).rejects.toThrow(SidecarDiedError);
     // a plain DEALER (no keys): the handshake never completes, so no request is ever answered
     const { Dealer } = await import("zeromq");
     const plain = new Dealer({ linger: 0, receiveTimeout: 2000 });

@@ -2,7 +2,8 @@
 // per trial as a Ray actor. Actors listen on TCP with CURVE only: the server key pair and our client key pair
 // are made here for this sweep, the server key is pinned on our side, and an actor admits only our client key.
 import { curveKeyPair } from "zeromq";
-import { Sidecar, type ClientCurve, type SidecarOptions } from "../bridge/sidecar.js";
+import { RemoteSidecar, type ClientCurve } from "../bridge/remote.js";
+import { Sidecar, type SidecarOptions } from "../bridge/sidecar.js";
 import type { CurveKeys, OpResult } from "../bridge/ops.js";
 
 export type ClusterInfo = OpResult<"ray_init">;
@@ -41,7 +42,11 @@ export class RayCluster {
   }
 
   /** A sidecar actor named `name` (unique in the sweep), connected. `sharedDir` must be writable on its node. */
-  async sidecar(name: string, sharedDir: string, resources: { cpus: number; gpus: number }): Promise<{ sc: Sidecar; place: ActorPlace }> {
+  async sidecar(
+    name: string,
+    sharedDir: string,
+    resources: { cpus: number; gpus: number },
+  ): Promise<{ sc: RemoteSidecar; place: ActorPlace }> {
     const place = await this.host.call("actor_start", {
       name,
       curve: this.actorKeys,
@@ -51,7 +56,7 @@ export class RayCluster {
       torch_threads: this.opts.torchThreads ?? 1,
     });
     try {
-      return { sc: await Sidecar.connect(place.endpoint, this.clientCurve, this.opts), place };
+      return { sc: await RemoteSidecar.connect(place.endpoint, this.clientCurve, this.opts), place };
     } catch (e) {
       await this.kill(name);
       throw e;

@@ -1,7 +1,7 @@
 // The sweep report: per env, every arm's final return over seeds (mean ± std, 95% CI) and its difference to
 // continue PPO paired by seed, learning curves with 95% CI bands, and the adviser's statistics; then every
 // trial's status. Also summary.json for scripts.
-import type { Sidecar } from "../bridge/sidecar.js";
+import type { SidecarClient } from "../bridge/client.js";
 import { resolveEnv, type EnvConfig } from "../config.js";
 import { CriticalStatesFile } from "../ultra/critical.js";
 import {
@@ -197,7 +197,7 @@ export function referenceLines(ref: EnvConfig["reference"]): string[] {
   ];
 }
 
-export async function sweepReport(sweep: Sweep, sc: Sidecar): Promise<{ report: string; summary: unknown }> {
+export async function sweepReport(sweep: Sweep, sc: SidecarClient): Promise<{ report: string; summary: unknown }> {
   const { spec, trials } = sweep.state;
   const lines = [
     `# ULTRA sweep — ${spec.envs.length} envs × ${spec.variants.length} variants × ${spec.seeds.length} seeds`,

@@ -1,7 +1,7 @@
 // Env steps per arm. Identification (episodes shown to the adviser, its rollouts, verification) costs env steps
 // that only the arms using its states benefit from; `improve.budget: env_steps` gives the others as many more
 // improve steps, so that every arm's total is the same.
-import type { Sidecar } from "../bridge/sidecar.js";
+import type { SidecarClient } from "../bridge/client.js";
 import type { EnvSteps } from "./critical.js";
 
 export type Budget = "updates" | "env_steps";
@@ -41,11 +41,11 @@ export function armBudgets(
 }
 
 /** `sc` whose replies carrying `env_steps` (counterfactual, paired_returns) are added to `steps[key]`. */
-export function countingSidecar(sc: Sidecar, steps: EnvSteps, key: keyof EnvSteps): Sidecar {
+export function countingSidecar(sc: SidecarClient, steps: EnvSteps, key: keyof EnvSteps): SidecarClient {
   return new Proxy(sc, {
     get(target, prop) {
       if (prop === "call")
-        return async (...args: Parameters<Sidecar["call"]>) => {
+        return async (...args: Parameters<SidecarClient["call"]>) => {
           const res: unknown = await target.call(...args);
           const n = (res as { env_steps?: unknown } | null)?.env_steps;
           if (typeof n === "number") steps[key] += n;

@@ -1,7 +1,7 @@
 // What every phase works with: the run dir, the env config, the resolved settings, a live sidecar.
 import { existsSync } from "node:fs";
 import type { EnvSpec } from "../bridge/ops.js";
-import type { Sidecar } from "../bridge/sidecar.js";
+import type { SidecarClient } from "../bridge/client.js";
 import { envSpec, type EnvConfig } from "../config.js";
 import type { RunDir } from "./rundir.js";
 import type { Settings } from "./settings.js";
@@ -11,7 +11,7 @@ export interface RunContext {
   cfg: EnvConfig;
   settings: Settings;
   seed: number;
-  sc: Sidecar;
+  sc: SidecarClient;
   /** an LLM reply cache shared with other runs (a sweep's), besides the run's own */
   llmCache?: string;
 }

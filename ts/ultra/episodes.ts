@@ -1,6 +1,6 @@
 // Trajectories of the base policy, assembled from the sidecar's streamed chunks and stored in trajectories/.
 import type { Snapshot, TrajectoryChunk } from "../bridge/ops.js";
-import type { Sidecar } from "../bridge/sidecar.js";
+import type { SidecarClient } from "../bridge/client.js";
 import { NDArray, type TypedArray } from "../protocol.js";
 
 export interface Episode {
@@ -59,7 +59,7 @@ export function assemble(chunks: TrajectoryChunk[]): Episode {
 
 /** Roll out `episodes` episodes with a snapshot at every step. */
 export async function collectEpisodes(
-  sc: Sidecar,
+  sc: SidecarClient,
   args: { model: string; env: string; episodes: number; deterministic: boolean },
 ): Promise<Episode[]> {
   const chunks = new Map<number, TrajectoryChunk[]>();

@@ -1,47 +1,19 @@
 // The modulation table sent to the sidecar for the improvement phase, for ULTRA and for the baselines.
-import type { EnvSpec, Snapshot } from "../bridge/ops.js";
-import type { Sidecar } from "../bridge/sidecar.js";
+import type { Snapshot } from "../bridge/ops.js";
+import type { ModulationTable, RiceTable, TableVariant } from "../bridge/shapes.js";
+import type { SidecarClient } from "../bridge/client.js";
 import { NDArray } from "../protocol.js";
 import type { CriticalState, RewardUnit } from "./critical.js";
 import { concat, type Episode } from "./episodes.js";
 import { mixSeed, rng } from "./rng.js";
 import type { Settings } from "./settings.js";
 
-export type TableVariant = "A" | "R" | "RA" | "reset" | "rice";
+// The table's layout is protocol.json's, declared once as zod schemas in ts/bridge/shapes.ts.
+export type { ModulationState, ModulationTable, RiceTable, TableVariant } from "../bridge/shapes.js";
 
 /** Observation and snapshot of every state a table may name, kept from the trajectories (identify/states.msgpack). */
 export type StateStore = Record<string, { obs: NDArray; snapshot: Snapshot }>;
 export const stateKey = (episode: number, step: number) => `${episode}:${step}`;
-
-export interface ModulationTable {
-  variant: TableVariant;
-  radius: number;
-  /** entry: once per visit of an entry's radius; step: every step inside it */
-  fire_on: "entry" | "step";
-  reset_prob: number;
-  reward_scale: number;
-  /** raw reward of one typical step of the base policy: an entry's reward 1.0 adds reward_scale × this (the sidecar
-   * converts it as VecNormalize converts rewards) */
-  reward_unit: number;
-  /** R, RA: a Box suggestion pays × max(0, 1 − d/action_tolerance), d the taken action's RMS distance in half-ranges */
-  action_tolerance: number;
-  seed: number;
-  states: { obs: NDArray; action: NDArray | number | null; reward: number; snapshot: Snapshot }[];
-  /** variant rice only: RICE's own critical states (mask net) and RND bonus, in the sidecar (rice.py) */
-  rice?: RiceTable;
-}
-
-export interface RiceTable {
-  /** a mask net zip for the agent being refined (null with critical: random) */
-  mask: string | null;
-  /** mask: the mask net's most important state of the fresh rollout (RICE); random: a uniformly random one (RICE's ablation) */
-  critical?: "mask" | "random";
-  /** the training env's spec: RICE's rollouts of the current agent run in a copy of it */
-  env: EnvSpec;
-  /** λ of the normalised RND bonus (0: none) */
-  rnd_coef: number;
-  trust_model?: boolean;
-}
 
 /** The rice arm's table: no states (the mask net finds them), p = modulation.reset_prob, RICE's RND. */
 export function riceTable(s: Settings, seed: number, rice: RiceTable): ModulationTable {
@@ -130,7 +102,7 @@ export function randomStates(count: number, ep: Episode, seed: number): Critical
  * time would match trivially), and the `fraction` quantile of those. So every table fires on about the same share
  * of the policy's ordinary states, whichever states it names. `episodeObs(i)`: episode i's raw observations. */
 export async function calibrateRadius(
-  sc: Sidecar,
+  sc: SidecarClient,
   env: string,
   states: CriticalState[],
   store: StateStore,

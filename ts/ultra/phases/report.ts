@@ -1,6 +1,6 @@
 // Phase 5, report: report.md (per-arm returns, adviser counts, the critical states of each episode) and
 // curves.png (learning curves of every arm, drawn by matplotlib in the sidecar).
-import type { Sidecar } from "../../bridge/sidecar.js";
+import type { SidecarClient } from "../../bridge/client.js";
 import { fmt } from "../../progress.js";
 import { CriticalStatesFile, type EnvSteps } from "../critical.js";
 import type { RunDir, RunRecord } from "../rundir.js";
@@ -41,7 +41,7 @@ function llmUsage(rec: RunRecord): string[] {
   ];
 }
 
-export async function report(run: RunDir, sc: Sidecar): Promise<string> {
+export async function report(run: RunDir, sc: SidecarClient): Promise<string> {
   const rec: RunRecord = run.record;
   const ev = run.readJson<EvalFile>("eval.json");
   const crit = run.readChecked("critical_states.json", CriticalStatesFile);
