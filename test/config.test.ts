@@ -3,9 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Sidecar } from "../ts/bridge/sidecar.js";
-import { envSpec, loadConfigs, resolveEnv } from "../ts/config.js";
-import { INTERPRETERS, interpreterOf } from "../ts/describe/envs/index.js";
-import { PROMPTS_DIR } from "../ts/describe/prompts.js";
+import { envFileOf, envSpec, loadConfigs, resolveEnv, runEnv } from "../ts/config.js";
+import { INTERPRETERS, interpreterFor, interpreterOf, loadInterpreter } from "../ts/describe/envs/index.js";
+import { PROMPTS_DIR, renderPrompt } from "../ts/describe/prompts.js";
+import { ROOT } from "../ts/paths.js";
 import { contextFor } from "../ts/ultra/run.js";
 import { RunDir, type RunRecord } from "../ts/ultra/rundir.js";
 import { resolveSettings } from "../ts/ultra/settings.js";
@@ -80,6 +81,65 @@ describe("env configs", () => {
     const dir = mkdtempSync(join(tmpdir(), "ultra-cfg-"));
     writeFileSync(join(dir, "bad.yaml"), "name: Bad\nenv_id: Bad-v0\nn_timesteps: 10\nppo: { policy: MlpPolicy, learning_rate: fast }\n");
     expect(() => loadConfigs(dir)).toThrow(/bad\.yaml is invalid[\s\S]*learning_rate/);
+  });
+});
+
+describe("env config files of your own (--env PATH.yaml, examples/new-env/)", () => {
+  const dir = join(ROOT, "examples", "new-env");
+  const example = join(dir, "pendulum.yaml");
+
+  it("resolve prompt and interpreter beside the file; then the env resolves by name and id, its module once loaded", async () => {
+    const cfg = resolveEnv(example);
+    expect(cfg).toMatchObject({
+      name: "Pendulum",
+      env_id: "Pendulum-v1",
+      prompt: join(dir, "pendulum.md"),
+      interpreter: `module:${join(dir, "interpreter.mjs")}`,
+      normalize: { gamma: 0.9 },
+      ppo: { policy: "MlpPolicy", gamma: 0.9, n_steps: 1024 },
+    });
+    for (const name of ["pendulum", "Pendulum-v1", example]) expect(resolveEnv(name)).toBe(cfg);
+    expect(envFileOf(cfg)).toBe(example);
+    expect(envFileOf(resolveEnv("Hopper"))).toBeUndefined();
+    expect(runEnv({ env_id: "Pendulum-v1", env_config: example })).toBe(cfg);
+    expect(() => interpreterOf(cfg)).toThrow(/interpreter module .*interpreter\.mjs is not loaded yet/);
+    const interp = await loadInterpreter(cfg);
+    expect(interp.name).toBe("Pendulum");
+    expect(interpreterFor("Pendulum")).toBe(interp);
+    expect(interp.describe([Math.cos(0.5), Math.sin(0.5), -1])).toBe(
+      "pendulum 29° from upright (tilted counter-clockwise), tip +0.88 m above the pivot; angular velocity -1.00 rad/s, swinging toward upright",
+    );
+    const prompt = renderPrompt("Pendulum", { episode: "EPISODE", maxCriticalStates: 2, actionSpace: "a JSON list of 1 numbers" });
+    expect(prompt.user).toContain("# The task: Pendulum (Gymnasium Pendulum-v1, swing-up)");
+    expect(prompt.user).toContain("1 torque in [-2, 2] N·m at the pivot");
+  });
+
+  it("extend a configured env; a taken name, a missing file or a bad field is an error naming the file", () => {
+    const tmp = mkdtempSync(join(tmpdir(), "ultra-envfile-"));
+    const file = (name: string, text: string) => (writeFileSync(join(tmp, name), text), join(tmp, name));
+    const mine = file("mine.yaml", "extends: Hopper\nname: MyHopper\nenv_kwargs: { terminate_when_unhealthy: false }\n");
+    expect(resolveEnv(mine)).toMatchObject({
+      name: "MyHopper",
+      env_id: "Hopper-v5",
+      interpreter: "Hopper",
+      prompt: "hopper.md",
+      ppo: resolveEnv("Hopper").ppo,
+      env_kwargs: { terminate_when_unhealthy: false },
+    });
+    expect(resolveEnv("Hopper").name).toBe("Hopper"); // the configured env keeps its name and id
+    const minimal = "env_id: Hopper-v5\nn_timesteps: 10\nppo: { policy: MlpPolicy }\n";
+    expect(() => resolveEnv(file("taken.yaml", `name: hopper\n${minimal}`))).toThrow(
+      /the name "hopper" \(or an alias\) is taken by configs\/envs \(Hopper\)/,
+    );
+    expect(() => resolveEnv(file("again.yaml", `name: MyHopper\n${minimal}`))).toThrow(`is taken by ${mine}`);
+    expect(() => resolveEnv(join(tmp, "none.yml"))).toThrow(/env config .*none\.yml does not exist: --env takes a configured env/);
+    expect(() => resolveEnv(file("bad.yaml", "name: Bad\nenv_id: Bad-v0\nn_timesteps: ten\nppo: { policy: MlpPolicy }\n"))).toThrow(
+      /bad\.yaml is invalid[\s\S]*n_timesteps/,
+    );
+    expect(() => resolveEnv(file("nomod.yaml", `name: NoMod\ninterpreter: module:gone.mjs\n${minimal}`))).toThrow(
+      `env config ${join(tmp, "nomod.yaml")}: interpreter: gone.mjs is not a file (${join(tmp, "gone.mjs")})`,
+    );
+    expect(() => resolveEnv(file("orphan.yaml", `extends: Cheetahh\nname: Orphan\n`))).toThrow(/extends unknown config "Cheetahh"/);
   });
 });
 

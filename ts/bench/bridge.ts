@@ -8,10 +8,11 @@ import { createInterface } from "node:readline";
 import { pack, unpack } from "msgpackr";
 import { Dealer } from "zeromq";
 import { ROOT, pythonPath } from "../paths.js";
-import { progressBar } from "../progress.js";
+import { fmt, log, progressBar } from "../progress.js";
+import { defineCommand, printJson } from "../commands/common.js";
 import { NDArray } from "../protocol.js";
 import type { Sidecar } from "../bridge/sidecar.js";
-import { startedSidecar } from "./common.js";
+import { startedSidecar, writeResult } from "./common.js";
 
 /** The floor measured on these machines earlier (shared/sb3-reference.md); each run measures its own too. */
 export const REFERENCE_FLOOR = { round_trip_us: 200, throughput_mb_s: 1500 };
@@ -145,3 +146,24 @@ export async function benchBridge(o: BridgeOptions): Promise<BridgeResult[]> {
   }
   return out;
 }
+
+export const bridgeBench = defineCommand(
+  "bridge",
+  "round-trip p50/p99 and MB/s for a large chunk, over ipc and tcp, beside a bare pyzmq/msgpack floor",
+  (b) =>
+    b
+      .option("json", { type: "string", describe: "write the result to this file too" })
+      .option("round-trips", { type: "number", default: 5000 })
+      .option("payload-mb", { type: "number", default: 10 })
+      .option("repeats", { type: "number", default: 30 }),
+  async (a) => {
+    const results = await benchBridge({ roundTrips: a.roundTrips, payloadMb: a.payloadMb, repeats: a.repeats });
+    for (const r of results)
+      log(
+        `${r.transport}: round trip p50 ${fmt(r.sidecar.p50_us)} µs (floor ${fmt(r.floor.p50_us)}, ${fmt(r.ratio.round_trip)}×), p99 ${fmt(r.sidecar.p99_us)} µs; ` +
+          `${r.payload_mb} MB down ${fmt(r.sidecar.download_mb_s)} MB/s (floor ${fmt(r.floor.download_mb_s)}, ${fmt(r.ratio.download)}×), ` +
+          `up+back ${fmt(r.sidecar.upload_mb_s)} MB/s (floor ${fmt(r.floor.upload_mb_s)}, ${fmt(r.ratio.upload)}×)`,
+      );
+    printJson(writeResult("bridge", { results }, a));
+  },
+);

@@ -3,6 +3,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import os from "node:os";
+import type { Argv } from "yargs";
 import { withSidecar, type Sidecar, type SidecarOptions } from "../bridge/sidecar.js";
 import { ROOT } from "../paths.js";
 import { log } from "../progress.js";
@@ -30,6 +31,14 @@ export interface ResultOptions {
   /** write it to bench/results/<name>.json, the committed figures (--record; `make bench` passes it) */
   record?: boolean;
 }
+
+/** `ultra bench`'s own option, for every benchmark: --record (ResultOptions.record). */
+export const withRecord = (y: Argv) =>
+  y.option("record", {
+    type: "boolean",
+    default: false,
+    describe: "write bench/results/<name>.json, the committed figures (make bench does)",
+  });
 
 /** Where --record writes: bench/results, or $ULTRA_BENCH_RESULTS (the tests keep their small runs out of the
  * committed figures). */

@@ -6,7 +6,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "../paths.js";
-import { progressBar } from "../progress.js";
+import { log, progressBar } from "../progress.js";
+import { defineCommand, printJson } from "../commands/common.js";
+import { writeResult } from "./common.js";
 import { rng } from "../ultra/rng.js";
 
 export interface FaultsOptions {
@@ -136,3 +138,37 @@ export async function benchFaults(o: FaultsOptions) {
   bar.stop();
   return { env: o.env, profile: o.profile, adviser: o.adviser, seed: o.seed, reference_seconds: ref.seconds, root, ...tally, failures };
 }
+
+export const faultsBench = defineCommand(
+  "faults",
+  "SIGKILL the sidecar of real `ultra train` runs at random moments; each must fail clearly, leave no process, and resume to the same numbers",
+  (b) =>
+    b
+      .option("env", { type: "string", default: "HalfCheetah" })
+      .option("kills", { type: "number", default: 50 })
+      .option("kills-per-run", { type: "number", default: 3, describe: "kills in one run before it may finish" })
+      .option("profile", { type: "string", default: "faults", describe: "configs/ultra.yaml profile of each run" })
+      .option("adviser", { type: "string", default: "rollout" })
+      .option("seed", { type: "number", default: 0 })
+      .option("out", { type: "string", describe: "keep the runs here (default: a temp dir)" })
+      .option("json", { type: "string", describe: "write the result to this file too" }),
+  async (a) => {
+    const r = await benchFaults({
+      env: a.env,
+      kills: a.kills,
+      killsPerRun: a.killsPerRun,
+      seed: a.seed,
+      adviser: a.adviser,
+      profile: a.profile,
+      out: a.out,
+    });
+    const phases = Object.entries(r.by_phase)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ");
+    log(
+      `faults: kills ${r.kills} (${phases}), clear errors ${r.clear_errors}, orphans ${r.orphans}, resumed ${r.resumed}, identical ${r.identical}/${r.resumed}`,
+    );
+    printJson(writeResult("faults", r, a));
+    if (r.failures.length) process.exitCode = 1;
+  },
+);

@@ -6,8 +6,11 @@ import type { Sidecar } from "../bridge/sidecar.js";
 import { envSpec, resolveEnv } from "../config.js";
 import type { NDArray } from "../protocol.js";
 import { resolveSettings } from "../ultra/settings.js";
-import { progressBar } from "../progress.js";
-import { startedSidecar } from "./common.js";
+import { fmt, log, progressBar } from "../progress.js";
+import { UltraError } from "../errors.js";
+import { parseIntList } from "../args.js";
+import { defineCommand, printJson, type GlobalOptions } from "../commands/common.js";
+import { startedSidecar, writeResult } from "./common.js";
 
 /** trace: return every env step of the run (StepTrace) */
 type RunArgs = OpArgs<"bench_learn">;
@@ -219,3 +222,86 @@ export async function benchScale(o: LearnBenchOptions & { nEnvs: number[]; vecEn
   bar.stop();
   return { env: cfg.env_id, steps: o.steps, torch_threads: o.threads, device: o.device ?? "cpu", rows };
 }
+
+/** The options every learning benchmark shares: env, steps, seed, and the global --threads / --device. */
+const learnBench = (a: { env: string; steps: number; seed: number }) => {
+  const g = a as unknown as GlobalOptions;
+  return { env: a.env, steps: a.steps, seed: a.seed, threads: g.threads, device: g.device === "auto" ? undefined : g.device };
+};
+
+export const overheadBench = defineCommand(
+  "overhead",
+  "steps/s of SB3's PPO.learn() vs the project's modulated PPO (empty table; a table of N critical states), alternating runs",
+  (b) =>
+    b
+      .option("env", { type: "string", default: "HalfCheetah" })
+      .option("steps", { type: "number", default: 20000, describe: "timesteps per run" })
+      .option("repeats", { type: "number", default: 3, describe: "runs of each contender" })
+      .option("table-states", { type: "number", default: 100 })
+      .option("radius", {
+        type: "number",
+        describe: "of the synthetic critical states (normalised obs, RMS; default: the env's modulation.radius)",
+      })
+      .option("seed", { type: "number", default: 0 })
+      .option("json", { type: "string", describe: "write the result to this file too" }),
+  async (a) => {
+    const r = await benchOverhead({
+      ...learnBench(a),
+      repeats: a.repeats,
+      tableStates: a.tableStates,
+      radius: a.radius ?? envRadius(a.env),
+    });
+    const sps = Object.entries(r.steps_per_s)
+      .map(([k, v]) => `${k} ${fmt(v.median)}`)
+      .join(", ");
+    const ratios = Object.entries(r.ratio)
+      .map(([k, v]) => `${k} ${v.toFixed(3)}× (goal ≥ ${r.goals[k]})`)
+      .join(", ");
+    log(`overhead ${r.env}: steps/s ${sps}; ratio to sb3: ${ratios}; goals ${r.met ? "met" : "NOT met"}`);
+    printJson(writeResult(`overhead-${r.env.replace(/\W+/g, "_")}`, r, a));
+  },
+);
+
+export const determinismBench = defineCommand(
+  "determinism",
+  "SB3's PPO.learn() and the project's path (empty table), same seed: bitwise-equal parameters, env steps and returns?",
+  (b) =>
+    b
+      .option("env", { type: "string", default: "HalfCheetah" })
+      .option("steps", { type: "number", default: 4096 })
+      .option("seed", { type: "number", default: 0 })
+      .option("json", { type: "string", describe: "write the result to this file too" }),
+  async (a) => {
+    const r = await benchDeterminism(learnBench(a));
+    const diffs = Object.entries(r.comparisons).map(([k, v]) => `${k}: ${v.equal ? "equal" : `differ at ${v.first_difference}`}`);
+    const c = r.compared;
+    log(
+      `determinism ${r.env}, ${r.steps} steps, ${c.tensors} tensors, ${c.env_steps} env steps, ${c.episodes} episodes: equal: ${r.equal} (${diffs.join("; ")})`,
+    );
+    if (r.nothing_compared) log(`determinism ${r.env}: FAILED: ${r.nothing_compared}`);
+    printJson(writeResult(`determinism-${r.env.replace(/\W+/g, "_")}`, r, a));
+    if (!r.ok) process.exitCode = 1;
+  },
+);
+
+export const scaleBench = defineCommand(
+  "scale",
+  "steps/s of the project's PPO for several n_envs, DummyVecEnv and SubprocVecEnv",
+  (b) =>
+    b
+      .option("env", { type: "string", default: "HalfCheetah" })
+      .option("steps", { type: "number", default: 16384 })
+      .option("n-envs", { type: "string", default: "1,2,4,8" })
+      .option("vec-envs", { type: "string", default: "dummy,subproc" })
+      .option("seed", { type: "number", default: 0 })
+      .option("json", { type: "string", describe: "write the result to this file too" }),
+  async (a) => {
+    const vecEnvs = a.vecEnvs.split(",").map((v) => {
+      if (v !== "dummy" && v !== "subproc") throw new UltraError(`--vec-envs takes dummy and/or subproc, got "${v}"`);
+      return v;
+    });
+    const r = await benchScale({ ...learnBench(a), nEnvs: parseIntList(a.nEnvs, "--n-envs"), vecEnvs });
+    log(`scale ${r.env} on ${r.device}: ${r.rows.map((x) => `${x.vec_env}×${x.n_envs} ${fmt(x.steps_per_s)}`).join(", ")} steps/s`);
+    printJson(writeResult(`scale-${r.env.replace(/\W+/g, "_")}-${r.device}`, r, a));
+  },
+);

@@ -7,18 +7,18 @@ import os from "node:os";
 import { join } from "node:path";
 import { UltraError } from "../errors.js";
 import type { SpaceInfo } from "../bridge/ops.js";
-import { envSpec, resolveEnv } from "../config.js";
-import { CARDS_DISTINCT } from "../describe/cards.js";
-import { parseReply } from "../ultra/advisers/llm.js";
+import { envSpec, resolveEnv, runEnv } from "../config.js";
+import { loadInterpreter } from "../describe/envs/index.js";
+import { llmRequest, parseReply } from "../ultra/advisers/llm.js";
 import type { EpisodeQuery, IdentifyMode } from "../ultra/advisers/types.js";
 import { emptyCounts, validateAdvice, type AdviceCounts } from "../ultra/critical.js";
 import type { Episode } from "../ultra/episodes.js";
 import { localClient } from "../ultra/llm/local.js";
 import { candidatesQuery, episodeFile, episodePrompt, episodeQuery } from "../ultra/phases/identify.js";
-import { mixSeed } from "../ultra/rng.js";
 import { RunDir } from "../ultra/rundir.js";
 import { log } from "../progress.js";
-import { startedSidecar } from "./common.js";
+import { defineCommand, printJson } from "../commands/common.js";
+import { startedSidecar, writeResult } from "./common.js";
 
 export interface LlmBenchOptions {
   /** a run directory whose identify phase recorded trajectories/episode-NNN.msgpack */
@@ -94,6 +94,7 @@ export async function benchLlm(o: LlmBenchOptions) {
   const id = { max_critical_states: 5, min_separation: 10, prompt_chars: 12000, cards: 6, ...s.identify };
   const llm = { max_tokens: 1024, temperature: 0.2, ...s.llm };
   const promptChars = o.promptChars ?? id.prompt_chars;
+  await loadInterpreter(runEnv(record)); // an env from a config file of your own: its config and interpreter module
   const actionSpace = await actionSpaceOf(record.env);
   const episodes = Array.from({ length: o.episodes }, (_, i) => readEpisode(run, i));
   const opts = { minSeparation: id.min_separation, maxCriticalStates: id.max_critical_states, actionSpace };
@@ -109,14 +110,7 @@ export async function benchLlm(o: LlmBenchOptions) {
     for (const mode of o.modes)
       for (const ep of episodes) {
         const q = query(ep, mode);
-        const reply = await client.complete({
-          prompt: q.prompt,
-          schema: q.schema,
-          maxTokens: llm.max_tokens,
-          temperature: llm.temperature,
-          seed: mixSeed(record.seed, ep.episode) & 0x7fffffff, // identify's seed for this episode
-          ...(mode === "candidates" ? { distinct: [...CARDS_DISTINCT] } : {}), // as LlmAdviser asks
-        });
+        const reply = await client.complete(llmRequest(q, ep.episode, record.seed, { maxTokens: llm.max_tokens, temperature: llm.temperature }));
         const parsed = parseReply(reply.text);
         const counts = emptyCounts();
         if ("states" in parsed) validateAdvice(q.toAdvice(parsed.states), ep, actionSpace, client.name, counts);
@@ -180,3 +174,39 @@ export function formatLlmRows(rows: LlmBenchRow[]): string {
     ),
   ].join("\n");
 }
+
+export const llmBench = defineCommand(
+  "llm",
+  "the embedded model on a run's recorded episodes, per identification mode: prompt, reused and completion tokens, seconds, valid replies",
+  (b) =>
+    b
+      .option("run", {
+        type: "string",
+        demandOption: true,
+        describe: "a run directory whose identify phase recorded episodes (trajectories/)",
+      })
+      .option("episodes", { type: "number", default: 2 })
+      .option("modes", { type: "string", default: "candidates,episode", describe: "identification modes, in this order" })
+      .option("model", {
+        type: "string",
+        default: "",
+        describe: "a GGUF path or an embedded model's name (default: the embedded default)",
+      })
+      .option("prompt-chars", { type: "number", describe: "episode mode's text budget (default: the run's identify.prompt_chars)" })
+      .option("json", { type: "string", describe: "write the result to this file too" }),
+  async (a) => {
+    const modes = a.modes.split(",").map((m) => {
+      if (m !== "candidates" && m !== "episode") throw new UltraError(`--modes takes candidates and/or episode, got "${m}"`);
+      return m;
+    });
+    const r = await benchLlm({ run: a.run, episodes: a.episodes, modes, model: a.model, promptChars: a.promptChars });
+    log(formatLlmRows(r.rows));
+    const goals = Object.entries(r.met).map(
+      ([k, v]) => `${k} ≤ ${r.goals[k as keyof typeof r.goals]}: ${v === null ? "not measured" : v ? "met" : "NOT met"}`,
+    );
+    log(
+      `llm ${r.model} on ${r.env}: ${goals.join("; ")} (1-min load ${r.load_1min.before.toFixed(1)} before, ${r.load_1min.after.toFixed(1)} after)`,
+    );
+    printJson(writeResult(`llm-${r.env.replace(/\W+/g, "_")}`, r, a));
+  },
+);

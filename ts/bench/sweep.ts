@@ -6,7 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sweep } from "../sweep/run.js";
 import { train } from "../ultra/run.js";
-import { log } from "../progress.js";
+import { fmt, log } from "../progress.js";
+import { defineCommand, printJson } from "../commands/common.js";
+import { writeResult } from "./common.js";
 import { resolveSweep } from "../sweep/spec.js";
 import { mean } from "../ultra/stats.js";
 
@@ -55,3 +57,25 @@ export async function benchSweep(o: SweepBenchOptions) {
     rmSync(scratch, { recursive: true, force: true });
   }
 }
+
+export const sweepBench = defineCommand(
+  "sweep",
+  "trials/hour and CPU utilisation of plain runs vs a local Ray sweep with 1 and 2 trials at once; Ray's per-trial overhead",
+  (b) =>
+    b
+      .option("env", { type: "string", default: "HalfCheetah" })
+      .option("seeds", { type: "number", default: 2, describe: "trials (one seed each)" })
+      .option("profile", { type: "string", default: "quick" })
+      .option("adviser", { type: "string", default: "rollout" })
+      .option("json", { type: "string", describe: "write the result to this file too" }),
+  async (a) => {
+    const r = await benchSweep({ env: a.env, seeds: a.seeds, profile: a.profile, adviser: a.adviser });
+    const rows = r.rows
+      .map((x) => `${x.mode}×${x.parallel} ${fmt(x.trials_per_hour)} trials/h (CPU ${Math.round(100 * x.cpu_utilisation)}%)`)
+      .join(", ");
+    log(
+      `sweep ${r.env}: ${rows}; Ray overhead per trial ${(100 * r.ray_overhead_per_trial).toFixed(1)}% (goal ≤ 5%: ${r.met ? "met" : "NOT met"})`,
+    );
+    printJson(writeResult(`sweep-${r.env.replace(/\W+/g, "_")}`, r, a));
+  },
+);

@@ -1,9 +1,10 @@
 // `ultra doctor`: is everything in place? Versions, CUDA, a live round trip, MuJoCo and ALE envs.
 import { existsSync } from "node:fs";
-import type { Sidecar } from "../bridge/sidecar.js";
+import type { SidecarClient } from "../bridge/client.js";
 import { withSidecar } from "../bridge/sidecar.js";
 import { pythonPath } from "../paths.js";
 import { nodeVersions } from "../runinfo.js";
+import { defineCommand, printJson } from "./common.js";
 
 export interface Check {
   name: string;
@@ -14,7 +15,7 @@ export interface Check {
 
 const SETUP = "run `make setup` in the project root";
 
-async function roundTripUs(sc: Sidecar, n = 200): Promise<number> {
+async function roundTripUs(sc: SidecarClient, n = 200): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < n; i++) {
     const t = process.hrtime.bigint();
@@ -82,3 +83,17 @@ export async function doctor(): Promise<{ ok: boolean; checks: Check[]; versions
   }
   return { ok: checks.every((c) => c.ok), checks, versions };
 }
+
+export const doctorCommand = defineCommand(
+  "doctor",
+  "check node, python, torch, SB3, gymnasium, MuJoCo, ALE, ZeroMQ, CUDA and a live sidecar round trip",
+  (y) => y.option("json", { type: "boolean", default: false }),
+  async (a) => {
+    const r = await doctor();
+    if (a.json) printJson(r);
+    else
+      for (const c of r.checks)
+        process.stdout.write(`${c.ok ? "ok  " : "FAIL"} ${c.name.padEnd(20)} ${c.detail}${c.fix ? `\n     fix: ${c.fix}` : ""}\n`);
+    if (!r.ok) process.exitCode = 1;
+  },
+);

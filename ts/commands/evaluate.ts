@@ -5,7 +5,8 @@ import { UltraError } from "../errors.js";
 import { withSidecar, type SidecarOptions } from "../bridge/sidecar.js";
 import { envSpec, resolveEnv } from "../config.js";
 import { findVecNormalize } from "../paths.js";
-import { log, progressBar } from "../progress.js";
+import { fmt, log, progressBar } from "../progress.js";
+import { defineCommand, printJson, sidecarOptions } from "./common.js";
 
 export interface EvalOptions {
   model: string;
@@ -79,3 +80,36 @@ export async function evaluate(o: EvalOptions): Promise<EvalResult> {
     }
   });
 }
+
+export const evalCommand = defineCommand(
+  "eval",
+  "evaluate any SB3 PPO model.zip (with vec_normalize.pkl beside it) and print mean ± std return",
+  (y) =>
+    y
+      .option("model", { type: "string", demandOption: true })
+      .option("env", { type: "string", describe: "env it was trained on (read from the run dir when omitted)" })
+      .option("episodes", { type: "number", default: 10 })
+      .option("seed", { type: "number", default: 0 })
+      .option("deterministic", { type: "boolean", describe: "deterministic actions (default: the env config's eval setting)" })
+      .option("trust-model", {
+        type: "boolean",
+        default: false,
+        describe: "unpickle model.zip and vec_normalize.pkl as SB3 does (code in them runs): only for files you trust",
+      })
+      .option("json", { type: "string", describe: "also write the result as JSON to this file" }),
+  async (a) => {
+    const r = await evaluate({
+      model: a.model,
+      env: a.env,
+      episodes: a.episodes,
+      seed: a.seed,
+      deterministic: a.deterministic,
+      trustModel: a.trustModel,
+      sidecar: sidecarOptions(a),
+    });
+    log(
+      `${r.env_id}: return ${fmt(r.mean)} ± ${fmt(r.std)} over ${r.episodes} episodes (${r.deterministic ? "deterministic" : "stochastic"})`,
+    );
+    printJson(r, a.json);
+  },
+);

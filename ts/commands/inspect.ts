@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { UltraError } from "../errors.js";
 import { ROOT, pythonPath } from "../paths.js";
+import { defineCommand, printJson } from "./common.js";
 
 export interface ModelDescription {
   path: string;
@@ -55,3 +56,14 @@ export function formatDescription(d: ModelDescription): string {
   ];
   return lines.join("\n");
 }
+
+export const inspectCommand = defineCommand(
+  "inspect <model>",
+  "show a model.zip's spaces, policy architecture, hyperparameters and SB3 version (nothing unpickled)",
+  (y) => y.positional("model", { type: "string", demandOption: true }).option("json", { type: "boolean", default: false }),
+  async (a) => {
+    const d = await inspectModel(a.model as string);
+    if (a.json) printJson(d);
+    else process.stdout.write(formatDescription(d) + "\n");
+  },
+);

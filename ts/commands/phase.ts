@@ -3,6 +3,8 @@ import { UltraError } from "../errors.js";
 import { withSidecar, type SidecarOptions } from "../bridge/sidecar.js";
 import { contextFor, openRun, runPhase } from "../ultra/run.js";
 import { PHASES, type Phase } from "../ultra/rundir.js";
+import { log } from "../progress.js";
+import { defineCommand, sidecarOptions } from "./common.js";
 
 /** `ultra identify|improve|evaluate|report --run DIR`: one phase of an existing run. */
 export async function phaseCommand(phase: Phase, dir: string, opts: { sidecar?: SidecarOptions; base?: string }): Promise<void> {
@@ -14,3 +16,19 @@ export async function phaseCommand(phase: Phase, dir: string, opts: { sidecar?: 
     );
   await withSidecar(opts.sidecar ?? {}, (sc) => runPhase(contextFor(run, record, sc), phase, { ...opts, fresh: true }));
 }
+
+/** `ultra base|identify|improve|evaluate|report --run DIR`, one command per phase. */
+export const phaseCommands = PHASES.map((phase) =>
+  defineCommand(
+    phase,
+    `run the ${phase} phase of an existing run directory again (later phases are redone by train --resume)`,
+    (y) =>
+      y
+        .option("run", { type: "string", demandOption: true, describe: "the run directory" })
+        .option("base", { type: "string", describe: "base phase only: your own SB3 PPO model.zip" }),
+    async (a) => {
+      await phaseCommand(phase, a.run, { sidecar: sidecarOptions(a), base: a.base });
+      log(`${phase}: done (${a.run})`);
+    },
+  ),
+);

@@ -5,8 +5,9 @@ import { UltraError } from "../errors.js";
 import { withSidecar, type SidecarOptions } from "../bridge/sidecar.js";
 import { envSpec, resolveEnv } from "../config.js";
 import { learn } from "../learn.js";
-import { log } from "../progress.js";
+import { fmt, log } from "../progress.js";
 import { runInfo } from "../runinfo.js";
+import { defineCommand, printJson, sidecarOptions } from "./common.js";
 
 export interface PretrainOptions {
   env: string;
@@ -67,3 +68,25 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
     return result;
   });
 }
+
+export const pretrainCommand = defineCommand(
+  "pretrain",
+  "train a base PPO with the env's RL-Zoo hyperparameters (configs/envs)",
+  (y) =>
+    y
+      .option("env", {
+        type: "string",
+        demandOption: true,
+        describe: "HalfCheetah, Hopper, Walker2d, Reacher, Pong, a Gymnasium id or an env config PATH.yaml",
+      })
+      .option("steps", { type: "number", describe: "timesteps (default: the config's n_timesteps)" })
+      .option("seed", { type: "number", default: 0 })
+      .option("out", { type: "string", describe: "run directory (default runs/pretrain-ENV-sSEED)" })
+      .option("force", { type: "boolean", default: false, describe: "overwrite an existing model.zip in --out" })
+      .option("json", { type: "string", describe: "also write the result as JSON to this file" }),
+  async (a) => {
+    const r = await pretrain({ env: a.env, steps: a.steps, seed: a.seed, out: a.out, force: a.force, sidecar: sidecarOptions(a) });
+    log(`saved ${r.files.join(", ")} after ${r.steps} steps in ${fmt(r.seconds)} s (${fmt(r.fps)} steps/s)`);
+    printJson(r, a.json);
+  },
+);

@@ -3,7 +3,7 @@
 // Templates are Markdown with {{name}} placeholders; an unknown placeholder or a missing variable is an
 // error that names it, never a silent "".
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
 import { UltraError } from "../errors.js";
 import type { SpaceInfo } from "../bridge/ops.js";
 import { resolveEnv } from "../config.js";
@@ -27,7 +27,8 @@ export interface Prompt {
 
 const REQUIRED = ["episode", "maxCriticalStates", "actionSpace"] as const;
 
-/** The env's description template (configs/envs `prompt:`); an env no config knows gets generic.md. */
+/** The env's description template (configs/envs `prompt:`, in prompts/; an absolute path for an env config file of
+ * your own); an env no config knows gets generic.md. */
 export function envTemplate(env: string): string {
   try {
     return resolveEnv(env).prompt;
@@ -58,7 +59,7 @@ function templates(configName: string, maxCriticalStates: number, vars: Record<s
   const interp = interpreterFor(configName);
   const base = { envName: interp.name, actionSemantics: interp.actionSemantics, maxCriticalStates: String(maxCriticalStates), ...vars };
   return (file: string, extra: Record<string, string> = {}) =>
-    renderTemplate(readFileSync(join(dir, file), "utf8").trimEnd(), { ...base, ...extra }, `prompts/${file}`);
+    renderTemplate(readFileSync(resolve(dir, file), "utf8").trimEnd(), { ...base, ...extra }, isAbsolute(file) ? file : `prompts/${file}`);
 }
 
 export function renderPrompt(configName: string, vars: PromptVars, opts: { dir?: string } = {}): Prompt {

@@ -5,8 +5,10 @@ import { mkdirSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { SidecarDiedError } from "../bridge/errors.js";
 import { UltraError } from "../errors.js";
-import { withSidecar, type Sidecar, type SidecarOptions } from "../bridge/sidecar.js";
-import { resolveEnv } from "../config.js";
+import type { SidecarClient } from "../bridge/client.js";
+import { withSidecar, type SidecarOptions } from "../bridge/sidecar.js";
+import { envFileOf, resolveEnv, runEnv } from "../config.js";
+import { loadInterpreter } from "../describe/envs/index.js";
 import { log } from "../progress.js";
 import { runInfo } from "../runinfo.js";
 import type { RunContext } from "./context.js";
@@ -73,12 +75,12 @@ export function openRun(dir: string, env?: string): { run: RunDir; record: RunRe
   return { run, record };
 }
 
-export function contextFor(run: RunDir, record: RunRecord, sc: Sidecar, llmCache?: string): RunContext {
+export function contextFor(run: RunDir, record: RunRecord, sc: SidecarClient, llmCache?: string): RunContext {
   const parsed = Settings.safeParse(record.settings);
   if (!parsed.success)
     throw new UltraError(`${run.path("run.json")} has invalid settings; it may come from another version: start a new run`);
   // by env_id, not name: a run of Hopper-v4 (RICE's agents) has Hopper's config, but must not get its v5 id back
-  return { run, cfg: resolveEnv(record.env_id), settings: parsed.data, seed: record.seed, sc, llmCache };
+  return { run, cfg: runEnv(record), settings: parsed.data, seed: record.seed, sc, llmCache };
 }
 
 interface PhaseOptions {
@@ -102,13 +104,14 @@ export async function runPhase(ctx: RunContext, phase: Phase, opts: PhaseOptions
     ctx.run.invalidateFrom(phase);
     if (PHASES.indexOf(phase) < PHASES.indexOf("improve")) discardArms(ctx);
   }
+  await loadInterpreter(ctx.cfg); // an env config's `interpreter: module:PATH`, imported once for the phases to describe states
   const t0 = Date.now();
   const result = await PHASE_FNS[phase](ctx, opts);
   ctx.run.markDone(phase, (Date.now() - t0) / 1000, phase === "report" ? {} : { result });
 }
 
 /** One seed's run in `dir`, phase by phase, skipping those done (a sweep's trial is one of these). */
-export async function trainRun(o: TrainOptions, seed: number, dir: string, sc: Sidecar): Promise<RunDir> {
+export async function trainRun(o: TrainOptions, seed: number, dir: string, sc: SidecarClient): Promise<RunDir> {
   const cfg = resolveEnv(o.env);
   const run = new RunDir(dir);
   if (run.exists("run.json")) {
@@ -130,6 +133,7 @@ export async function trainRun(o: TrainOptions, seed: number, dir: string, sc: S
     run.record = {
       env: cfg.name,
       env_id: cfg.env_id,
+      ...(envFileOf(cfg) ? { env_config: envFileOf(cfg) } : {}),
       seed,
       profile: o.profile,
       settings,
@@ -156,6 +160,7 @@ export async function train(o: TrainOptions): Promise<{ runs: string[]; report: 
     o.out ?? join("runs", `${cfg.name}-${o.variant ?? "RA"}-${o.profile}${o.seeds.length === 1 ? `-s${o.seeds[0]}` : ""}`),
   );
   const dirOf = (seed: number) => (o.seeds.length === 1 ? root : join(root, `seed-${seed}`));
+  await loadInterpreter(cfg); // a bad interpreter module fails now, not after the base phase
   for (const seed of o.seeds) checkRunDir(dirOf(seed)); // before the sidecar starts
   const resumeHint = `ultra train --env ${o.env} --out ${root}${o.seeds.length > 1 ? ` --seeds ${o.seeds.join(",")}` : ` --seed ${o.seeds[0]}`} --resume`;
   return withSidecar(o.sidecar ?? {}, async (sc) => {

@@ -13,6 +13,8 @@ export type Phase = (typeof PHASES)[number];
 export interface RunRecord {
   env: string;
   env_id: string;
+  /** the env config file the run's env came from (`--env PATH.yaml`), absolute; absent for configs/envs */
+  env_config?: string;
   seed: number;
   profile: string;
   settings: Record<string, unknown>;
