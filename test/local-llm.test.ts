@@ -10,7 +10,15 @@ import { emptyCounts, validateAdvice } from "../ts/ultra/critical.js";
 import type { Episode } from "../ts/ultra/episodes.js";
 import type { Token } from "node-llama-cpp";
 import { cardsSchema } from "../ts/describe/cards.js";
-import { DEFAULT_LOCAL_MODEL, grammarSchema, localClient, scorable, scoredDecode, type ScoringModel } from "../ts/ultra/llm/local.js";
+import {
+  DEFAULT_LOCAL_MODEL,
+  grammarSchema,
+  localClient,
+  priorsOf,
+  scorable,
+  scoredDecode,
+  type ScoringModel,
+} from "../ts/ultra/llm/local.js";
 import { replySchema } from "../ts/ultra/llm/schema.js";
 import type { LlmClient, LlmRequest } from "../ts/ultra/llm/types.js";
 import { candidatesQuery } from "../ts/ultra/phases/identify.js";
@@ -279,6 +287,43 @@ describe("scoredDecode (a stand-in model: one token per character)", () => {
     expect(r.sampled).toBe(10); // two reasons of five characters; everything else was evaluated, not generated
     expect(m.calls[0].tokens).toBeGreaterThan(3 + 10); // the prompt's tokens and the reply's opening, in one batch
     expect(JSON.parse(JSON.stringify(r.value))).toEqual(r.value);
+  });
+
+  it("calibrates: divides each choice's probabilities by a content-free prompt's (priorsOf), and can skip strings", async () => {
+    // the content-free pass: the same stand-in model, strings written as given, one entry
+    const blank = await scoredDecode(
+      fake(),
+      [1] as Token[],
+      { ...schema, properties: { critical_states: { ...(schema.properties as any).critical_states, maxItems: 1 } } },
+      {
+        temperature: 0,
+        seed: 1,
+        maxTokens: 100,
+        fixedString: "N/A",
+      },
+    );
+    expect(blank.sampled).toBe(0);
+    const priors = priorsOf(blank.choices);
+    expect(priors.card.C).toBeCloseTo(5 / 8, 3); // the stand-in prefers C whatever the prompt says: a positional bias
+    // with those priors, C's preference cancels out: the cards are equally likely, and the first (A) is taken at 0
+    const skewed = { ...priors, card: { A: 0.05, B: 0.1, C: 0.8, D: 0.05 } };
+    const r = await scoredDecode(fake(), [1] as Token[], schema, {
+      temperature: 0,
+      seed: 1,
+      maxTokens: 100,
+      distinct: ["card"],
+      priors: skewed,
+      fixedString: "",
+    });
+    const first = r.choices.find((c) => c.field === "critical_states[0].card")!;
+    // raw 1/8, 1/8, 5/8, 1/8 over priors .05, .1, .8, .05: A and D 2.5, B 1.25, C 0.78
+    expect(first.picked).toBe("A");
+    expect(first.raw!.C).toBeCloseTo(5 / 8, 3);
+    expect(first.prior).toEqual({ A: 0.05, B: 0.1, C: 0.8, D: 0.05 });
+    expect(first.options.A).toBeCloseTo(2.5 / (2.5 + 1.25 + 0.78125 + 2.5), 3);
+    const items = (r.value as { critical_states: { reason: string }[] }).critical_states;
+    expect(items.every((i) => i.reason === "")).toBe(true);
+    expect(r.sampled).toBe(0);
   });
 
   it("accepts only schemas it can write: enums and capped strings, not free numbers", () => {

@@ -189,6 +189,12 @@ export function renderCards(cards: Card[], ep: CardEpisode, space: SpaceInfo, in
     .join("\n");
 }
 
+/** The cards with their content blanked ("Card A: N/A"): the content-free input of contextual calibration
+ * (Zhao et al. 2021, "Calibrate before use"), which measures the choices a small model makes by position alone. */
+export function renderBlankCards(cards: Card[]): string {
+  return cards.map((c) => `Card ${c.letter}: N/A`).join("\n");
+}
+
 /** A few lines on the whole episode: length, return, how it ended, V, and per quarter the return and the key
  * features' means (at one decimal, as the cards). */
 export function renderOverview(ep: CardEpisode, interp: StateInterpreter): string {
@@ -254,9 +260,11 @@ export function adviceFromCards(items: unknown[], cards: Card[], ep: CardEpisode
     const card = cards.find((c) => c.letter === it.card);
     if (!card) return { step: -1, reason: String(it.reason ?? ""), action: null, reward: it.reward };
     const action = applyChange(String(it.change), ep, card.step, space, interp);
+    // a scored reply writes no reason (LocalClientOptions.reasons): say what was chosen instead
+    const reason = String(it.reason ?? "") || `card ${card.letter} (${card.kinds.join(", ")}), ${String(it.change)}`;
     return {
       step: card.step,
-      reason: String(it.reason ?? ""),
+      reason,
       action: action === undefined ? [NaN] : action,
       reward: it.reward,
       card: { letter: card.letter, kinds: card.kinds, top_value_drop: card.top_value_drop, change: String(it.change) },

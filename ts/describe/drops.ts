@@ -26,3 +26,12 @@ export function largestDrops(
   }
   return picked;
 }
+
+/** Where the decline ending in the drop at `step` began: the step of the highest V in the `window` steps up to it
+ * (the last state from which the agent still expected more; the latest one on ties). The critic reports a fall
+ * when it is under way; the actions that could have prevented it come before (docs/results.md, fidelity on Hopper). */
+export function dropOnset(values: ArrayLike<number>, step: number, window: number): number {
+  let best = step;
+  for (let t = step; t >= Math.max(0, step - window); t--) if (values[t] > values[best]) best = t;
+  return best;
+}

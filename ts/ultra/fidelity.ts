@@ -7,16 +7,18 @@ import { basename, resolve } from "node:path";
 import { z } from "zod";
 import type { SpaceInfo, Snapshot } from "../bridge/ops.js";
 import { UltraError } from "../errors.js";
-import type { Sidecar } from "../bridge/sidecar.js";
-import { resolveEnv } from "../config.js";
-import { largestDrops } from "../describe/drops.js";
+import type { SidecarClient } from "../bridge/client.js";
+import { runEnv } from "../config.js";
+import { dropOnset, largestDrops } from "../describe/drops.js";
+
+const ONSET_WINDOW = 50;
 import { log, progressBar } from "../progress.js";
 import { NDArray } from "../protocol.js";
 import { loadModel, specFor, type RunContext } from "./context.js";
 import { CriticalStatesFile } from "./critical.js";
 import { collectEpisodes } from "./episodes.js";
 import { currentExplanation } from "./explain.js";
-import { episodeFile } from "./phases/identify.js";
+import { episodeFile, identifyFile } from "./phases/identify.js";
 import { mixSeed, rng } from "./rng.js";
 import { RunDir } from "./rundir.js";
 import type { Settings } from "./settings.js";
@@ -158,6 +160,16 @@ function openRunDir(dir: string): { run: RunDir; states: StatesOnly } {
   return { run, states: run.readChecked("critical_states.json", StatesOnly) };
 }
 
+/** Steps of the adviser's valid proposals for episode i (identify/episode-NNN.json `proposed`; a run from before it
+ * was recorded: the steps verification judged and those it accepted). */
+function proposedSteps(run: RunDir, i: number): number[] {
+  const file = identifyFile(i, "json");
+  if (!run.exists(file)) return [];
+  const rec = run.readJson<{ proposed?: { step: number }[]; verification?: { step: number }[]; accepted?: { step: number }[] }>(file);
+  const steps = rec.proposed ?? [...(rec.verification ?? []), ...(rec.accepted ?? [])];
+  return [...new Set(steps.map((s) => s.step))];
+}
+
 const sameRewards = (a: NDArray, b: NDArray) => a.size === b.size && a.data.every((x, i) => x === b.data[i]);
 
 export interface FidelityResult {
@@ -166,7 +178,7 @@ export interface FidelityResult {
   summary: ReturnType<typeof summarize>;
 }
 
-export async function fidelity(dir: string, o: FidelityOptions, sc: Sidecar): Promise<FidelityResult> {
+export async function fidelity(dir: string, o: FidelityOptions, sc: SidecarClient): Promise<FidelityResult> {
   const { run, states } = openRunDir(dir);
   const record = run.record;
   const parsed = Needed.safeParse(record.settings);
@@ -176,7 +188,7 @@ export async function fidelity(dir: string, o: FidelityOptions, sc: Sidecar): Pr
     );
   const settings = parsed.data;
   // loadModel and specFor read only trust_model of the settings
-  const ctx: RunContext = { run, cfg: resolveEnv(record.env_id), settings: settings as unknown as Settings, seed: record.seed, sc };
+  const ctx: RunContext = { run, cfg: runEnv(record), settings: settings as unknown as Settings, seed: record.seed, sc };
   const seed = o.seed ?? record.seed;
   const ratios = o.ratios ?? RATIOS;
   if (!Number.isInteger(o.samples) || o.samples < 1) throw new UltraError(`--samples must be a positive integer, got ${o.samples}`);
@@ -195,12 +207,24 @@ export async function fidelity(dir: string, o: FidelityOptions, sc: Sidecar): Pr
   const byEpisode = (file: StatesOnly) => episodes.map((_, i) => file.states.filter((s) => s.episode === i).map((s) => s.step));
   const adviser = byEpisode(states);
   selectors.set(`adviser (${states.adviser})`, everyK(adviser));
+  // what the adviser selected before verification judged its actions: its choice of states alone
+  const proposals = episodes.map((_, i) => proposedSteps(run, i));
+  if (proposals.some((p, i) => p.join() !== adviser[i].join())) selectors.set(`adviser's proposals (${states.adviser})`, everyK(proposals));
   const minSeparation = settings.identify.min_separation;
   // as many as the adviser named there, at least one: the same number of segments per episode as the adviser's
-  const count = (i: number) => Math.max(1, adviser[i].length);
+  const count = (i: number) => Math.max(1, adviser[i].length, proposals[i].length);
   selectors.set(
     "value drops",
     everyK(episodes.map((ep, i) => largestDrops(ep.values.toNumbers(), { k: count(i), minSeparation }).map((p) => p.step))),
+  );
+  selectors.set(
+    `value-drop onsets (${ONSET_WINDOW} steps)`,
+    everyK(
+      episodes.map((ep, i) => {
+        const v = ep.values.toNumbers();
+        return largestDrops(v, { k: count(i), minSeparation }).map((p) => dropOnset(v, p.step, ONSET_WINDOW));
+      }),
+    ),
   );
   selectors.set(
     "random",
@@ -225,7 +249,10 @@ export async function fidelity(dir: string, o: FidelityOptions, sc: Sidecar): Pr
     }
     let name = `${basename(orun.root)} (${ostates.adviser})`;
     while (selectors.has(name)) name += "'";
-    selectors.set(name, everyK(byEpisode(ostates)));
+    const accepted = byEpisode(ostates);
+    selectors.set(name, everyK(accepted));
+    const proposed = episodes.map((_, i) => proposedSteps(orun, i));
+    if (proposed.some((p, i) => p.join() !== accepted[i].join())) selectors.set(`${name}'s proposals`, everyK(proposed));
   }
   const mask = maskFor(run, o.mask);
   if (mask !== null) {

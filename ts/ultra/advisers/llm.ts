@@ -55,6 +55,25 @@ const repairPrompt = (p: Prompt, reply: string, error: string): Prompt => ({
     `Reply again with only the JSON object {"critical_states": [...]} described above, nothing before or after it.`,
 });
 
+/** What an LLM is asked about episode `episode` of a run seeded `seed` (identify, and `ultra bench llm`). */
+export function llmRequest(
+  query: EpisodeQuery,
+  episode: number,
+  seed: number,
+  llm: { maxTokens: number; temperature: number },
+): LlmRequest {
+  return {
+    prompt: query.prompt,
+    schema: query.schema,
+    maxTokens: llm.maxTokens,
+    temperature: llm.temperature,
+    seed: mixSeed(seed, episode) & 0x7fffffff, // some servers read the seed as a signed 32-bit int
+    // each entry a different card (the prompt says so); a client that can hold the reply to it does
+    ...(query.mode === "candidates" ? { distinct: [...CARDS_DISTINCT] } : {}),
+    ...(query.calibration ? { calibration: query.calibration } : {}),
+  };
+}
+
 export class LlmAdviser implements Adviser {
   readonly name: string;
   private readonly totals: AdviserUsage = {
@@ -87,15 +106,7 @@ export class LlmAdviser implements Adviser {
 
   async advise(ep: Episode, query: EpisodeQuery, ctx: AdviceContext): Promise<AdviceResult> {
     const { prompt } = query;
-    const req: LlmRequest = {
-      prompt,
-      schema: query.schema,
-      maxTokens: this.opts.maxTokens,
-      temperature: this.opts.temperature,
-      seed: mixSeed(ctx.seed, ep.episode) & 0x7fffffff, // some servers read the seed as a signed 32-bit int
-      // each entry a different card (the prompt says so); a client that can hold the reply to it does
-      ...(query.mode === "candidates" ? { distinct: [...CARDS_DISTINCT] } : {}),
-    };
+    const req = llmRequest(query, ep.episode, ctx.seed, this.opts);
     const request: Record<string, unknown> = {
       client: this.client.name,
       seed: req.seed,

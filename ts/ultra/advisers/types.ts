@@ -1,22 +1,16 @@
 // The adviser interface of the identification phase: one episode in, its critical states out.
 import type { SpaceInfo } from "../../bridge/ops.js";
-import type { Sidecar } from "../../bridge/sidecar.js";
+import type { SidecarClient } from "../../bridge/client.js";
 import type { EnvConfig } from "../../config.js";
 import type { Card } from "../../describe/cards.js";
 import type { Prompt } from "../../describe/prompts.js";
 import type { Episode } from "../episodes.js";
 import type { Settings } from "../settings.js";
 
-/** One critical state as an adviser names it (unvalidated until identify checks it). */
-export interface CriticalStateAdvice {
-  step: number;
-  reason: string;
-  action: number[] | number | null;
-  reward: number;
-}
+export type { CriticalStateAdvice } from "../critical.js";
 
 export interface AdviceContext {
-  sc: Sidecar;
+  sc: SidecarClient;
   /** the base policy, loaded in the sidecar */
   model: string;
   /** an env with one sub-env per counterfactual candidate (frozen normalisation) */
@@ -39,6 +33,9 @@ export interface EpisodeQuery {
   toAdvice(items: unknown[]): unknown[];
   /** candidates mode: the cards shown */
   cards?: Card[];
+  /** candidates mode: the same prompt with the episode and the cards' content blanked, for a client that calibrates
+   * its choices (the local client's scored decoding) */
+  calibration?: Prompt;
 }
 
 export type IdentifyMode = "episode" | "candidates";

@@ -209,7 +209,17 @@ export async function scoredDecode(
   m: ScoringModel,
   prefix: Token[],
   schema: Json,
-  opts: { temperature: number; seed: number; maxTokens: number; distinct?: string[] },
+  opts: {
+    temperature: number;
+    seed: number;
+    maxTokens: number;
+    distinct?: string[];
+    /** contextual calibration: per field name (`card`, `change`, `reward`), each value's probability under a
+     * content-free prompt (priorsOf); a choice's probabilities are divided by these and renormalised */
+    priors?: Record<string, Record<string, number>>;
+    /** write this for every string instead of sampling it (the content-free pass: its strings do not matter) */
+    fixedString?: string;
+  },
 ): Promise<{ value: unknown; choices: LlmChoice[]; sampled: number; replyTokens: number; evaluations: number; promptSeconds: number }> {
   const random = rng(opts.seed);
   const choices: LlmChoice[] = [];
@@ -228,7 +238,8 @@ export async function scoredDecode(
   };
   const banFirst = [
     ...new Set(
-      ['"', '",', '"}', '""', "\n", "\n\n", '".', '",\n']
+      // and no "<": a small model copies the format line's placeholder ("<string>") as its reason
+      ['"', '",', '"}', '""', "\n", "\n\n", '".', '",\n', "<", " <"]
         .map((t) => m.tokenize(t))
         .filter((t) => t.length === 1)
         .map((t) => t[0]),
@@ -284,8 +295,23 @@ export async function scoredDecode(
       const keys = [...groups.keys()];
       const p = await probabilities(keys.filter((t): t is Token => t !== null));
       const raw = keys.map((t) => (t === null ? 0 : (p.get(t) ?? 0)));
-      const total = raw.reduce((a, b) => a + b, 0);
-      const norm = raw.map((x) => (total > 0 ? x / total : 1 / raw.length));
+      const rawTotal = raw.reduce((a, b) => a + b, 0);
+      const model = raw.map((x) => (rawTotal > 0 ? x / rawTotal : 1 / raw.length));
+      // what this split decides: between values, or (all one value) between tails
+      const byValue = new Set(alive.map((i) => options[i].label)).size > 1;
+      const groupLabels = keys.map((t) => [...new Set(groups.get(t)!.map((i) => (byValue ? options[i].label : options[i].tailLabel)))]);
+      const prior = byValue ? opts.priors?.[field.replace(/^.*\./, "")] : undefined;
+      // calibrated: the model's probability over the content-free prompt's, for the values this split tells apart
+      const priorOf =
+        prior &&
+        ((labels: string[]) =>
+          Math.max(
+            1e-3,
+            labels.reduce((a, l) => a + (prior[l] ?? 0), 0),
+          ));
+      const calibrated = priorOf ? model.map((x, g) => x / priorOf(groupLabels[g])) : model;
+      const total = calibrated.reduce((a, b) => a + b, 0);
+      const norm = calibrated.map((x) => (total > 0 ? x / total : 1 / calibrated.length));
       let k: number;
       if (opts.temperature <= 0 || total <= 0) k = norm.indexOf(Math.max(...norm));
       else {
@@ -294,17 +320,16 @@ export async function scoredDecode(
         k = 0;
         while (k < w.length - 1 && (u -= w[k]) > 0) k++;
       }
-      // what this split decides: between values, or (all one value) between tails
-      const byValue = new Set(alive.map((i) => options[i].label)).size > 1;
       const slot = byValue ? "value" : "tail";
       if (!record[slot] && (byValue || new Set(alive.map((i) => options[i].tail)).size > 1)) {
         // options that share their first differing token share its probability: listed together ("0 | 0.5")
-        const shares: Record<string, number> = {};
-        keys.forEach((t, g) => {
-          const names = [...new Set(groups.get(t)!.map((i) => (byValue ? options[i].label : options[i].tailLabel)))];
-          shares[names.join(" | ")] = Number(norm[g].toPrecision(3));
-        });
-        record[slot] = { field: byValue ? field : tailField, options: shares, picked: "" };
+        const shares = (xs: number[]) => Object.fromEntries(groupLabels.map((l, g) => [l.join(" | "), Number(xs[g].toPrecision(3))]));
+        record[slot] = {
+          field: byValue ? field : tailField,
+          options: shares(norm),
+          picked: "",
+          ...(priorOf ? { raw: shares(model), prior: shares(groupLabels.map(priorOf)) } : {}),
+        };
       }
       alive = groups.get(keys[k])!;
       if (keys[k] === null) {
@@ -321,6 +346,10 @@ export async function scoredDecode(
   };
   /** a string: sampled until the model closes it, maxLength characters, or the token budget */
   const str = async (maxLength: number): Promise<string> => {
+    if (opts.fixedString !== undefined) {
+      text += opts.fixedString;
+      return opts.fixedString;
+    }
     const fixed = m.tokenize(text);
     let toks = [...pending, ...fixed];
     pending = [];
@@ -428,6 +457,22 @@ export async function scoredDecode(
   return { value, choices, sampled, replyTokens, evaluations, promptSeconds };
 }
 
+/** Per field name, each value's probability at the reply's first choice of that field (a shared share, "0 | 0.5",
+ * split evenly): the priors of contextual calibration, from a content-free prompt's scored reply. */
+export function priorsOf(choices: LlmChoice[]): Record<string, Record<string, number>> {
+  const priors: Record<string, Record<string, number>> = {};
+  for (const c of choices) {
+    const name = c.field.replace(/^.*\./, "");
+    if (name === c.field || priors[name]) continue; // an "another entry or stop" choice, or not the field's first
+    priors[name] = {};
+    for (const [key, p] of Object.entries(c.raw ?? c.options)) {
+      const labels = key.split(" | ");
+      for (const l of labels) priors[name][l] = p / labels.length;
+    }
+  }
+  return priors;
+}
+
 // One generation at a time in this process, across clients (a sweep's trials run at once, each with its own):
 // llama.cpp's threads spin-wait, so two generations on the same cores are much slower than one after the other.
 let queue: Promise<unknown> = Promise.resolve();
@@ -444,6 +489,18 @@ export interface LocalClientOptions {
    * any other schema is generated under its grammar. "grammar": every reply generated token by token under the
    * schema's grammar. The reply records which (LlmReply.decoding). */
   decoding?: LocalDecoding;
+  /** Scored decoding: "skip" writes every string (a reply's reasons) empty instead of generating it (default
+   * $ULTRA_LLM_REASONS, else "skip"). Gemma 270M's reasons copied the prompt ("1 to 4 entries, each a different
+   * card", "card A"), so they steered its choices by what they copied, and cost most of a reply's time. */
+  reasons?: "generate" | "skip";
+}
+
+/** LocalClientOptions.reasons when not given: $ULTRA_LLM_REASONS, else "skip". */
+export function defaultReasons(): "generate" | "skip" {
+  const env = process.env.ULTRA_LLM_REASONS;
+  if (env === undefined || env === "") return "skip";
+  if (env !== "generate" && env !== "skip") throw new UltraError(`ULTRA_LLM_REASONS is "${env}": use generate or skip`);
+  return env;
 }
 
 /** The decoding a client uses when its options do not say: $ULTRA_LLM_DECODING, else "grammar". Not "score": scored,
@@ -475,6 +532,7 @@ export async function localClient(spec?: string, opts: LocalClientOptions = {}):
   }
 
   const decoding = opts.decoding ?? defaultDecoding();
+  const reasons = opts.reasons ?? defaultReasons();
   const { getLlama, LlamaChatSession, LlamaLogLevel, LlamaText, TokenBias, resolveChatWrapper } = await import("node-llama-cpp");
   const llama: Llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
   let model: LlamaModel;
@@ -523,9 +581,62 @@ export async function localClient(spec?: string, opts: LocalClientOptions = {}):
     return chatWrapper.generateContextState({ chatHistory: history }).contextText.tokenize(model.tokenizer);
   };
 
+  // contextual calibration's priors, per content-free prompt and schema (one per run: every episode's blank prompt
+  // is the same when the card count is)
+  const priorsCache = new Map<string, Record<string, Record<string, number>>>();
+  async function priorsFor(
+    req: LlmRequest & { calibration: Prompt },
+  ): Promise<{ priors: Record<string, Record<string, number>>; seconds: number }> {
+    const schema = grammarSchema(req.schema);
+    const key = JSON.stringify([req.calibration, schema]);
+    const known = priorsCache.get(key);
+    if (known) return { priors: known, seconds: 0 };
+    const t0 = performance.now();
+    // one entry is enough: its first choice of each field is the prior; strings are not sampled
+    const props = (schema.properties ?? {}) as Json;
+    const one = Object.fromEntries(
+      Object.entries(props).map(([k, v]) => [k, (v as Json).type === "array" ? { ...(v as Json), maxItems: 1 } : v]),
+    );
+    const res = await evaluateScored(
+      req.calibration,
+      { ...schema, properties: one },
+      { temperature: 0, seed: 0, maxTokens: 64, fixedString: "N/A" },
+    );
+    const priors = priorsOf(res.choices);
+    priorsCache.set(key, priors);
+    return { priors, seconds: (performance.now() - t0) / 1000 };
+  }
+
   /** scoredDecode on this context: keep the evaluated tokens the prompt starts with, evaluate the rest with the reply. */
   async function scored(req: LlmRequest, t0: number): Promise<LlmReply> {
-    const tokens = chatTokens(req.prompt);
+    const calibration = req.calibration ? await priorsFor({ ...req, calibration: req.calibration }) : null;
+    const res = await evaluateScored(req.prompt, grammarSchema(req.schema), {
+      temperature: req.temperature,
+      seed: req.seed,
+      maxTokens: req.maxTokens,
+      distinct: req.distinct,
+      ...(calibration ? { priors: calibration.priors } : {}),
+      ...(reasons === "skip" ? { fixedString: "" } : {}),
+    });
+    return {
+      text: JSON.stringify(res.value),
+      usage: { promptTokens: res.promptTokens, completionTokens: res.replyTokens, costUsd: 0, cachedPromptTokens: res.reused },
+      model: name,
+      seconds: (performance.now() - t0) / 1000,
+      decoding: {
+        method: "score",
+        choices: res.choices,
+        sampled_tokens: res.sampled,
+        evaluations: res.evaluations,
+        prompt_seconds: res.promptSeconds,
+        ...(calibration ? { calibrated: true, calibration_seconds: calibration.seconds } : {}),
+      },
+    };
+  }
+
+  /** scoredDecode of `tokens` (a chat-rendered prompt) on this context, reusing the evaluated tokens it starts with. */
+  async function evaluateScored(prompt: Prompt, schema: Json, opts: Parameters<typeof scoredDecode>[3]) {
+    const tokens = chatTokens(prompt);
     if (tokens.length + 16 > contextTokens)
       throw new UltraError(
         `the prompt is about ${tokens.length} tokens, more than ${name}'s context of ${contextTokens}; summarise the episode to fit`,
@@ -534,7 +645,7 @@ export async function localClient(spec?: string, opts: LocalClientOptions = {}):
     let reused = 0;
     while (reused < Math.min(held.length, tokens.length - 1) && held[reused] === tokens[reused]) reused++;
     await sequence.eraseContextTokenRanges([{ start: reused, end: sequence.nextTokenIndex }]);
-    last = req.prompt;
+    last = prompt;
     const scoring: ScoringModel = {
       tokenize: (text) => model.tokenize(text),
       detokenize: (toks) => model.detokenize(toks),
@@ -563,25 +674,7 @@ export async function localClient(spec?: string, opts: LocalClientOptions = {}):
         return { probabilities: out?.next.probabilities, token: out?.next.token };
       },
     };
-    const res = await scoredDecode(scoring, tokens.slice(reused), grammarSchema(req.schema), {
-      temperature: req.temperature,
-      seed: req.seed,
-      maxTokens: req.maxTokens,
-      distinct: req.distinct,
-    });
-    return {
-      text: JSON.stringify(res.value),
-      usage: { promptTokens: tokens.length, completionTokens: res.replyTokens, costUsd: 0, cachedPromptTokens: reused },
-      model: name,
-      seconds: (performance.now() - t0) / 1000,
-      decoding: {
-        method: "score",
-        choices: res.choices,
-        sampled_tokens: res.sampled,
-        evaluations: res.evaluations,
-        prompt_seconds: res.promptSeconds,
-      },
-    };
+    return { ...(await scoredDecode(scoring, tokens.slice(reused), schema, opts)), reused, promptTokens: tokens.length };
   }
 
   async function run(req: LlmRequest): Promise<LlmReply> {

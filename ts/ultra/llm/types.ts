@@ -14,6 +14,10 @@ export interface LlmRequest {
    * the card); a client that can hold a reply to it does (the local client's scored decoding), others leave it
    * to identify's validation, which rejects a repeat */
   distinct?: string[];
+  /** a content-free version of the prompt (candidates mode: the episode and cards blanked): a client that picks
+   * choices from the model's probabilities divides them by the probabilities this prompt gets (contextual
+   * calibration), so a choice made by position alone (a small model's "A") does not win by default */
+  calibration?: Prompt;
 }
 
 export interface LlmUsage {
@@ -45,6 +49,10 @@ export interface LlmChoice {
    * the model was asked share one entry ("0 | 0.5"), and their split further on is not recorded */
   options: Record<string, number>;
   picked: string;
+  /** calibrated choices: the model's own probabilities (options are these divided by `prior`, renormalised) */
+  raw?: Record<string, number>;
+  /** calibrated choices: the probabilities the content-free prompt got (LlmRequest.calibration) */
+  prior?: Record<string, number>;
 }
 
 /** How a local model wrote the reply: `grammar`, generated token by token under the schema's grammar; `score`, the
@@ -60,6 +68,10 @@ export interface LlmDecoding {
   evaluations?: number;
   /** `score`: seconds of the first evaluation (the prompt's tokens after the reused prefix, and the reply's first) */
   prompt_seconds?: number;
+  /** `score`: whether the choices were calibrated against LlmRequest.calibration, and the seconds that cost (0 when
+   * an earlier request's calibration was reused) */
+  calibrated?: boolean;
+  calibration_seconds?: number;
 }
 
 export interface LlmClient {

@@ -6,7 +6,16 @@ import { emptyCounts, validateAdvice, type CriticalState, type CriticalStatesFil
 import { collectEpisodes, type Episode } from "../episodes.js";
 import type { SpaceInfo } from "../../bridge/ops.js";
 import { interpreterFor } from "../../describe/envs/index.js";
-import { actionMenu, adviceFromCards, cardsSchema, pickCards, renderCards, renderMenu, renderOverview } from "../../describe/cards.js";
+import {
+  actionMenu,
+  adviceFromCards,
+  cardsSchema,
+  pickCards,
+  renderBlankCards,
+  renderCards,
+  renderMenu,
+  renderOverview,
+} from "../../describe/cards.js";
 import { actionSpaceText, renderCandidatesPrompt, renderPrompt, type Prompt } from "../../describe/prompts.js";
 import { replySchema } from "../llm/schema.js";
 import type { Settings } from "../settings.js";
@@ -22,7 +31,7 @@ import { progressBar, log } from "../../progress.js";
 import { loadModel, specFor, type RunContext } from "../context.js";
 
 export const episodeFile = (i: number) => `trajectories/episode-${String(i).padStart(3, "0")}.msgpack`;
-const identifyFile = (i: number, ext: string) => `identify/episode-${String(i).padStart(3, "0")}.${ext}`;
+export const identifyFile = (i: number, ext: string) => `identify/episode-${String(i).padStart(3, "0")}.${ext}`;
 
 /** The episode in words, as an LLM adviser reads it. The interpreter gets raw_obs, the physical state in the
  * units it prints (m, m/s, rad); ep.obs is VecNormalize'd for the policy and would print as nonsense. */
@@ -58,15 +67,17 @@ export function candidatesQuery(
   const interp = interpreterFor(configName);
   const cards = pickCards(ep, { k: opts.cards, minSeparation: opts.minSeparation });
   const menu = actionMenu(opts.actionSpace, interp);
-  const prompt = renderCandidatesPrompt(configName, {
-    overview: renderOverview(ep, interp),
-    cards: renderCards(cards, ep, opts.actionSpace, interp),
-    menu: renderMenu(menu, opts.actionSpace, interp),
-    maxCriticalStates: opts.maxCriticalStates,
-  });
+  const render = (overview: string, shown: string) =>
+    renderCandidatesPrompt(configName, {
+      overview,
+      cards: shown,
+      menu: renderMenu(menu, opts.actionSpace, interp),
+      maxCriticalStates: opts.maxCriticalStates,
+    });
   return {
     mode: "candidates",
-    prompt,
+    prompt: render(renderOverview(ep, interp), renderCards(cards, ep, opts.actionSpace, interp)),
+    calibration: render("N/A", renderBlankCards(cards)),
     schema: cardsSchema(cards, menu, opts.maxCriticalStates),
     toAdvice: (items) => adviceFromCards(items, cards, ep, opts.actionSpace, interp),
     cards,
@@ -175,6 +186,8 @@ async function identifyWith(ctx: RunContext, adviser: Adviser): Promise<Record<s
       ...(query.cards ? { cards: query.cards } : {}),
       request: res.request,
       reply: res.reply,
+      // the adviser's valid proposals before verification: what it selected (ultra fidelity scores them)
+      proposed: valid.map(({ step, action, reward }) => ({ step, action, reward })),
       verification: verdicts,
       accepted,
     });
