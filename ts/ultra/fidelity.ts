@@ -10,8 +10,6 @@ import { UltraError } from "../errors.js";
 import type { SidecarClient } from "../bridge/client.js";
 import { runEnv } from "../config.js";
 import { dropOnset, largestDrops } from "../describe/drops.js";
-
-const ONSET_WINDOW = 50;
 import { log, progressBar } from "../progress.js";
 import { NDArray } from "../protocol.js";
 import { loadModel, specFor, type RunContext } from "./context.js";
@@ -23,6 +21,9 @@ import { mixSeed, rng } from "./rng.js";
 import { RunDir } from "./rundir.js";
 import type { Settings } from "./settings.js";
 import { ci95, mean } from "./stats.js";
+
+/** Steps before a value drop searched for its onset (the highest V): 0.4 s of simulated time on Hopper (dt 0.008 s). */
+const ONSET_WINDOW = 50;
 
 export const RATIOS = [0.1, 0.2, 0.3, 0.4];
 /** d/d_max below this counts as this: a segment that changed nothing would score −∞ */
