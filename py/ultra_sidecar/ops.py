@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from . import bench, collect, counterfactual, models, modulation, plots, protocol, rice, snapshot
+from . import bench, collect, counterfactual, embedded, models, modulation, plots, protocol, rice, snapshot
 from .envs import describe_space, find_vec_normalize, make_env
 from .protocol import ProtocolError
 
@@ -228,5 +228,6 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
             "path": plots.plot_curves(args["curves"], args["path"], args["title"], args.get("band_scale"))
         },
         "close": lambda args, emit: h.close(args["handle"]) or {},
+        "embedded_model": lambda args, emit: embedded.embedded_model(args["name"]),
         "bench_learn": lambda args, emit: bench.learn_run(args),
     }

@@ -128,7 +128,8 @@ interface OpTable {
   ];
   collect: [
     { model: string; env: string; episodes: number; deterministic?: boolean; snapshot_every?: number; chunk_steps?: number },
-    { episodes: EpisodeSummary[]; steps: number },
+    /** snapshot_s: seconds spent taking snapshots (all sub-envs) */
+    { episodes: EpisodeSummary[]; steps: number; snapshot_s: number },
   ];
   counterfactual: [
     { model: string; env: string; snapshot: Snapshot; candidates: NDArray; horizon: number; gamma: number; deterministic?: boolean },
@@ -160,6 +161,7 @@ interface OpTable {
   /** band_scale: an arm's band is ±band_scale[arm] × sample std over seeds (t/√n: a 95% CI); default ±std */
   plot_curves: [{ curves: Record<string, unknown>; path: string; title: string; band_scale?: Record<string, number> }, { path: string }];
   close: [{ handle: string }, Record<string, never>];
+  embedded_model: [{ name: string }, { path: string; package: string }];
   bench_learn: [
     {
       spec: EnvSpec;
@@ -220,6 +222,7 @@ export const OP_NAMES = [
   "plot_curves",
   "plot_bars",
   "close",
+  "embedded_model",
   "bench_learn",
   "ray_init",
   "actor_start",
@@ -261,6 +264,7 @@ export const OP_ARGS = {
   plot_curves: { args: ["curves", "path", "title"], optional_args: ["band_scale"] },
   plot_bars: { args: ["bars", "path", "title", "ylabel"], optional_args: [] },
   close: { args: ["handle"], optional_args: [] },
+  embedded_model: { args: ["name"], optional_args: [] },
   bench_learn: { args: ["spec", "ppo", "steps", "impl", "threads"], optional_args: ["table_states", "table_radius", "params", "trace"] },
   ray_init: { args: ["address"], optional_args: ["num_cpus"] },
   actor_start: { args: ["name", "curve", "shared_dir"], optional_args: ["cpus", "gpus", "torch_threads"] },

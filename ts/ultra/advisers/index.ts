@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import type { SidecarClient } from "../../bridge/client.js";
 import { UltraError } from "../../errors.js";
 import { cacheDir, cachedClient, replayClient } from "../llm/cache.js";
 import { llmSlots } from "../llm/limit.js";
@@ -43,23 +44,24 @@ async function moduleAdviser(path: string, s: Settings): Promise<Adviser> {
   return adviser as Adviser;
 }
 
-async function llmClient(kind: string, arg: string, s: Settings): Promise<LlmClient> {
+async function llmClient(kind: string, arg: string, s: Settings, sc?: SidecarClient): Promise<LlmClient> {
   if (kind === "openai" && arg)
     return openaiClient(arg, { timeoutS: s.llm.timeout_s, maxRetries: s.llm.max_retries, structured: s.llm.structured });
   if (kind === "replay" && arg) return replayClient(arg);
-  if (kind === "local") return localClient(arg || undefined);
+  if (kind === "local") return localClient(arg || undefined, { sidecar: sc });
   throw new UltraError(`unknown adviser "${kind}${arg ? `:${arg}` : ""}": use one of ${SPECS}`);
 }
 
 /** `runRoot`: the run directory whose identify/cache/ keeps every LLM reply. `sharedCache`: a cache dir shared
- * by several runs (a sweep's), consulted after the run's own; the run's cache still gets every reply it used. */
-export async function makeAdviser(spec: string, s: Settings, runRoot: string, sharedCache?: string): Promise<Adviser> {
+ * by several runs (a sweep's), consulted after the run's own; the run's cache still gets every reply it used.
+ * `sc`: a sidecar on this machine, which `local` asks for its embedded model's file (else it starts one). */
+export async function makeAdviser(spec: string, s: Settings, runRoot: string, sharedCache?: string, sc?: SidecarClient): Promise<Adviser> {
   if (spec === "rollout") return new RolloutAdviser();
   if (spec.startsWith("module:")) return moduleAdviser(spec.slice("module:".length), s);
   const colon = spec.indexOf(":"); // split at the first colon only: Ollama model names contain colons
   const [kind, arg] = colon < 0 ? [spec, ""] : [spec.slice(0, colon), spec.slice(colon + 1)];
   llmSlots.limit = s.llm.concurrency;
-  const inner = await llmClient(kind, arg, s);
+  const inner = await llmClient(kind, arg, s, sc);
   const client = cachedClient(sharedCache ? cachedClient(inner, sharedCache) : inner, cacheDir(runRoot));
   return new LlmAdviser(client, { maxTokens: s.llm.max_tokens, temperature: s.llm.temperature });
 }

