@@ -96,6 +96,7 @@ bench: setup
 	npx ultra bench bridge --record
 	npx ultra bench faults --kills 50 --record
 	npx ultra bench sweep --env HalfCheetah --seeds 2 --record
+	npx ultra bench snapshots --env Pong --record
 	$(if $(LLM_RUN),npx ultra bench llm --run $(LLM_RUN) --episodes 3 --prompt-chars 5000 --record)
 
 clean:

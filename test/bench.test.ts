@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { firstDifference, nothingCompared, type StepTrace, type TracedRun } from "../ts/bench/learn.js";
 import { formatLlmRows, llmSummary, type LlmBenchRow } from "../ts/bench/llm.js";
-import { NDArray } from "../ts/protocol.js";
+import { summarize, wireBytes, type SnapshotRun } from "../ts/bench/snapshots.js";
+import { NDArray, pack } from "../ts/protocol.js";
 import { readJson as json, ultraWith } from "./helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ultra-bench-"));
@@ -154,5 +155,65 @@ describe("bench llm", () => {
     const r = await ultra("bench", "llm", "--run", join(dir, "no-run"));
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("is not a run directory (no run.json)");
+  });
+});
+
+describe("bench snapshots", () => {
+  const run = (repeat: number, every: 0 | 1, seconds: number, held: number, digest = "d"): SnapshotRun => ({
+    repeat,
+    snapshot_every: every,
+    steps: 100,
+    seconds,
+    snapshot_s: every ? 0.1 * seconds : 0,
+    snapshots: every * 100,
+    held_bytes: held,
+    rss_bytes: held,
+    peak_bytes: held,
+    digest,
+  });
+  const sizes = {
+    with: { steps: 100, bytes: 8000, snapshot_bytes: 5000, snapshots: 100 },
+    without: { steps: 100, bytes: 3000, snapshot_bytes: 1, snapshots: 0 },
+  };
+
+  it("pairs the two modes by repeat, splits the snapshots' time share at snapshot(), and judges the cost", () => {
+    // repeat 1 ran under twice the load: paired by repeat (not by order), both shares are 1 - 3/4
+    const runs = [run(0, 1, 4, 9e6), run(1, 0, 6, 3e6), run(0, 0, 3, 3e6), run(1, 1, 8, 9e6)];
+    const s = summarize(runs, sizes, 2);
+    expect(s.share.time).toBeCloseTo(0.25);
+    expect(s.share.time_in_snapshot_fn).toBeCloseTo(0.1);
+    expect(s.share.time_outside_snapshot_fn).toBeCloseTo(0.15);
+    expect(s.share.bytes).toBeCloseTo(5 / 8);
+    expect(s.snapshot.bytes).toBe(50);
+    expect(s.per_episode).toMatchObject({ held_mb: { with: 4.5, without: 1.5 }, held_snapshots_mb: 3, received_mb: { with: 0.004 } });
+    expect(s.same_episodes).toBe(true);
+    expect(s.large_cost.met).toBe(false);
+    expect(summarize([run(0, 1, 4, 250e6), run(0, 0, 3, 3e6, "e")], sizes, 1)).toMatchObject({
+      same_episodes: false,
+      large_cost: { met: true }, // 247 MB of snapshots held per episode
+    });
+    expect(() => summarize([run(0, 1, 4, 1)], sizes, 1)).toThrow("with and without");
+  });
+
+  it("counts bytes as they cross the bridge", () => {
+    const value = { obs: new NDArray("uint8", [2, 70000], new Uint8Array(140000)), snaps: [{ state: Buffer.alloc(500), rng: "{}" }] };
+    const sent = pack(value).reduce((n, f) => n + f.byteLength, 0);
+    expect(sent - wireBytes(value)).toBeGreaterThanOrEqual(0);
+    expect(sent - wireBytes(value)).toBeLessThan(32); // the array's header
+  });
+
+  it("collects the same episodes with and without snapshots, through the CLI", async () => {
+    const r = await ultra("bench", "snapshots", "--env", "CartPole-v1", "--repeats", "1", "--json", join(dir, "snap.json"));
+    expect(r.code, r.stderr).toBe(0);
+    const d = json(join(dir, "snap.json"));
+    expect(d).toMatchObject({ bench: "snapshots-CartPole-v1", env: "CartPole-v1", same_episodes: true });
+    expect(d.runs.map((x: SnapshotRun) => x.snapshot_every)).toEqual([1, 0]);
+    const [on, off] = d.runs as SnapshotRun[];
+    expect(on.snapshots).toBe(on.steps);
+    expect(on.snapshot_s).toBeGreaterThan(0);
+    expect(off).toMatchObject({ snapshots: 0, snapshot_s: 0 });
+    expect(d.sizes.with.bytes - d.sizes.without.bytes).toBeGreaterThanOrEqual(d.sizes.with.snapshot_bytes - 16);
+    expect(Object.keys(d.sizes.with.snapshot_parts)).toEqual(expect.arrayContaining(["base", "rng", "wrappers", "vec.obs"]));
+    expect(r.stderr).toMatch(/snapshots CartPole-v1: [\d.]+ steps\/episode, same episodes: true; /);
   });
 });

@@ -9,6 +9,7 @@ import { withRecord } from "./bench/common.js";
 import { faultsBench } from "./bench/faults.js";
 import { determinismBench, overheadBench, scaleBench } from "./bench/learn.js";
 import { llmBench } from "./bench/llm.js";
+import { snapshotsBench } from "./bench/snapshots.js";
 import { sweepBench } from "./bench/sweep.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { evalCommand } from "./commands/evaluate.js";
@@ -42,8 +43,8 @@ const cli = yargs(hideBin(process.argv))
   .command(inspectCommand)
   .command("bench", "benchmarks (JSON on stdout; with --record also bench/results/<name>.json)", (y: Argv) =>
     withRecord(y)
-      .command([bridgeBench, overheadBench, determinismBench, scaleBench, faultsBench, sweepBench, llmBench])
-      .demandCommand(1, "name a benchmark: bridge, overhead, determinism, scale, faults, sweep, llm"),
+      .command([bridgeBench, overheadBench, determinismBench, scaleBench, faultsBench, sweepBench, llmBench, snapshotsBench])
+      .demandCommand(1, "name a benchmark: bridge, overhead, determinism, scale, faults, sweep, llm, snapshots"),
   )
   .demandCommand(1, "name a command; see --help")
   .strict()

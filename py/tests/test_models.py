@@ -40,6 +40,7 @@ def test_collect_streams_whole_episodes_with_snapshots(sidecar, tiny_model):
     )
     chunks = [e["data"] for e in events if e["event"] == "chunk"]
     assert r["steps"] == 2000 and [c["start"] for c in chunks] == [0, 300, 600, 900] * 2
+    assert r["snapshot_s"] > 0  # time in snapshot(), for ultra bench snapshots
     for ep in (0, 1):
         mine = [c for c in chunks if c["episode"] == ep]
         rewards = np.concatenate([c["rewards"] for c in mine])

@@ -65,13 +65,16 @@ def collect(
     bufs = [new_buf() for _ in range(n)]
     obs = venv.reset()
     finished, total_steps, summary, last_emit = 0, 0, [], time.perf_counter()
+    snapshot_s = 0.0  # time in snapshot() (ultra bench snapshots reports it beside the transfer's cost)
     while finished < episodes:
         raw = vn.get_original_obs() if vn is not None else None
         rams = [_ram(venv, i) for i in range(n)]  # before the step, like obs
         for i in range(n):
             t = len(bufs[i][0]["rewards"])
             if snapshot_every and t % snapshot_every == 0:
+                t0 = time.perf_counter()
                 bufs[i][1].append(snapshot(venv, i))
+                snapshot_s += time.perf_counter() - t0
                 bufs[i][2].append(t)
         with torch.no_grad():
             obs_t, _ = model.policy.obs_to_tensor(obs)
@@ -104,7 +107,7 @@ def collect(
         if time.perf_counter() - last_emit > PROGRESS_INTERVAL_S:  # liveness while a long episode runs
             last_emit = time.perf_counter()
             emit("progress", {"episodes": finished, "total": episodes})
-    return {"episodes": summary, "steps": total_steps}
+    return {"episodes": summary, "steps": total_steps, "snapshot_s": snapshot_s}
 
 
 def evaluate(model: PPO, venv: VecEnv, episodes: int, deterministic: bool, emit: Emit) -> dict:

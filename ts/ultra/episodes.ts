@@ -57,6 +57,9 @@ export function assemble(chunks: TrajectoryChunk[]): Episode {
   };
 }
 
+/** Steps per streamed chunk collectEpisodes asks for (ultra bench snapshots asks the same). */
+export const COLLECT_CHUNK_STEPS = 1000;
+
 /** Roll out `episodes` episodes with a snapshot at every step. */
 export async function collectEpisodes(
   sc: SidecarClient,
@@ -65,7 +68,7 @@ export async function collectEpisodes(
   const chunks = new Map<number, TrajectoryChunk[]>();
   await sc.call(
     "collect",
-    { ...args, snapshot_every: 1, chunk_steps: 1000 },
+    { ...args, snapshot_every: 1, chunk_steps: COLLECT_CHUNK_STEPS },
     {
       onEvent: (event, data) => {
         if (event !== "chunk") return;
