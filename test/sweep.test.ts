@@ -1,7 +1,7 @@
 // `ultra sweep` on a real local Ray instance: sidecars as Ray actors on CURVE-secured TCP, a sidecar actor
 // killed mid-trial, and the grid's report.
 import { spawn, execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { curveKeyPair } from "zeromq";
@@ -272,6 +272,15 @@ describe("ultra sweep", () => {
     const perSeed = [0, 1].map((s) => readJson(join(out, "trials", `Reacher-RA-s${s}`, "eval.json")).arms.ultra_RA.mean);
     expect(ra.returns).toEqual(perSeed);
     for (const env of ["HalfCheetah", "Reacher"]) expect(existsSync(join(out, `curves-${env}.png`))).toBe(true);
+  });
+
+  it("--report-only writes the same report and summary again from the stored sweep, without Ray or training", async () => {
+    const before = ["report.md", "summary.json"].map((f) => readFileSync(join(out, f), "utf8"));
+    for (const f of ["report.md", "summary.json"]) rmSync(join(out, f));
+    const r = await ultraWith({}, "sweep", "--out", out, "--report-only");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/starting Ray/);
+    expect(["report.md", "summary.json"].map((f) => readFileSync(join(out, f), "utf8"))).toEqual(before);
   });
 
   it("leaves no Ray process behind", async () => {

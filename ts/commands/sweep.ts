@@ -1,6 +1,6 @@
 // `ultra sweep`: a grid of envs × variants × seeds on Ray (ts/sweep/run.ts); --dry-run prints the grid.
 import { fmt, log } from "../progress.js";
-import { storedSweep, sweep, sweepRoot } from "../sweep/run.js";
+import { storedSweep, sweep, sweepReportOnly, sweepRoot } from "../sweep/run.js";
 import { flagsToSpec, resolveSweep, trialsOf } from "../sweep/spec.js";
 import { defineCommand, printJson, sidecarOptions } from "./common.js";
 
@@ -34,6 +34,11 @@ export const sweepCommand = defineCommand(
         default: false,
         describe: "continue a sweep: finished trials are kept, the others (failed ones too) resume from their checkpoints",
       })
+      .option("report-only", {
+        type: "boolean",
+        default: false,
+        describe: "write --out's report.md and summary.json from the trials done so far and stop (no Ray, nothing trained)",
+      })
       .option("dry-run", {
         type: "boolean",
         default: false,
@@ -41,6 +46,12 @@ export const sweepCommand = defineCommand(
       }),
   async (a) => {
     const out = sweepRoot(a.out);
+    if (a.reportOnly) {
+      const r = await sweepReportOnly(out, sidecarOptions(a));
+      log(`sweep: report of ${r.done} trials done so far: ${r.report}`);
+      printJson(r);
+      return;
+    }
     const flags = {
       ...flagsToSpec(a),
       profile: a.profile,

@@ -152,7 +152,7 @@ export function armCosts(
 }
 
 function costLines(cost: ReturnType<typeof armCosts>): string[] {
-  const avg = (xs: number[]) => (xs.length ? Math.round(xs.reduce((a, b) => a + b, 0) / xs.length) : NaN);
+  const avg = (xs: number[]) => (xs.length ? String(Math.round(xs.reduce((a, b) => a + b, 0) / xs.length)) : "–");
   return [
     "Env steps per arm (mean over the compared seeds): identification's that the arm drew on, its own training, and both.",
     "",

@@ -3,7 +3,7 @@
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { UltraError } from "../errors.js";
-import type { SidecarOptions } from "../bridge/sidecar.js";
+import { withSidecar, type SidecarOptions } from "../bridge/sidecar.js";
 import { log } from "../progress.js";
 import { RayCluster } from "./cluster.js";
 import { sweepReport } from "./report.js";
@@ -81,4 +81,15 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
   } finally {
     await cluster.close();
   }
+}
+
+/** report.md and summary.json of a stored sweep from the trials done so far, without Ray or training: a grid that
+ * spans several sittings publishes what it has (a sweep still running there rewrites them when it ends). */
+export async function sweepReportOnly(out: string, sidecar: SidecarOptions = {}): Promise<{ dir: string; report: string; done: number }> {
+  const root = sweepRoot(out);
+  const state = storedSweep(root);
+  if (!state) throw new UltraError(`${root} holds no sweep (no sweep.json); --report-only reads a sweep that has started`);
+  const done = state.trials.filter((t) => t.status === "done").length;
+  const { report } = await withSidecar(sidecar, (sc) => sweepReport(new Sweep(root, state), sc));
+  return { dir: root, report, done };
 }
