@@ -158,6 +158,16 @@ describe("matchWarnings (the per-run report's check of the calibrated radius)", 
     return run;
   };
 
+  it("warns when ULTRA-R matched its states but never paid its reward (then it is the reset arm), not when it paid", () => {
+    const unpaid = { ...stats(968, 968, 73), overridden_actions: 0, reward_added_steps: 0 }; // the dense HalfCheetah seed 0
+    const w = matchWarnings(runWith({ ultra_R: [unpaid] }), ["ultra_R"], 0.01).join("\n");
+    expect(w).toMatch(/ULTRA-R \(ultra_R\) paid its reward at none of its 968 matches/);
+    const paid = { ...unpaid, reward_added_steps: 12 };
+    expect(matchWarnings(runWith({ ultra_R: [paid] }), ["ultra_R"], 0.01).join("\n")).not.toMatch(/paid its reward/);
+    // RA overrides the action, so it always pays: no such warning
+    expect(matchWarnings(runWith({ ultra_RA: [unpaid] }), ["ultra_RA"], 0.01).join("\n")).not.toMatch(/paid its reward/);
+  });
+
   it("warns when an arm was held at or drawn to critical states far beyond the calibration, not otherwise", () => {
     // the quick HalfCheetah run's collapse: 17,609 of 20,480 steps modulated, calibrated for 1%
     const run = runWith({

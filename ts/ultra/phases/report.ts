@@ -179,6 +179,12 @@ export function matchWarnings(run: RunDir, arms: string[], matchFraction: number
       out.push(
         `\n**Warning:** ${armName(arm)} was modulated at ${pct(reached)} of its steps at states it reached itself, though the radius was calibrated for ${matchFraction * 100}% of the base policy's: a suggestion may be holding the agent at its own state (\`modulation.fire_on: entry\` fires once per visit).`,
       );
+    // R pays only for taking (about) the suggested action: a policy that never does gets no reward, and then
+    // ULTRA-R is the RICE-style reset arm (the same states and resets), as on the dense replicate's HalfCheetah
+    if (arm === "ultra_R" && t.m.matched_steps > 0 && t.m.reward_added_steps === 0)
+      out.push(
+        `\n**Warning:** ${armName(arm)} paid its reward at none of its ${t.m.matched_steps} matches: the agent never took an action within \`modulation.action_tolerance\` of a suggestion, so it trained as the RICE-style reset arm does (the same states and resets), not as ULTRA-R.`,
+      );
     const near = (t.m.near_steps ?? 0) / t.steps;
     if (arm.startsWith("ultra_") && near > limit && (resetNear === null || near > 2 * resetNear))
       out.push(
