@@ -136,20 +136,6 @@ export function unpack(message: Uint8Array[]): any {
   }
 }
 
-/** Refuse, before sending, a request the sidecar would refuse by its names: an unknown op, a missing required
- * argument or one protocol.json does not list (so a misspelt optional one fails here, not silently there). */
-export function checkArgs(op: string, args: object): void {
-  const spec = Object.hasOwn(SPEC.ops, op) ? SPEC.ops[op] : undefined;
-  if (!spec) throw new Error(`unknown op "${op}"; protocol.json lists ${Object.keys(SPEC.ops).join(", ")}`);
-  const required = Object.keys(spec.args);
-  const optional = Object.keys(spec.optional_args ?? {});
-  const lists = `protocol.json lists ${required.join(", ") || "none"} (optional: ${optional.join(", ") || "none"})`;
-  const missing = required.filter((k) => !Object.hasOwn(args, k));
-  if (missing.length) throw new Error(`op "${op}" is missing argument(s) ${missing.join(", ")}; ${lists}`);
-  const unknown = Object.keys(args).filter((k) => !required.includes(k) && !optional.includes(k));
-  if (unknown.length) throw new Error(`op "${op}" takes no argument(s) ${unknown.join(", ")}; ${lists}`);
-}
-
 export interface RemoteError {
   code: string;
   message: string;
