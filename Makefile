@@ -66,7 +66,7 @@ sweep: setup
 # resumable: re-run the same command after an interruption and finished trials are kept. Hours on a 2-core CPU.
 RICE ?= ../shared/rice
 REPLICATE_OUT ?= runs/replicate
-REPLICATE_PARTS ?= dense dense-local
+REPLICATE_PARTS ?= dense dense-local sparse
 replicate: setup
 	@for part in $(REPLICATE_PARTS); do \
 	  RICE=$(RICE) npx ultra sweep --file configs/sweeps/replicate-$$part.yaml --out $(REPLICATE_OUT)/$$part --resume $(if $(RAY),--ray $(RAY)); rc=$$?; \
