@@ -202,6 +202,9 @@ export interface ScoringModel {
   ): Promise<{ probabilities?: Map<Token, number>; token?: Token | null }>;
 }
 
+/** A reply field's own name, without its path: "critical_states[1].card" → "card" (the key of `distinct` and priors). */
+const fieldName = (field: string) => field.replace(/^.*\./, "");
+
 /** Characters that end a generated string: a quote (its end), a backslash (no escapes) or a line break. */
 const STRING_END = /["\\\n\r]/;
 
@@ -311,7 +314,7 @@ export async function scoredDecode(
       // what this split decides: between values, or (all one value) between tails
       const byValue = new Set(alive.map((i) => options[i].label)).size > 1;
       const groupLabels = keys.map((t) => [...new Set(groups.get(t)!.map((i) => (byValue ? options[i].label : options[i].tailLabel)))]);
-      const prior = byValue ? opts.priors?.[field.replace(/^.*\./, "")] : undefined;
+      const prior = byValue ? opts.priors?.[fieldName(field)] : undefined;
       // calibrated: the model's probability over the content-free prompt's, for the values this split tells apart
       const priorOf =
         prior &&
@@ -399,7 +402,7 @@ export async function scoredDecode(
   ): Promise<{ value: unknown; tail: number }> => {
     if (Array.isArray(s.enum)) {
       const values = s.enum as (string | number)[];
-      const name = field.replace(/^.*\./, "");
+      const name = fieldName(field);
       const taken = opts.distinct?.includes(name) ? used.get(name) : undefined;
       const options = values.flatMap((v) =>
         tails.map((t, ti) => ({
@@ -473,7 +476,7 @@ export async function scoredDecode(
 export function priorsOf(choices: LlmChoice[]): Record<string, Record<string, number>> {
   const priors: Record<string, Record<string, number>> = {};
   for (const c of choices) {
-    const name = c.field.replace(/^.*\./, "");
+    const name = fieldName(c.field);
     if (name === c.field || priors[name]) continue; // an "another entry or stop" choice, or not the field's first
     priors[name] = {};
     for (const [key, p] of Object.entries(c.raw ?? c.options)) {
