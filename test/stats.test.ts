@@ -99,6 +99,20 @@ describe("the sweep report's table of one env, with a failed trial", () => {
     expect(text).toMatch(/^\| ULTRA-RA \(ultra_RA\) \| 2 \| 25\.5 ± 14\.8 \| \[-107\.9, 158\.9\] \| 15\.0, 36\.0 \|$/m);
   });
 
+  it("names each unfinished trial of a dropped seed once, not once per arm it holds", () => {
+    const why: Record<string, string> = {
+      base: "trial Hopper-RA-s0 running, trial Hopper-R-s0 failed",
+      ultra_RA: "trial Hopper-RA-s0 running",
+      continue_ppo: "trial Hopper-RA-s0 running",
+      ultra_R: "trial Hopper-R-s0 failed",
+    };
+    const open = envTable(["base", "ultra_RA", "ultra_R", "continue_ppo"], [0], (arm) => ({ missing: why[arm] }));
+    expect(open.lines[0]).toBe(
+      "Compared over seeds none, where every arm has a result; dropped: seed 0 (trial Hopper-RA-s0 running; " +
+        "base policy (no refinement), ULTRA-R (ultra_R): trial Hopper-R-s0 failed).",
+    );
+  });
+
   it("pairs each arm with continue PPO over the same seeds: difference, CI, p, wins, the test named", () => {
     // ULTRA-RA − continue PPO on seeds 0 and 2: 3, 3 → no spread; ULTRA-R: −1, 2 → mean 0.5, s = 2.121
     expect(t.paired.ultra_RA).toMatchObject({ n: 2, diffs: [3, 3], mean: 3, p: 0, wins: 2 });

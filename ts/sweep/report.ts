@@ -66,7 +66,7 @@ export function envTable(arms: string[], seeds: number[], result: (arm: string, 
     ...(dropped.length
       ? [
           `Compared over seeds ${kept.join(", ") || "none"}, where every arm has a result; dropped: ` +
-            dropped.map((d) => `seed ${d.seed} (${d.missing.map((m) => `${armName(m.arm)}: ${m.why}`).join("; ")})`).join(", ") +
+            dropped.map((d) => `seed ${d.seed} (${droppedWhy(d.missing)})`).join(", ") +
             ".",
           "",
         ]
@@ -83,6 +83,14 @@ export function envTable(arms: string[], seeds: number[], result: (arm: string, 
     ...(kept.length ? pairedTable(perSeed, "###") : []),
   ];
   return { seeds: kept, dropped, rows, paired, lines };
+}
+
+/** A dropped seed's reasons, one per trial: the arms are named where a trial failed (or none trains them), not
+ * while it is merely running or pending, when every arm it holds is missing and naming them says nothing. */
+function droppedWhy(missing: EnvTable["dropped"][number]["missing"]): string {
+  const arms = new Map<string, string[]>();
+  for (const m of missing) for (const why of m.why.split(", ")) arms.set(why, [...(arms.get(why) ?? []), armName(m.arm)]);
+  return [...arms].map(([why, names]) => (/ (running|pending)$/.test(why) ? why : `${names.join(", ")}: ${why}`)).join("; ");
 }
 
 /** Why an arm has no result for a seed: the trial that would hold it, and where that trial stands. */
