@@ -1,7 +1,10 @@
 // The paired comparison of an arm with continue PPO over shared seeds, and the sweep report's rule that arms of
-// one env are compared only over the seeds where every arm has a result. No training: fixed numbers.
+// one env are compared only over the seeds where every arm has a result; across tasks, rliable's probability of
+// improvement from the sidecar. No training: fixed numbers.
 import { describe, expect, it } from "vitest";
-import { envTable, type SeedResult } from "../ts/sweep/report.js";
+import { acrossTasks, envTable, improvementPairs, type SeedResult } from "../ts/sweep/report.js";
+import type { Improvement } from "../ts/bridge/ops.js";
+import { startSidecar } from "./helpers.js";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -205,4 +208,58 @@ describe("matchWarnings (the per-run report's check of the calibrated radius)", 
     const run = runWith({ ultra_RA: [stats(64 * 10, 140 * 10, 28 * 10)], rice_reset: [stats(59 * 10, 116 * 10, 28 * 10)] });
     expect(matchWarnings(run, ["ultra_RA", "rice_reset"], 0.01)).toEqual([]);
   });
+});
+
+describe("the sweep report across tasks: rliable's probability of improvement over a real sidecar", () => {
+  // two tasks with 3 seeds, one with 2: the one with fewer compared seeds cannot fill a runs × tasks matrix
+  const returns: Record<string, Record<string, number[]>> = {
+    "HalfCheetah-v4": { base: [1, 1, 1], ultra_RA: [10, 11, 12], rice: [5, 6, 7], continue_ppo: [20, 21, 22] },
+    "Hopper-v4": { base: [1, 1, 1], ultra_RA: [30, 31, 32], rice: [5, 6, 7], continue_ppo: [20, 21, 22] },
+    "Walker2d-v4": { base: [1, 1], ultra_RA: [1, 2], rice: [1, 2], continue_ppo: [1, 2] },
+  };
+  const tables = Object.entries(returns).map(([env, arms]) => ({
+    env,
+    table: envTable(Object.keys(arms), [0, 1, 2].slice(0, arms.base.length), (arm, seed) => ({
+      mean: arms[arm][seed],
+      returns: [arms[arm][seed]],
+    })),
+  }));
+
+  it("asks every refined arm against continue PPO and each ULTRA arm against RICE", () => {
+    expect(improvementPairs(["base", "ultra_RA", "ultra_R", "continue_ppo", "rice"])).toEqual([
+      ["ultra_RA", "continue_ppo"],
+      ["ultra_R", "continue_ppo"],
+      ["rice", "continue_ppo"],
+      ["ultra_RA", "rice"],
+      ["ultra_R", "rice"],
+    ]);
+    expect(improvementPairs(["base", "ultra_RA"])).toEqual([]);
+  });
+
+  it("averages P(X > Y) over the tasks with the most seeds, names the task left out, and is the same on a rerun", async () => {
+    const sc = await startSidecar();
+    try {
+      const got = (await acrossTasks(tables, sc))!;
+      const again = (await acrossTasks(tables, sc))!;
+      expect(again).toEqual(got);
+      const s = got.summary as { tasks: string[]; seeds: number; left_out: string[]; pairs: Record<string, Improvement> };
+      expect(s.tasks).toEqual(["HalfCheetah-v4", "Hopper-v4"]);
+      expect(s.seeds).toBe(3);
+      expect(s.left_out).toEqual(["Walker2d-v4"]);
+      // ULTRA-RA loses every run on HalfCheetah and wins every run on Hopper: 0 and 1, averaged ½
+      expect(s.pairs["ultra_RA>continue_ppo"].tasks.map((t) => t.p)).toEqual([0, 1]);
+      expect(s.pairs["ultra_RA>continue_ppo"].p).toBe(0.5);
+      expect(s.pairs["rice>continue_ppo"]).toMatchObject({ p: 0, ci: [0, 0] });
+      const text = got.lines.join("\n");
+      expect(text).toContain("| X | Y | HalfCheetah-v4 | Hopper-v4 | all tasks |");
+      expect(text).toMatch(
+        /^\| ULTRA-RA \(ultra_RA\) \| continue PPO \(same budget\) \| 0\.00 \[0\.00, 0\.00\] \| 1\.00 \[1\.00, 1\.00\] \| 0\.50 \[0\.\d\d, 0\.\d\d\] \|$/m,
+      );
+      expect(text).toContain("left out (fewer compared seeds): Walker2d-v4 (2)");
+      const oneSeed = envTable(["base", "ultra_RA", "continue_ppo"], [0], () => ({ mean: 1, returns: [1] }));
+      expect(await acrossTasks([{ env: "Hopper-v4", table: oneSeed }], sc)).toBeNull(); // one seed: nothing to resample
+    } finally {
+      await sc.close();
+    }
+  }, 120_000);
 });

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from . import bench, collect, counterfactual, embedded, models, modulation, plots, protocol, rice, snapshot
+from . import aggregate, bench, collect, counterfactual, embedded, models, modulation, plots, protocol, rice, snapshot
 from .envs import describe_space, find_vec_normalize, make_env
 from .protocol import ProtocolError
 
@@ -216,6 +216,14 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
             protocol.int_in(args["horizon"], "horizon", 0, 1_000_000),
         ),
         "plot_bars": lambda args, emit: {"path": plots.plot_bars(args["bars"], args["path"], args["title"], args["ylabel"])},
+        "probability_of_improvement": lambda args, emit: {
+            "pairs": aggregate.probability_of_improvement(
+                args["scores"],
+                args["pairs"],
+                protocol.int_in(args["reps"], "reps", 100, 1_000_000),
+                protocol.int_in(args["seed"], "seed", 0, 2**32 - 1),
+            )
+        },
         "mask_load": lambda args, emit: {
             "mask": h.add(
                 "mask", rice.load_mask(args["path"], env_of(args).observation_space, "cpu", args.get("trust_model") is True)

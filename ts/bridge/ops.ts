@@ -87,6 +87,13 @@ export interface EpisodeSummary {
 }
 
 /** One timed `learn()` of SB3's PPO or the project's ModulatedPPO (py/ultra_sidecar/bench.py). */
+/** P(X > Y) with its 95% stratified bootstrap CI, averaged over tasks, and per task in the order given */
+export interface Improvement {
+  p: number;
+  ci: [number, number];
+  tasks: { p: number; ci: [number, number] }[];
+}
+
 export interface BenchLearnResult {
   seconds: number;
   steps: number;
@@ -158,6 +165,12 @@ interface OpTable {
   ];
   /** bars: {group: {label: [mean, 95% CI half-width]}} */
   plot_bars: [{ bars: Record<string, Record<string, [number, number]>>; path: string; title: string; ylabel: string }, { path: string }];
+  /** rliable's probability of improvement (P(X > Y), per task and averaged over tasks) with 95% stratified bootstrap
+   * CIs; scores[arm] is runs × tasks */
+  probability_of_improvement: [
+    { scores: Record<string, number[][]>; pairs: [string, string][]; reps: number; seed: number },
+    { pairs: Record<string, Improvement> },
+  ];
   /** band_scale: an arm's band is ±band_scale[arm] × sample std over seeds (t/√n: a 95% CI); default ±std */
   plot_curves: [{ curves: Record<string, unknown>; path: string; title: string; band_scale?: Record<string, number> }, { path: string }];
   close: [{ handle: string }, Record<string, never>];
@@ -221,6 +234,7 @@ export const OP_NAMES = [
   "mask_train",
   "plot_curves",
   "plot_bars",
+  "probability_of_improvement",
   "close",
   "embedded_model",
   "bench_learn",
@@ -263,6 +277,7 @@ export const OP_ARGS = {
   mask_train: { args: ["model", "env", "steps", "alpha", "seed"], optional_args: ["path", "ppo"] },
   plot_curves: { args: ["curves", "path", "title"], optional_args: ["band_scale"] },
   plot_bars: { args: ["bars", "path", "title", "ylabel"], optional_args: [] },
+  probability_of_improvement: { args: ["scores", "pairs", "reps", "seed"], optional_args: [] },
   close: { args: ["handle"], optional_args: [] },
   embedded_model: { args: ["name"], optional_args: [] },
   bench_learn: { args: ["spec", "ppo", "steps", "impl", "threads"], optional_args: ["table_states", "table_radius", "params", "trace"] },

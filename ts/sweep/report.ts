@@ -205,6 +205,62 @@ export function referenceLines(ref: EnvConfig["reference"]): string[] {
   ];
 }
 
+/** Bootstrap resamples of each probability of improvement (rliable's examples use 2,000 for it). */
+export const IMPROVEMENT_REPS = 2000;
+
+/** The pairs the report asks about: every refinement arm against continue PPO, and each ULTRA arm against RICE. */
+export function improvementPairs(arms: string[]): [string, string][] {
+  const has = (a: string) => arms.includes(a);
+  const refined = arms.filter((a) => a !== "base" && a !== "continue_ppo");
+  return [
+    ...(has("continue_ppo") ? refined.map((a): [string, string] => [a, "continue_ppo"]) : []),
+    ...(has("rice") ? refined.filter((a) => a.startsWith("ultra_")).map((a): [string, string] => [a, "rice"]) : []),
+  ];
+}
+
+/** Across tasks, the field's standard (rliable): the probability that a run of one arm beats a run of another, per
+ * task and averaged over the tasks that have the most compared seeds (an arm's runs × tasks matrix must be full). */
+export async function acrossTasks(
+  tables: { env: string; table: EnvTable }[],
+  sc: SidecarClient,
+): Promise<{ lines: string[]; summary: unknown } | null> {
+  const n = Math.max(0, ...tables.map((t) => t.table.seeds.length));
+  const used = tables.filter((t) => t.table.seeds.length === n);
+  const left = tables.filter((t) => t.table.seeds.length !== n);
+  const arms = used[0]?.table.rows.map((r) => r.arm) ?? [];
+  const pairs = improvementPairs(arms);
+  if (n < 2 || !pairs.length) return null; // one seed per task: nothing to bootstrap
+  const scores = Object.fromEntries(
+    arms.map((arm) => [arm, Array.from({ length: n }, (_, run) => used.map((t) => t.table.rows.find((r) => r.arm === arm)!.returns[run]))]),
+  );
+  const { pairs: got } = await sc.call("probability_of_improvement", { scores, pairs, reps: IMPROVEMENT_REPS, seed: 0 });
+  const all = used.length > 1; // one task: its column is the average
+  const cell = (r: { p: number; ci: [number, number] }) => `${r.p.toFixed(2)} [${r.ci[0].toFixed(2)}, ${r.ci[1].toFixed(2)}]`;
+  const lines = [
+    "## Across tasks: probability of improvement",
+    "",
+    `P(X > Y): the probability that a run of arm X ends with a higher mean evaluation return than a run of arm Y on the ` +
+      `same task (Mann–Whitney U / (n_X n_Y), ties count ½), averaged over tasks, with 95% stratified bootstrap CIs ` +
+      `(rliable, ${IMPROVEMENT_REPS} resamples; Agarwal et al. 2021). 0.50 is no difference; a CI that excludes 0.50 is one. ` +
+      `With few seeds the resamples can only recombine the runs there are: 0.00 [0.00, 0.00] says every run of X lost to every run of Y, not that this is certain. ` +
+      `It ignores the pairing by seed that the tables above use. Tasks: ${used.map((t) => t.env).join(", ")}, ${n} seeds each` +
+      (left.length ? `; left out (fewer compared seeds): ${left.map((t) => `${t.env} (${t.table.seeds.length})`).join(", ")}` : "") +
+      ".",
+    "",
+    `| X | Y | ${used.map((t) => t.env).join(" | ")}${all ? " | all tasks" : ""} |`,
+    `|---|---|${used.map(() => "---|").join("")}${all ? "---|" : ""}`,
+    ...pairs.map(([x, y]) => {
+      const r = got[`${x}>${y}`];
+      return `| ${armName(x)} | ${armName(y)} | ${r.tasks.map(cell).join(" | ")}${all ? ` | ${cell(r)}` : ""} |`;
+    }),
+    "",
+  ];
+  return {
+    lines,
+    summary: { tasks: used.map((t) => t.env), seeds: n, left_out: left.map((t) => t.env), reps: IMPROVEMENT_REPS, pairs: got },
+  };
+}
+
 export async function sweepReport(sweep: Sweep, sc: SidecarClient): Promise<{ report: string; summary: unknown }> {
   const { spec, trials } = sweep.state;
   const lines = [
@@ -215,6 +271,7 @@ export async function sweepReport(sweep: Sweep, sc: SidecarClient): Promise<{ re
     "",
   ];
   const summary: Record<string, unknown> = {};
+  const tables: { env: string; table: EnvTable }[] = [];
   for (const envName of spec.envs) {
     const env = resolveEnv(envName);
     const mine = trials.filter((t) => t.env === envName);
@@ -224,6 +281,7 @@ export async function sweepReport(sweep: Sweep, sc: SidecarClient): Promise<{ re
       const ev = t && sweep.runDir(t).readJson<EvalFile>("eval.json").arms[arm];
       return ev ? { mean: ev.mean, returns: ev.returns } : { missing: t ? `not in ${t.id}'s eval.json` : missingWhy(mine, arm, seed) };
     });
+    tables.push({ env: env.env_id, table });
     const curves: Record<string, unknown> = {};
     const band: Record<string, number> = {};
     for (const arm of arms.slice(1)) {
@@ -274,7 +332,10 @@ export async function sweepReport(sweep: Sweep, sc: SidecarClient): Promise<{ re
       "",
     );
   }
+  const across = await acrossTasks(tables, sc);
+  if (across) summary.across_tasks = across.summary;
   lines.push(
+    ...(across?.lines ?? []),
     "## Trials",
     "",
     "| trial | status | attempts | seconds | node | errors |",
