@@ -66,10 +66,16 @@ sweep: setup
 # resumable: re-run the same command after an interruption and finished trials are kept. Hours on a 2-core CPU.
 RICE ?= ../shared/rice
 REPLICATE_OUT ?= runs/replicate
-REPLICATE_PARTS ?= dense dense-local sparse
+REPLICATE_PARTS ?= dense dense-local sparse pong
+# the Pong part's base, pretrained once (not resumable: an interrupted pretraining starts again)
+PONG_BASE ?= $(REPLICATE_OUT)/pong-base
+PONG_BASE_STEPS ?= 1000000
 replicate: setup
 	@for part in $(REPLICATE_PARTS); do \
-	  RICE=$(RICE) npx ultra sweep --file configs/sweeps/replicate-$$part.yaml --out $(REPLICATE_OUT)/$$part --resume $(if $(RAY),--ray $(RAY)); rc=$$?; \
+	  if [ $$part = pong ] && [ ! -f $(PONG_BASE)/model.zip ]; then \
+	    npx ultra pretrain --env Pong --steps $(PONG_BASE_STEPS) --seed 0 --out $(PONG_BASE) --force || exit 1; \
+	  fi; \
+	  RICE=$(RICE) PONG_BASE=$(PONG_BASE) npx ultra sweep --file configs/sweeps/replicate-$$part.yaml --out $(REPLICATE_OUT)/$$part --resume $(if $(RAY),--ray $(RAY)); rc=$$?; \
 	  [ -f $(REPLICATE_OUT)/$$part/report.md ] || exit $$rc; \
 	  mkdir -p docs/results/$$part && cp $(REPLICATE_OUT)/$$part/report.md $(REPLICATE_OUT)/$$part/summary.json $(REPLICATE_OUT)/$$part/curves-*.png docs/results/$$part/ || exit 1; \
 	  [ $$rc -eq 0 ] || exit $$rc; \
