@@ -10,6 +10,8 @@ import { SidecarDiedError } from "../ts/bridge/errors.js";
 import { RemoteSidecar } from "../ts/bridge/remote.js";
 import { RayCluster } from "../ts/sweep/cluster.js";
 import { resolveSweep, trialsOf } from "../ts/sweep/spec.js";
+import { resolveEnv } from "../ts/config.js";
+import { resolveSettings } from "../ts/ultra/settings.js";
 import { processExists, readJson, ULTRA, ultraWith, waitFor } from "./helpers.js";
 import { chat, closeStandIns, standIn } from "./standin.js";
 
@@ -101,6 +103,29 @@ describe("the sweep grid", () => {
     } finally {
       if (old === undefined) delete process.env.RICE;
       else process.env.RICE = old;
+    }
+  });
+
+  it("resolves every committed sweep file with its profile for each of its envs: a typo fails here, not in a grid", () => {
+    const vars = {
+      RICE: join(import.meta.dirname, "..", "..", "shared", "rice"),
+      PONG_BASE: mkdtempSync(join(tmpdir(), "ultra-pong-base-")),
+    };
+    writeFileSync(join(vars.PONG_BASE, "model.zip"), ""); // make replicate pretrains it before the Pong part
+    const old = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+    try {
+      Object.assign(process.env, vars);
+      const files = readdirSync("configs/sweeps").filter((f) => f.endsWith(".yaml"));
+      expect(files).toEqual(expect.arrayContaining(["replicate-dense.yaml", "replicate-pong.yaml", "ablation-radius.yaml"]));
+      for (const f of files) {
+        const spec = resolveSweep(join("configs/sweeps", f), {});
+        for (const env of spec.envs)
+          expect(() => resolveSettings({ profile: spec.profile, envOverrides: resolveEnv(env).ultra }), `${f}: ${env}`).not.toThrow();
+      }
+    } finally {
+      for (const [k, v] of Object.entries(old))
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
     }
   });
 
