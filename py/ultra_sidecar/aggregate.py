@@ -1,7 +1,7 @@
 """Results across seeds and tasks, the field's standard (Agarwal et al. 2021, "Deep RL at the Edge of the Statistical
 Precipice"; rliable): the probability that one arm's run beats another's, per task and averaged over tasks, with
 stratified bootstrap CIs. It needs no normalisation across tasks, and it answers the report's question directly:
-does a refinement arm beat continue PPO (or RICE)? The paired t of ts/sweep/stats.ts stays beside it: it uses the
+does a refinement arm beat continue PPO (or RICE)? The paired t of ts/ultra/stats.ts stays beside it: it uses the
 pairing by seed, this does not."""
 
 import numpy as np

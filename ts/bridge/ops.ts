@@ -86,7 +86,6 @@ export interface EpisodeSummary {
   length: number;
 }
 
-/** One timed `learn()` of SB3's PPO or the project's ModulatedPPO (py/ultra_sidecar/bench.py). */
 /** P(X > Y) with its 95% stratified bootstrap CI, averaged over tasks, and per task in the order given */
 export interface Improvement {
   p: number;
@@ -94,6 +93,7 @@ export interface Improvement {
   tasks: { p: number; ci: [number, number] }[];
 }
 
+/** One timed `learn()` of SB3's PPO or the project's ModulatedPPO (py/ultra_sidecar/bench.py). */
 export interface BenchLearnResult {
   seconds: number;
   steps: number;

@@ -85,11 +85,14 @@ export function envTable(arms: string[], seeds: number[], result: (arm: string, 
   return { seeds: kept, dropped, rows, paired, lines };
 }
 
+/** missingWhy lists an arm's trials with this between them; droppedWhy splits them apart again. */
+const TRIAL_SEP = ", ";
+
 /** A dropped seed's reasons, one per trial: the arms are named where a trial failed (or none trains them), not
  * while it is merely running or pending, when every arm it holds is missing and naming them says nothing. */
 function droppedWhy(missing: EnvTable["dropped"][number]["missing"]): string {
   const arms = new Map<string, string[]>();
-  for (const m of missing) for (const why of m.why.split(", ")) arms.set(why, [...(arms.get(why) ?? []), armName(m.arm)]);
+  for (const m of missing) for (const why of m.why.split(TRIAL_SEP)) arms.set(why, [...(arms.get(why) ?? []), armName(m.arm)]);
   return [...arms].map(([why, names]) => (/ (running|pending)$/.test(why) ? why : `${names.join(", ")}: ${why}`)).join("; ");
 }
 
@@ -101,7 +104,7 @@ function missingWhy(trials: Trial[], arm: string, seed: number): string {
     : arm === "base"
       ? mine
       : mine.filter((t) => t.baselines.includes(arm as Trial["baselines"][number]));
-  return owner.length ? owner.map((t) => `trial ${t.id} ${t.status}`).join(", ") : "no trial trains it";
+  return owner.length ? owner.map((t) => `trial ${t.id} ${t.status}`).join(TRIAL_SEP) : "no trial trains it";
 }
 
 /** Which trial holds an arm's result for one seed: ULTRA arms their variant's trial, the rest the trial that trained them. */
