@@ -67,13 +67,13 @@ sweep: setup
 RICE ?= ../shared/rice
 REPLICATE_OUT ?= runs/replicate
 REPLICATE_PARTS ?= dense dense-local sparse pong
-# the Pong part's base, pretrained once (not resumable: an interrupted pretraining starts again)
+# the Pong part's base, pretrained once (resumable: an interrupted pretraining continues from its last checkpoint)
 PONG_BASE ?= $(REPLICATE_OUT)/pong-base
 PONG_BASE_STEPS ?= 1000000
 replicate: setup
 	@for part in $(REPLICATE_PARTS); do \
 	  if [ $$part = pong ] && [ ! -f $(PONG_BASE)/model.zip ]; then \
-	    npx ultra pretrain --env Pong --steps $(PONG_BASE_STEPS) --seed 0 --out $(PONG_BASE) --force || exit 1; \
+	    npx ultra pretrain --env Pong --steps $(PONG_BASE_STEPS) --seed 0 --out $(PONG_BASE) --resume || exit 1; \
 	  fi; \
 	  RICE=$(RICE) PONG_BASE=$(PONG_BASE) npx ultra sweep --file configs/sweeps/replicate-$$part.yaml --out $(REPLICATE_OUT)/$$part --resume $(if $(RAY),--ray $(RAY)); rc=$$?; \
 	  [ -f $(REPLICATE_OUT)/$$part/report.md ] || exit $$rc; \

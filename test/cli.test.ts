@@ -1,11 +1,12 @@
 // The `ultra` CLI as a user runs it: real processes, real sidecar, real SB3 training.
-import { execFile, spawn } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseBaselines } from "../ts/args.js";
+import { pythonPath } from "../ts/paths.js";
 import { BASELINES } from "../ts/ultra/settings.js";
 import { processExists, ULTRA, ultra, waitFor } from "./helpers.js";
 
@@ -139,6 +140,56 @@ describe("ultra CLI", () => {
       expect(await waitFor(() => !processExists(children[0]), 5000)).toBe(true);
       expect(Date.now() - t0).toBeLessThan(5000);
     });
+
+  it("a killed pretraining resumes from its checkpoint with --resume and ends with the uninterrupted run's model", async () => {
+    // linear schedules (Pong's lin_2.5e-4 and lin_0.1) are what a resume could get wrong; VecNormalize too
+    const env = join(dir, "lin-cheetah.yaml");
+    writeFileSync(
+      env,
+      "extends: HalfCheetah\nname: LinCheetah\naliases: []\nppo: { learning_rate: lin_3.0e-4, clip_range: lin_0.2, n_steps: 256, n_epochs: 2 }\n",
+    );
+    const job = ["pretrain", "--env", env, "--steps", "6144", "--seed", "5", "--checkpoint-every", "512"];
+    const straight = join(dir, "lin-straight");
+    const whole = await ultra(...job.slice(0, -1), "6144", "--out", straight); // one learn() call, no checkpoint
+    expect(whole.code, whole.stderr).toBe(0);
+
+    const broken = join(dir, "lin-resumed");
+    const cli = spawn(process.execPath, [ULTRA, ...job, "--out", broken], { stdio: "ignore" });
+    const exited = new Promise<number | null>((r) => cli.once("exit", (code) => r(code)));
+    expect(await waitFor(() => existsSync(join(broken, "checkpoint", "progress.json")), 120_000)).toBe(true);
+    cli.kill("SIGTERM");
+    expect(await exited).toBe(143); // killed before it finished: the test needs an interrupted job
+    const stopped = JSON.parse(readFileSync(join(broken, "checkpoint", "progress.json"), "utf8"));
+    expect(stopped.steps_done).toBeLessThan(6144);
+
+    const again = await ultra(...job, "--out", broken);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/holds an interrupted pretraining \(\d+ of 6144 steps\): pass --resume to continue it, or --force/);
+    const other = await ultra(...job.map((a) => (a === "5" ? "6" : a)), "--out", broken, "--resume");
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain("belongs to another pretraining");
+
+    const resumed = await ultra(...job, "--out", broken, "--resume");
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/resuming at \d+ of 6144 steps/);
+    const r = JSON.parse(resumed.stdout);
+    expect(r.sittings).toBe(2);
+    expect(r.steps).toBe(JSON.parse(whole.stdout).steps);
+    expect(existsSync(join(broken, "checkpoint"))).toBe(false);
+    // the weights and the optimizer (Adam's moments, the last learning rate) equal the uninterrupted run's, byte for byte
+    const digest = (zip: string) =>
+      execFileSync(pythonPath(), [
+        "-c",
+        "import hashlib, sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); " +
+          "print({n: hashlib.sha256(z.read(n)).hexdigest() for n in ('policy.pth', 'policy.optimizer.pth')})",
+        zip,
+      ]).toString();
+    expect(digest(join(broken, "model.zip"))).toBe(digest(join(straight, "model.zip")));
+    // and a run that is already finished has nothing to resume
+    const done = await ultra(...job, "--out", broken, "--resume");
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stderr).toContain("already holds the finished model");
+  });
 });
 
 // Parsing only: no run starts (an unknown name fails before the sidecar does).

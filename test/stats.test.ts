@@ -129,6 +129,23 @@ describe("the sweep report's table of one env, with a failed trial", () => {
     expect(text).toContain("Test: paired t-test, two-sided");
   });
 
+  it("pairs each ULTRA arm with the reset-only arm too (what the advice adds), and only when that arm is there", () => {
+    const arms = { base: [1, 1, 1], ultra_A: [5, 9, 4], ultra_R: [6, 7, 8], continue_ppo: [4, 4, 4], rice_reset: [6, 8, 2] };
+    const r = envTable(Object.keys(arms), [0, 1, 2], (arm, seed) => ({
+      mean: arms[arm as keyof typeof arms][seed],
+      returns: [arms[arm as keyof typeof arms][seed]],
+    }));
+    expect(Object.keys(r.advice)).toEqual(["ultra_A", "ultra_R"]); // not continue PPO's, not the reset arm's own
+    expect(r.advice.ultra_A).toMatchObject({ diffs: [-1, 1, 2], wins: 2, n: 3 });
+    expect(r.advice.ultra_R.diffs).toEqual([0, -1, 6]);
+    expect(r.paired.ultra_A.diffs).toEqual([1, 5, 0]); // the continue-PPO pairing is unchanged beside it
+    const text = r.lines.join("\n");
+    expect(text).toContain("### What the advice adds: difference to the reset-only arm, paired by seed");
+    expect(text).toMatch(/^\| ULTRA-A \(ultra_A\) \| \+0\.67 \| .* \| 2\/3 \| -1\.00, \+1\.00, \+2\.00 \|$/m);
+    expect(t.advice).toEqual({}); // no reset-only arm in the table above
+    expect(t.lines.join("\n")).not.toContain("What the advice adds");
+  });
+
   it("warns when two arms have identical returns, and says so when continue PPO is not an arm", () => {
     const same = envTable(["base", "ultra_RA", "ultra_R"], [0, 1], (_arm, seed) => ({ mean: seed, returns: [seed, 1] }));
     const text = same.lines.join("\n");
@@ -225,13 +242,18 @@ describe("the sweep report across tasks: rliable's probability of improvement ov
     })),
   }));
 
-  it("asks every refined arm against continue PPO and each ULTRA arm against RICE", () => {
+  it("asks every refined arm against continue PPO and each ULTRA arm against RICE and the reset-only arm", () => {
     expect(improvementPairs(["base", "ultra_RA", "ultra_R", "continue_ppo", "rice"])).toEqual([
       ["ultra_RA", "continue_ppo"],
       ["ultra_R", "continue_ppo"],
       ["rice", "continue_ppo"],
       ["ultra_RA", "rice"],
       ["ultra_R", "rice"],
+    ]);
+    expect(improvementPairs(["base", "ultra_A", "continue_ppo", "rice_reset"])).toEqual([
+      ["ultra_A", "continue_ppo"],
+      ["rice_reset", "continue_ppo"],
+      ["ultra_A", "rice_reset"],
     ]);
     expect(improvementPairs(["base", "ultra_RA"])).toEqual([]);
   });

@@ -5,11 +5,10 @@ import { dirname, join, resolve } from "node:path";
 import { parse } from "yaml";
 import { z } from "zod";
 import type { EnvSpec } from "./bridge/ops.js";
+import { Schedule } from "./bridge/shapes.js";
 import { UltraError } from "./errors.js";
 import { CONFIGS_DIR } from "./paths.js";
 import { isTree, merge } from "./tree.js";
-
-const Num = z.union([z.number(), z.string().regex(/^lin_[0-9.eE+-]+$/, 'a number or "lin_X" (linear decay from X)')]);
 
 export const EnvConfig = z.object({
   name: z.string(),
@@ -28,7 +27,7 @@ export const EnvConfig = z.object({
   n_timesteps: z.number().int().positive(),
   eval: z.object({ deterministic: z.boolean().default(true) }).default({ deterministic: true }),
   ppo: z
-    .object({ policy: z.enum(["MlpPolicy", "CnnPolicy"]), learning_rate: Num.optional(), clip_range: Num.optional() })
+    .object({ policy: z.enum(["MlpPolicy", "CnnPolicy"]), learning_rate: Schedule.optional(), clip_range: Schedule.optional() })
     .catchall(z.unknown()),
   /** Per-env overrides of configs/ultra.yaml (e.g. RICE's reset probability for this env). */
   ultra: z.record(z.string(), z.unknown()).default({}),

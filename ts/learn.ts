@@ -15,7 +15,13 @@ export async function learn(
   model: string,
   steps: number,
   phase: string,
-  extra: { tb_log_name?: string; modulation?: ModulationTable | null; of?: { done: number; total: number } } = {},
+  extra: {
+    tb_log_name?: string;
+    modulation?: ModulationTable | null;
+    of?: { done: number; total: number };
+    /** the job's timesteps, when this call is one segment of it: its lin_ schedules span the job */
+    schedule_total?: number;
+  } = {},
 ) {
   const done = extra.of?.done ?? 0;
   const bar = progressBar(phase, extra.of?.total ?? steps, "steps", done);
@@ -26,7 +32,13 @@ export async function learn(
     bar.update(done + p.steps, p.ep_rew_mean == null ? {} : { ep_rew_mean: p.ep_rew_mean });
   };
   try {
-    const args = { model, steps, tb_log_name: extra.tb_log_name ?? "PPO", ...(extra.modulation ? { modulation: extra.modulation } : {}) };
+    const args = {
+      model,
+      steps,
+      tb_log_name: extra.tb_log_name ?? "PPO",
+      ...(extra.modulation ? { modulation: extra.modulation } : {}),
+      ...(extra.schedule_total ? { schedule_total: extra.schedule_total } : {}),
+    };
     const res = await sc.call("model_learn", args, { onEvent: (_, p) => show(p) });
     show(res);
     return { ...res, curve };

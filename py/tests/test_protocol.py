@@ -177,7 +177,7 @@ def test_an_argument_protocol_json_does_not_list_is_refused(sidecar):
         sidecar.call("model_learn", model="model:1", steps=1, modulaton={}, tb_log="x")
     assert e.value.code == "bad_args" and e.value.message == (
         "op 'model_learn' takes no argument(s) 'modulaton', 'tb_log'; "
-        "protocol.json lists model, steps (optional: tb_log_name, modulation)"
+        "protocol.json lists model, steps (optional: tb_log_name, modulation, schedule_total)"
     )
     env = sidecar.call("env_make", spec={"env_id": "CartPole-v1"})["env"]
     with pytest.raises(SidecarError) as e:

@@ -143,3 +143,49 @@ def test_a_corrupt_resume_state_is_named(tmp_path):
     (tmp_path / "resume.msgpack").write_bytes(b"\x93\x01")  # a truncated msgpack array
     with pytest.raises(ProtocolError, match=r"cannot resume from .*resume\.msgpack: "):
         load_ppo(str(tmp_path / "model.zip"), _env_for(tmp_path), "cpu", {"learning_rate": 3e-4}, with_resume=True)
+
+
+LINEAR = {"learning_rate": "lin_3e-4", "clip_range": "lin_0.2"}  # RL-Zoo's notation, as Pong's config has it
+
+
+def _segments(model, total, segment, **kw):
+    """learn() `total` steps as pretrain does: segments of at most `segment`, each counting whole rollouts."""
+    done = 0
+    while done < total:
+        done += learn(model, min(segment, total - done), lambda *_: None, **kw)["steps"]
+    return done
+
+
+def test_a_pretraining_in_segments_with_linear_schedules_ends_as_one_learn_call(tmp_path):
+    """`ultra pretrain` learns in checkpointed segments; with schedule_total its lin_ schedules decay over the whole
+    job, and a segment resumed from a checkpoint (schedules rebuilt from the same lin_ values) ends bit for bit where
+    one uninterrupted learn() call of the job ends."""
+    total = 3 * SEGMENT
+    straight = new_ppo(_env_for(), {**PPO_HP, **LINEAR})
+    learn(straight, total, lambda *_: None)
+
+    first = new_ppo(_env_for(), {**PPO_HP, **LINEAR})
+    done = learn(first, SEGMENT, lambda *_: None, schedule_total=total)["steps"]
+    save_ppo(first, str(tmp_path / "model.zip"), with_resume=True)
+    resumed = load_ppo(str(tmp_path / "model.zip"), _env_for(tmp_path), "cpu", dict(LINEAR), seed=99, with_resume=True)
+    assert resumed.schedule_total is None  # not saved: each learn() call says it
+    _segments(resumed, total - done, SEGMENT, schedule_total=total)
+
+    assert resumed.num_timesteps == straight.num_timesteps
+    assert resumed._current_progress_remaining == pytest.approx(straight._current_progress_remaining)
+    assert resumed.policy.optimizer.param_groups[0]["lr"] == straight.policy.optimizer.param_groups[0]["lr"] < 3e-4
+    assert _same(_state(resumed), _state(straight))
+
+    # without schedule_total each segment decays its schedules on its own: the test can fail
+    alone = new_ppo(_env_for(), {**PPO_HP, **LINEAR})
+    _segments(alone, total, SEGMENT)
+    assert alone.num_timesteps == straight.num_timesteps
+    assert not _same(_state(alone), _state(straight))
+
+
+def test_a_bad_schedule_in_train_is_named(tmp_path):
+    model = new_ppo(_env_for(), {**PPO_HP})
+    learn(model, 128, lambda *_: None)
+    save_ppo(model, str(tmp_path / "model.zip"))
+    with pytest.raises(ProtocolError, match=r"'lin_fast' is not a number or lin_NUMBER"):
+        load_ppo(str(tmp_path / "model.zip"), _env_for(tmp_path), "cpu", {"learning_rate": "lin_fast"})

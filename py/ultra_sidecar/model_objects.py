@@ -14,6 +14,7 @@ import ast
 import base64
 import pickletools
 import re
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -116,17 +117,24 @@ def _policy_kwargs(entry: dict) -> dict:
     return out
 
 
-def custom_objects(data: dict, venv: VecEnv, lr: float, clip: float | None, trust: bool = False) -> dict:
+Schedule = float | Callable[[float], float]
+
+
+def _as_schedule(value: Schedule) -> Callable[[float], float]:
+    return value if callable(value) else ConstantSchedule(value)
+
+
+def custom_objects(data: dict, venv: VecEnv, lr: Schedule, clip: Schedule | None, trust: bool = False) -> dict:
     """custom_objects for SB3's load that leave no pickled entry of `data` to unpickle. lr and clip: the learning
-    rate and clip range to train with (None: the saved clip range). trust: only spaces and schedules, as RL-Zoo
-    does (old pickles reference `gym`); SB3 unpickles the rest."""
+    rate and clip range to train with, numbers or schedules (None: the saved clip range). trust: only spaces and
+    schedules, as RL-Zoo does (old pickles reference `gym`); SB3 unpickles the rest."""
     clip = clip if clip is not None else schedule_start(data.get("clip_range"), 0.2)  # SB3's default
     out: dict[str, Any] = {
         "observation_space": venv.observation_space,
         "action_space": venv.action_space,
         "learning_rate": lr,
-        "lr_schedule": ConstantSchedule(lr),
-        "clip_range": ConstantSchedule(clip),
+        "lr_schedule": _as_schedule(lr),
+        "clip_range": _as_schedule(clip),
     }
     if trust:
         return out

@@ -28,9 +28,12 @@ PROGRESS_INTERVAL_S = 0.5
 
 def schedule(value: Any) -> Any:
     """RL-Zoo notation: a number, or "lin_X" = X decaying linearly to 0 over training."""
-    if isinstance(value, str) and value.startswith("lin_"):
-        return LinearSchedule(float(value[4:]), 0.0, 1.0)
-    return float(value) if isinstance(value, (int, float, str)) else value
+    try:
+        if isinstance(value, str) and value.startswith("lin_"):
+            return LinearSchedule(float(value[4:]), 0.0, 1.0)
+        return float(value) if isinstance(value, (int, float, str)) else value
+    except ValueError:
+        raise ProtocolError("bad_args", f"{value!r} is not a number or lin_NUMBER (RL-Zoo's linear schedule)") from None
 
 
 def policy_kwargs(raw: dict | None) -> dict:
@@ -83,8 +86,9 @@ def load_ppo(
         )
     # As RL-Zoo does, spaces and schedules come from the env and the settings, not from the file's pickles (which
     # may reference the old `gym` package or Python 3.7 lambdas); untrusted, every other pickle is rebuilt too.
-    lr = float(train["learning_rate"]) if train else 0.0
-    clip = (float(train["clip_range"]) if train.get("clip_range") is not None else None) if train else 0.0
+    # a number, or "lin_X" (a pretraining resumed from its checkpoint keeps its linear schedules)
+    lr = schedule(train["learning_rate"]) if train else 0.0
+    clip = (schedule(train["clip_range"]) if train.get("clip_range") is not None else None) if train else 0.0
     custom = model_objects.custom_objects(info["data"], venv, lr, clip, trust)
     extra = {"tensorboard_log": train["tensorboard_log"]} if train and train.get("tensorboard_log") else {}
     try:
@@ -161,18 +165,28 @@ class ProgressCallback(BaseCallback):
         }
 
 
-def learn(model: ModulatedPPO, steps: int, emit: Emit, tb_log_name: str = "PPO", modulation: dict | None = None) -> dict:
-    """modulation: the wire map of a ModulationTable, in force for this call only (None: plain PPO)."""
+def learn(
+    model: ModulatedPPO,
+    steps: int,
+    emit: Emit,
+    tb_log_name: str = "PPO",
+    modulation: dict | None = None,
+    schedule_total: int | None = None,
+) -> dict:
+    """modulation: the wire map of a ModulationTable, in force for this call only (None: plain PPO).
+    schedule_total: this call is one segment of a job of that many timesteps (counted as num_timesteps is), so
+    that "lin_X" schedules decay over the job as one uninterrupted learn() would (None: over this call)."""
     cb = ProgressCallback(emit, steps)
     t0 = time.perf_counter()
     model.modulation = None if modulation is None else ModulationTable(modulation, model.get_env())
+    model.schedule_total = schedule_total
     try:
         model.learn(total_timesteps=steps, callback=cb, reset_num_timesteps=False, tb_log_name=tb_log_name)
         final = cb.stats(time.perf_counter())
     finally:
         if model.modulation is not None:
             model.modulation.close()
-        model.modulation = None
+        model.modulation, model.schedule_total = None, None
     emit("progress", final)
     return {**final, "seconds": time.perf_counter() - t0}
 

@@ -267,9 +267,14 @@ class ModulatedPPO(PPO):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.modulation: ModulationTable | None = None
+        # a job learnt in several learn() calls (checkpoints): its schedules run over the whole job, not each call
+        self.schedule_total: int | None = None
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "modulation"]
+        return [*super()._excluded_save_params(), "modulation", "schedule_total"]
+
+    def _update_current_progress_remaining(self, num_timesteps: int, total_timesteps: int) -> None:
+        super()._update_current_progress_remaining(num_timesteps, self.schedule_total or total_timesteps)
 
     @property
     def modulation_stats(self) -> dict | None:

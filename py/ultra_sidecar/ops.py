@@ -175,7 +175,14 @@ def make_handlers(device: str) -> dict[str, Callable[[dict, Emit], dict]]:
         "model_load": model_load,
         "model_save": lambda args, emit: {"files": models.save_ppo(model_of(args), args["path"], args.get("resume") is True)},
         "model_learn": lambda args, emit: models.learn(
-            model_of(args), int(args["steps"]), emit, args.get("tb_log_name", "PPO"), args.get("modulation")
+            model_of(args),
+            int(args["steps"]),
+            emit,
+            args.get("tb_log_name", "PPO"),
+            args.get("modulation"),
+            None
+            if args.get("schedule_total") is None
+            else protocol.int_in(args["schedule_total"], "schedule_total", 1, 10**12),
         ),
         "model_predict": lambda args, emit: models.predict(model_of(args), args["obs"], bool(args.get("deterministic", True))),
         "model_evaluate": lambda args, emit: collect.evaluate(

@@ -125,7 +125,8 @@ interface OpTable {
   /** resume: also write resume.msgpack (env states, RNGs, last observation) for an exact resume */
   model_save: [{ model: string; path: string; resume?: boolean }, { files: string[] }];
   model_learn: [
-    { model: string; steps: number; tb_log_name?: string; modulation?: ModulationTable | null },
+    /** schedule_total: this call is a segment of a job of that many timesteps (its lin_ schedules span the job) */
+    { model: string; steps: number; tb_log_name?: string; modulation?: ModulationTable | null; schedule_total?: number },
     LearnProgress & { seconds: number },
   ];
   model_predict: [{ model: string; obs: NDArray; deterministic?: boolean }, { actions: NDArray; values: NDArray<Float32Array> }];
@@ -264,7 +265,7 @@ export const OP_ARGS = {
   model_new: { args: ["env", "ppo"], optional_args: [] },
   model_load: { args: ["path", "env"], optional_args: ["device", "train", "seed", "trust_model", "resume"] },
   model_save: { args: ["model", "path"], optional_args: ["resume"] },
-  model_learn: { args: ["model", "steps"], optional_args: ["tb_log_name", "modulation"] },
+  model_learn: { args: ["model", "steps"], optional_args: ["tb_log_name", "modulation", "schedule_total"] },
   model_predict: { args: ["model", "obs"], optional_args: ["deterministic"] },
   model_evaluate: { args: ["model", "env", "episodes"], optional_args: ["deterministic"] },
   collect: { args: ["model", "env", "episodes"], optional_args: ["deterministic", "snapshot_every", "chunk_steps"] },

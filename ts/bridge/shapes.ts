@@ -27,9 +27,11 @@ export const EnvSpec = z.strictObject({
 export type EnvSpec = z.infer<typeof EnvSpec>;
 
 /** Hyperparameters for continuing to train a loaded model (a loaded model otherwise has lr 0). */
+/** A number, or RL-Zoo's "lin_X": X decaying linearly to 0 over training. */
+export const Schedule = z.union([z.number(), z.string().regex(/^lin_[0-9.eE+-]+$/, 'a number or "lin_X" (linear decay from X)')]);
 export const TrainOverrides = z.strictObject({
-  learning_rate: z.number(),
-  clip_range: z.number().optional(),
+  learning_rate: Schedule,
+  clip_range: Schedule.optional(),
   tensorboard_log: z.string().optional(),
 });
 export type TrainOverrides = z.infer<typeof TrainOverrides>;

@@ -1,6 +1,6 @@
-// The sweep report: per env, every arm's final return over seeds (mean ± std, 95% CI) and its difference to
-// continue PPO paired by seed, learning curves with 95% CI bands, and the adviser's statistics; then every
-// trial's status. Also summary.json for scripts.
+// The sweep report: per env, every arm's final return over seeds (mean ± std, 95% CI), its difference to
+// continue PPO paired by seed (and each ULTRA arm's to the reset-only arm: what the advice adds), learning curves
+// with 95% CI bands, and the adviser's statistics; then every trial's status. Also summary.json for scripts.
 import type { SidecarClient } from "../bridge/client.js";
 import { resolveEnv, type EnvConfig } from "../config.js";
 import { CriticalStatesFile } from "../ultra/critical.js";
@@ -11,6 +11,7 @@ import {
   findingCostLine,
   identicalWarnings,
   identifyUsage,
+  adviceTable,
   pairedTable,
   seedCells,
   type FindingCost,
@@ -34,6 +35,8 @@ export interface EnvTable {
   rows: ArmRow[];
   /** each arm but base and continue PPO minus continue PPO, paired by seed (when continue PPO is an arm) */
   paired: Record<string, Paired>;
+  /** each ULTRA arm minus the reset-only arm (same states and restarts, no advice), when both are arms */
+  advice: Record<string, Paired>;
   lines: string[];
 }
 
@@ -62,6 +65,9 @@ export function envTable(arms: string[], seeds: number[], result: (arm: string, 
         arms.filter((a) => a !== "base" && a !== "continue_ppo").map((a) => [a, pairedDiff(perSeed[a], perSeed.continue_ppo)]),
       )
     : {};
+  const advice = perSeed.rice_reset
+    ? Object.fromEntries(arms.filter((a) => a.startsWith("ultra_")).map((a) => [a, pairedDiff(perSeed[a], perSeed.rice_reset)]))
+    : {};
   const lines = [
     ...(dropped.length
       ? [
@@ -81,8 +87,9 @@ export function envTable(arms: string[], seeds: number[], result: (arm: string, 
       ? identicalWarnings(Object.fromEntries(arms.filter((a) => a !== "base").map((a) => [a, on(a).flatMap((r) => r.returns)])))
       : []),
     ...(kept.length ? pairedTable(perSeed, "###") : []),
+    ...(kept.length ? adviceTable(perSeed, "###") : []),
   ];
-  return { seeds: kept, dropped, rows, paired, lines };
+  return { seeds: kept, dropped, rows, paired, advice, lines };
 }
 
 /** missingWhy lists an arm's trials with this between them; droppedWhy splits them apart again. */
@@ -211,13 +218,16 @@ export function referenceLines(ref: EnvConfig["reference"]): string[] {
 /** Bootstrap resamples of each probability of improvement (rliable's examples use 2,000 for it). */
 export const IMPROVEMENT_REPS = 2000;
 
-/** The pairs the report asks about: every refinement arm against continue PPO, and each ULTRA arm against RICE. */
+/** The pairs the report asks about: every refinement arm against continue PPO, and each ULTRA arm against RICE
+ * and against the reset-only arm (what the advice adds to the same restarts). */
 export function improvementPairs(arms: string[]): [string, string][] {
   const has = (a: string) => arms.includes(a);
   const refined = arms.filter((a) => a !== "base" && a !== "continue_ppo");
+  const ultra = refined.filter((a) => a.startsWith("ultra_"));
   return [
     ...(has("continue_ppo") ? refined.map((a): [string, string] => [a, "continue_ppo"]) : []),
-    ...(has("rice") ? refined.filter((a) => a.startsWith("ultra_")).map((a): [string, string] => [a, "rice"]) : []),
+    ...(has("rice") ? ultra.map((a): [string, string] => [a, "rice"]) : []),
+    ...(has("rice_reset") ? ultra.map((a): [string, string] => [a, "rice_reset"]) : []),
   ];
 }
 
@@ -315,6 +325,7 @@ export async function sweepReport(sweep: Sweep, sc: SidecarClient): Promise<{ re
       dropped: table.dropped,
       arms: table.rows,
       paired_vs_continue_ppo: table.paired,
+      paired_vs_rice_reset: table.advice,
       adviser: advice,
       env_steps: cost,
       finding_cost: finding,

@@ -3,6 +3,7 @@
 // total env steps with identify's counted). Each arm checkpoints exactly (weights, optimizer, env states, RNGs), so
 // an interrupted improve resumes where it stopped and ends with the same numbers.
 import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { CHECKPOINT, hasCheckpoint, writeCheckpoint } from "../../checkpoint.js";
 import { resolve } from "node:path";
 import { UltraError } from "../../errors.js";
 import { CriticalStatesFile, CriticalState } from "../critical.js";
@@ -44,36 +45,21 @@ export function readProgress(ctx: Pick<RunContext, "run">, arm: Arm): ArmProgres
   return ctx.run.exists(file) ? ctx.run.readJson<ArmProgress>(file) : null;
 }
 
-// An arm's checkpoint is a directory (model.zip, vec_normalize.pkl, resume.msgpack, progress.json) written
-// whole under NEW, then swapped in through OLD: a kill at any point leaves one complete checkpoint.
-const CKPT = "checkpoint";
-const NEW = "checkpoint.new";
-const OLD = "checkpoint.old";
-
 /** The arm's last complete checkpoint dir (relative to the run), or null. */
 function lastCheckpoint(ctx: RunContext, dir: string): string | null {
-  const { run } = ctx;
-  if (!run.exists(dir, CKPT, "progress.json") && run.exists(dir, OLD, "progress.json")) renameSync(run.path(dir, OLD), run.path(dir, CKPT));
-  return run.exists(dir, CKPT, "progress.json") ? `${dir}/${CKPT}` : null;
+  return hasCheckpoint(ctx.run.path(dir)) ? `${dir}/${CHECKPOINT}` : null;
 }
 
-async function writeCheckpoint(ctx: RunContext, dir: string, model: string, progress: ArmProgress): Promise<void> {
-  const { run, sc } = ctx;
-  // a stale NEW or OLD is what an earlier kill left: CKPT (or OLD, promoted by lastCheckpoint) is the checkpoint
-  for (const d of [NEW, OLD]) rmSync(run.path(dir, d), { recursive: true, force: true });
-  await sc.call("model_save", { model, path: run.path(dir, NEW, "model.zip"), resume: true });
-  run.writeJson(`${dir}/${NEW}/progress.json`, progress);
-  if (run.exists(dir, CKPT)) renameSync(run.path(dir, CKPT), run.path(dir, OLD));
-  renameSync(run.path(dir, NEW), run.path(dir, CKPT));
-  rmSync(run.path(dir, OLD), { recursive: true, force: true });
-  run.writeJson(`${dir}/progress.json`, progress);
+async function saveArm(ctx: RunContext, dir: string, model: string, progress: ArmProgress): Promise<void> {
+  await writeCheckpoint(ctx.sc, ctx.run.path(dir), model, progress);
+  ctx.run.writeJson(`${dir}/progress.json`, progress);
 }
 
 /** The arm's refined model where evaluate and users look for it: dir/model.zip (+ vec_normalize.pkl). */
 function publish(ctx: RunContext, dir: string): void {
   for (const f of ["model.zip", "vec_normalize.pkl"])
-    if (ctx.run.exists(dir, CKPT, f)) {
-      copyFileSync(ctx.run.path(dir, CKPT, f), ctx.run.path(dir, `${f}.tmp`));
+    if (ctx.run.exists(dir, CHECKPOINT, f)) {
+      copyFileSync(ctx.run.path(dir, CHECKPOINT, f), ctx.run.path(dir, `${f}.tmp`));
       renameSync(ctx.run.path(dir, `${f}.tmp`), ctx.run.path(dir, f));
     }
 }
@@ -187,7 +173,7 @@ export async function improve(ctx: RunContext, fresh = false): Promise<Record<st
         progress.curve.push(...res.curve.map((p) => ({ ...p, timesteps: p.timesteps - res.timesteps + progress.steps_done + res.steps })));
         progress.steps_done += res.steps;
         progress.modulation.push(res.modulation ?? null);
-        await writeCheckpoint(ctx, dir, model, progress);
+        await saveArm(ctx, dir, model, progress);
       }
       for (const h of [model, env]) await sc.call("close", { handle: h });
     }

@@ -289,15 +289,35 @@ export function pairedTable(perSeed: Record<string, number[]>, heading = "##"): 
   return [
     `${heading} Difference to continue PPO, paired by seed`,
     "",
+    ...pairedRows(perSeed, arms, "continue_ppo"),
+    "Test: paired t-test, two-sided, df = seeds − 1, on each seed's mean evaluation return minus continue PPO's on the same seed; the CI is the paired t interval of the mean difference (none from one seed); wins: seeds where the arm's return was higher.",
+    "",
+  ];
+}
+
+/** ULTRA's arms against the reset-only arm (rice_reset): the same critical states and the same restarts, without
+ * the adviser's action or reward, so the difference is what the advice itself adds. Empty without both. */
+export function adviceTable(perSeed: Record<string, number[]>, heading = "##"): string[] {
+  const arms = Object.keys(perSeed).filter((a) => a.startsWith("ultra_"));
+  if (!perSeed.rice_reset || !arms.length) return [];
+  return [
+    `${heading} What the advice adds: difference to the reset-only arm, paired by seed`,
+    "",
+    ...pairedRows(perSeed, arms, "rice_reset"),
+    "The reset-only arm restarts episodes at the same critical states with the same probability as ULTRA's arms, and takes no adviser action or reward there: each difference is what the suggested actions (A), the LLM's reward (R) or both (RA) add to those restarts. Test as above (paired t, two-sided, df = seeds − 1).",
+    "",
+  ];
+}
+
+function pairedRows(perSeed: Record<string, number[]>, arms: string[], ref: string): string[] {
+  return [
     "| arm | mean difference | 95% CI | p | wins | per seed |",
     "|---|---|---|---|---|---|",
     ...arms.map((a) => {
-      const d = pairedDiff(perSeed[a], ref);
+      const d = pairedDiff(perSeed[a], perSeed[ref]);
       const ci = Number.isNaN(d.ci[0]) ? "–" : `[${fmt(d.ci[0])}, ${fmt(d.ci[1])}]`;
       return `| ${armName(a)} | ${signed(d.mean)} | ${ci} | ${pValue(d.p)} | ${d.wins}/${d.n} | ${d.diffs.map(signed).join(", ")} |`;
     }),
-    "",
-    "Test: paired t-test, two-sided, df = seeds − 1, on each seed's mean evaluation return minus continue PPO's on the same seed; the CI is the paired t interval of the mean difference (none from one seed); wins: seeds where the arm's return was higher.",
     "",
   ];
 }
