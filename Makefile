@@ -66,7 +66,7 @@ sweep: setup
 # resumable: re-run the same command after an interruption and finished trials are kept. Hours on a 2-core CPU.
 RICE ?= ../shared/rice
 REPLICATE_OUT ?= runs/replicate
-REPLICATE_PARTS ?= dense dense-local sparse pong
+REPLICATE_PARTS ?= dense dense-local dense2 sparse pong
 # the Pong part's base, pretrained once (resumable: an interrupted pretraining continues from its last checkpoint)
 PONG_BASE ?= $(REPLICATE_OUT)/pong-base
 PONG_BASE_STEPS ?= 1000000
