@@ -283,13 +283,14 @@ describe("ultra sweep", () => {
     expect(rows).toHaveLength(6); // base, RA, R per env
     for (const row of rows) expect(row).toMatch(/^\| [^|]+ \| 2 \| -?[\d.]+ ± [\d.]+ \| \[-?[\d.]+, -?[\d.]+\] \| -?[\d.]+, -?[\d.]+ \|$/);
     expect(report).toMatch(/Adviser over 4 runs: \d+ critical states proposed/);
-    // env steps per arm: identification's (the ULTRA arms use it) plus training
-    const costs = report.split("\n").flatMap((l) => l.match(/^\| ULTRA-RA? \(ultra_RA?\) \| (\d+) \| (\d+) \| (\d+) \|$/) ?? []);
-    expect(costs.length).toBe(4 * 4); // RA, R per env: match + 3 groups
-    for (let i = 0; i < costs.length; i += 4) {
-      const [prep, train, total] = costs.slice(i + 1, i + 4).map(Number);
+    // env steps per arm: identification's (the ULTRA arms use it) plus training; and the training's wall time
+    const costs = report.split("\n").flatMap((l) => l.match(/^\| ULTRA-RA? \(ultra_RA?\) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$/) ?? []);
+    expect(costs.length).toBe(4 * 5); // RA, R per env: match + 4 groups
+    for (let i = 0; i < costs.length; i += 5) {
+      const [prep, train, total, seconds] = costs.slice(i + 1, i + 5).map(Number);
       expect(prep).toBeGreaterThan(0);
       expect(total).toBe(prep + train);
+      expect(seconds).toBeGreaterThan(0);
     }
     expect(report).toMatch(/Published, for comparison \(RICE, ICML 2024, Table 1: .*\): no refine -5\.79 ± 0\.73/); // Reacher
     const summary = readJson(join(out, "summary.json"));

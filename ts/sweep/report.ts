@@ -155,16 +155,24 @@ function adviserStats(runs: RunDir[]): Record<string, number> {
   return s;
 }
 
-/** Per arm, the env steps each seed's run used: identify's that the arm drew on, and its own training. */
+/** Per arm, the env steps each seed's run used (identify's that the arm drew on, and its own training) and its
+ * training's wall seconds, where the run recorded them. */
 export function armCosts(
   arms: string[],
   seeds: number[],
   progress: (arm: string, seed: number) => ArmProgress | null,
-): Record<string, { prep: number[]; improve: number[] }> {
+): Record<string, { prep: number[]; improve: number[]; seconds: number[] }> {
   return Object.fromEntries(
     arms.map((arm) => {
       const ps = seeds.map((s) => progress(arm, s)).filter((p): p is ArmProgress => p !== null);
-      return [arm, { prep: ps.map((p) => p.prep_env_steps ?? 0), improve: ps.map((p) => p.steps_done) }];
+      return [
+        arm,
+        {
+          prep: ps.map((p) => p.prep_env_steps ?? 0),
+          improve: ps.map((p) => p.steps_done),
+          seconds: ps.flatMap((p) => (p.seconds === undefined ? [] : [p.seconds])),
+        },
+      ];
     }),
   );
 }
@@ -172,12 +180,15 @@ export function armCosts(
 function costLines(cost: ReturnType<typeof armCosts>): string[] {
   const avg = (xs: number[]) => (xs.length ? String(Math.round(xs.reduce((a, b) => a + b, 0) / xs.length)) : "–");
   return [
-    "Env steps per arm (mean over the compared seeds): identification's that the arm drew on, its own training, and both.",
+    "Env steps per arm (mean over the compared seeds): identification's that the arm drew on, its own training, and " +
+      "both; and the training's wall time (mean over the seeds that recorded it; trials share the machine, so compare " +
+      "it within a sweep).",
     "",
-    "| arm | identification | training | total |",
-    "|---|---|---|---|",
+    "| arm | identification | training | total | training wall time (s) |",
+    "|---|---|---|---|---|",
     ...Object.entries(cost).map(
-      ([arm, c]) => `| ${armName(arm)} | ${avg(c.prep)} | ${avg(c.improve)} | ${avg(c.prep.map((p, i) => p + c.improve[i]))} |`,
+      ([arm, c]) =>
+        `| ${armName(arm)} | ${avg(c.prep)} | ${avg(c.improve)} | ${avg(c.prep.map((p, i) => p + c.improve[i]))} | ${avg(c.seconds)} |`,
     ),
     "",
   ];

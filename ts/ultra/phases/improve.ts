@@ -35,6 +35,8 @@ export interface ArmProgress {
   improve_steps?: number;
   curve: CurvePoint[];
   modulation: unknown[];
+  /** wall seconds of the arm's learn() calls, over every sitting (absent in runs made before it was recorded) */
+  seconds?: number;
   /** the rice arm: its mask net, and what training it cost (null when rice.mask gave one) */
   mask?: { path: string; trained: MaskTraining | null };
 }
@@ -172,6 +174,7 @@ export async function improve(ctx: RunContext, fresh = false): Promise<Record<st
         const res = await learn(sc, model, steps, arm, { tb_log_name: arm, modulation: table, of: { done: progress.steps_done, total } });
         progress.curve.push(...res.curve.map((p) => ({ ...p, timesteps: p.timesteps - res.timesteps + progress.steps_done + res.steps })));
         progress.steps_done += res.steps;
+        progress.seconds = (progress.seconds ?? 0) + res.seconds;
         progress.modulation.push(res.modulation ?? null);
         await saveArm(ctx, dir, model, progress);
       }
