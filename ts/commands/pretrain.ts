@@ -71,14 +71,14 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   if (!Number.isInteger(every) || every < 1) throw new UltraError(`--checkpoint-every must be a positive integer, got ${every}`);
   const out = resolve(o.out ?? join("runs", `pretrain-${cfg.name}-s${o.seed}`));
   const finished = join(out, "config.json");
-  if (existsSync(join(out, "model.zip")) && !o.force) {
-    const record = existsSync(finished) ? JSON.parse(readFileSync(finished, "utf8")) : null;
-    if (o.resume && record?.result) {
-      log(`pretrain: ${out} already holds the finished model (${record.result.steps} steps); nothing to resume`);
-      return record.result as PretrainResult;
-    }
-    throw new UltraError(`${out} already holds a model.zip; pass --force to overwrite it or choose another --out`);
+  const record = existsSync(finished) ? JSON.parse(readFileSync(finished, "utf8")) : null;
+  if (o.resume && !o.force && record?.result && existsSync(join(out, "model.zip"))) {
+    log(`pretrain: ${out} already holds the finished model (${record.result.steps} steps); nothing to resume`);
+    return record.result as PretrainResult;
   }
+  // a model.zip beside a checkpoint is one a kill interrupted while it was being recorded: --resume redoes it
+  if (existsSync(join(out, "model.zip")) && !o.force && !(o.resume && hasCheckpoint(out)))
+    throw new UltraError(`${out} already holds a model.zip; pass --force to overwrite it or choose another --out`);
   let progress: PretrainProgress | null = null;
   if (hasCheckpoint(out)) {
     if (o.force) rmSync(join(out, CHECKPOINT), { recursive: true, force: true });
