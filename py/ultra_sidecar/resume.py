@@ -29,6 +29,7 @@ def save(model: PPO, directory: str | Path) -> str:
         "num_timesteps": model.num_timesteps,
         "envs": [snapshot(venv, i) for i in range(venv.num_envs)],
         "last_obs": model._last_obs,
+        "last_obs_axes": _memory_order(model._last_obs),
         "last_episode_starts": np.asarray(model._last_episode_starts, dtype=np.uint8),
         "ep_info_buffer": [{k: float(v) for k, v in e.items()} for e in model.ep_info_buffer or []],
         "rng": {"torch": torch.get_rng_state().numpy(), "numpy": np.random.get_state(), "python": random.getstate()},
@@ -56,7 +57,7 @@ def load(model: PPO, directory: str | Path) -> None:
         )
     for i, snap in enumerate(state["envs"]):
         restore(venv, i, snap)
-    model._last_obs = np.array(state["last_obs"])
+    model._last_obs = _in_memory_order(np.array(state["last_obs"]), state.get("last_obs_axes"))
     model._last_episode_starts = np.asarray(state["last_episode_starts"], dtype=bool)
     model.ep_info_buffer = deque(state["ep_info_buffer"], maxlen=model._stats_window_size)
     model.ep_success_buffer = deque(maxlen=model._stats_window_size)  # SB3 makes both or neither
@@ -66,3 +67,19 @@ def load(model: PPO, directory: str | Path) -> None:
     np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
     version, internal, gauss = rng["python"]
     random.setstate((version, tuple(internal), gauss))
+
+
+# The last observation's memory order: image observations reach the policy as a transposed view (VecTransposeImage),
+# and a convolution over a view runs another kernel than over a contiguous copy, which changes the last bits of its
+# outputs; a resumed run must see the same order, or it drifts from the uninterrupted one.
+def _memory_order(obs) -> list[int] | None:
+    if not isinstance(obs, np.ndarray):
+        return None
+    return [int(i) for i in np.argsort([-s for s in obs.strides], kind="stable")]
+
+
+def _in_memory_order(obs: np.ndarray, axes: list[int] | None) -> np.ndarray:
+    """`obs` (contiguous) laid out in memory with its axes in `axes`' order, as the view it was saved from."""
+    if axes is None or list(axes) == sorted(axes) or len(axes) != obs.ndim:
+        return obs
+    return np.ascontiguousarray(obs.transpose(axes)).transpose(np.argsort(axes))
