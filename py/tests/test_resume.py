@@ -206,7 +206,7 @@ def test_a_resumed_cnn_pretraining_continues_bit_for_bit(tmp_path):
     """Pong's frames reach the policy as a transposed view (VecTransposeImage), whose memory order changes which
     convolution kernel runs and so the last bits of its outputs: the resumed last observation keeps that order,
     or a resumed Pong base drifts from the uninterrupted one (it did, by 6e-8 in a value, then in its weights)."""
-    quiet = lambda *_: None  # noqa: E731
+    quiet = lambda *_: None
     straight = new_ppo(make_env(PONG), dict(PONG_PPO))
     learn(straight, 128, quiet, schedule_total=384)
     save_ppo(straight, str(tmp_path / "model.zip"), with_resume=True)
