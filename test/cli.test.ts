@@ -40,6 +40,15 @@ describe("ultra CLI", () => {
     expect(r.stderr).toContain("already holds a model.zip; pass --force");
   });
 
+  it("pretrain refuses a checkpoint interval that is not a positive integer, before training", async () => {
+    for (const every of ["0", "2.5"]) {
+      const r = await ultra("pretrain", "--env", "HalfCheetah", "--steps", "512", "--checkpoint-every", every, "--out", join(dir, "x"));
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`--checkpoint-every must be a positive integer, got ${every}`);
+      expect(existsSync(join(dir, "x"))).toBe(false);
+    }
+  });
+
   it("eval loads the model with its normalisation and prints JSON", async () => {
     const json = join(dir, "eval.json");
     const r = await ultra("eval", "--model", join(out, "model.zip"), "--episodes", "2", "--json", json);

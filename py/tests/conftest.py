@@ -16,6 +16,15 @@ from ultra_sidecar import protocol
 
 ROOT = Path(__file__).resolve().parents[2]
 HALF_CHEETAH = {"env_id": "HalfCheetah-v5", "n_envs": 1, "seed": 0, "normalize": {"gamma": 0.98}}
+# PongNoFrameskip-v4's settings as configs/envs/pong.yaml has them, on 2 envs
+PONG = {
+    "env_id": "ALE/Pong-v5",
+    "n_envs": 2,
+    "seed": 3,
+    "env_kwargs": {"frameskip": 1, "repeat_action_probability": 0.0},
+    "wrappers": ["AtariWrapper"],
+    "frame_stack": 4,
+}
 TINY_PPO = {
     "policy": "MlpPolicy",
     "n_steps": 256,

@@ -2,19 +2,11 @@
 
 import numpy as np
 import pytest
+from conftest import PONG
 
 from ultra_sidecar.envs import make_env
 from ultra_sidecar.protocol import ProtocolError
 from ultra_sidecar.snapshot import restore, snapshot
-
-PONG = {
-    "env_id": "ALE/Pong-v5",
-    "n_envs": 2,
-    "seed": 3,
-    "env_kwargs": {"frameskip": 1, "repeat_action_probability": 0.0},
-    "wrappers": ["AtariWrapper"],
-    "frame_stack": 4,
-}
 
 
 def _roll(venv, actions):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import HALF_CHEETAH, TINY_PPO
+from conftest import HALF_CHEETAH, PONG, TINY_PPO
 from ultra_sidecar.envs import find_vec_normalize, make_env
 from ultra_sidecar.models import learn, load_ppo, new_ppo, save_ppo
 from ultra_sidecar.protocol import ProtocolError
@@ -191,14 +191,6 @@ def test_a_bad_schedule_in_train_is_named(tmp_path):
         load_ppo(str(tmp_path / "model.zip"), _env_for(tmp_path), "cpu", {"learning_rate": "lin_fast"})
 
 
-PONG = {
-    "env_id": "ALE/Pong-v5",
-    "n_envs": 2,
-    "seed": 3,
-    "env_kwargs": {"frameskip": 1, "repeat_action_probability": 0.0},
-    "wrappers": ["AtariWrapper"],
-    "frame_stack": 4,
-}
 PONG_PPO = {"policy": "CnnPolicy", "n_steps": 64, "batch_size": 64, "n_epochs": 1, "seed": 0, "device": "cpu", **LINEAR}
 
 
