@@ -87,7 +87,7 @@ export function envTable(arms: string[], seeds: number[], result: (arm: string, 
       ? identicalWarnings(Object.fromEntries(arms.filter((a) => a !== "base").map((a) => [a, on(a).flatMap((r) => r.returns)])))
       : []),
     ...(kept.length ? pairedTable(perSeed, "###") : []),
-    ...(kept.length ? adviceTable(perSeed, "###") : []),
+    ...(kept.length ? adviceTable(advice, "###") : []),
   ];
   return { seeds: kept, dropped, rows, paired, advice, lines };
 }

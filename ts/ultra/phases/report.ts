@@ -4,7 +4,7 @@ import type { SidecarClient } from "../../bridge/client.js";
 import { fmt } from "../../progress.js";
 import { CriticalStatesFile, type EnvSteps } from "../critical.js";
 import type { RunDir, RunRecord } from "../rundir.js";
-import { ci95, mean, pairedDiff, std } from "../stats.js";
+import { ci95, mean, pairedDiff, std, type Paired } from "../stats.js";
 import type { EvalFile } from "./evaluate.js";
 import { readProgress, totalModulation, type Arm } from "./improve.js";
 
@@ -289,32 +289,30 @@ export function pairedTable(perSeed: Record<string, number[]>, heading = "##"): 
   return [
     `${heading} Difference to continue PPO, paired by seed`,
     "",
-    ...pairedRows(perSeed, arms, "continue_ppo"),
+    ...pairedRows(Object.fromEntries(arms.map((a) => [a, pairedDiff(perSeed[a], ref)]))),
     "Test: paired t-test, two-sided, df = seeds − 1, on each seed's mean evaluation return minus continue PPO's on the same seed; the CI is the paired t interval of the mean difference (none from one seed); wins: seeds where the arm's return was higher.",
     "",
   ];
 }
 
-/** ULTRA's arms against the reset-only arm (rice_reset): the same critical states and the same restarts, without
- * the adviser's action or reward, so the difference is what the advice itself adds. Empty without both. */
-export function adviceTable(perSeed: Record<string, number[]>, heading = "##"): string[] {
-  const arms = Object.keys(perSeed).filter((a) => a.startsWith("ultra_"));
-  if (!perSeed.rice_reset || !arms.length) return [];
+/** ULTRA's arms minus the reset-only arm (rice_reset), paired by seed: the same critical states and the same
+ * restarts, without the adviser's action or reward, so the difference is what the advice itself adds. */
+export function adviceTable(advice: Record<string, Paired>, heading = "##"): string[] {
+  if (!Object.keys(advice).length) return [];
   return [
     `${heading} What the advice adds: difference to the reset-only arm, paired by seed`,
     "",
-    ...pairedRows(perSeed, arms, "rice_reset"),
+    ...pairedRows(advice),
     "The reset-only arm restarts episodes at the same critical states with the same probability as ULTRA's arms, and takes no adviser action or reward there: each difference is what the suggested actions (A), the LLM's reward (R) or both (RA) add to those restarts. Test as above (paired t, two-sided, df = seeds − 1).",
     "",
   ];
 }
 
-function pairedRows(perSeed: Record<string, number[]>, arms: string[], ref: string): string[] {
+function pairedRows(pairs: Record<string, Paired>): string[] {
   return [
     "| arm | mean difference | 95% CI | p | wins | per seed |",
     "|---|---|---|---|---|---|",
-    ...arms.map((a) => {
-      const d = pairedDiff(perSeed[a], perSeed[ref]);
+    ...Object.entries(pairs).map(([a, d]) => {
       const ci = Number.isNaN(d.ci[0]) ? "–" : `[${fmt(d.ci[0])}, ${fmt(d.ci[1])}]`;
       return `| ${armName(a)} | ${signed(d.mean)} | ${ci} | ${pValue(d.p)} | ${d.wins}/${d.n} | ${d.diffs.map(signed).join(", ")} |`;
     }),
