@@ -177,6 +177,13 @@ describe("ultra CLI", () => {
     const other = await ultra(...job.map((a) => (a === "5" ? "6" : a)), "--out", broken, "--resume");
     expect(other.code).toBe(1);
     expect(other.stderr).toContain("belongs to another pretraining");
+    // the schedules and PPO's settings are rebuilt from the env config: one edited since the checkpoint is named
+    const config = readFileSync(env, "utf8");
+    writeFileSync(env, config.replace("n_epochs: 2", "n_epochs: 3"));
+    const edited = await ultra(...job, "--out", broken, "--resume");
+    expect(edited.code).toBe(1);
+    expect(edited.stderr).toMatch(/env config of HalfCheetah-v\d changed since .* \(ppo\.n_epochs\)/);
+    writeFileSync(env, config);
 
     const resumed = await ultra(...job, "--out", broken, "--resume");
     expect(resumed.code, resumed.stderr).toBe(0);

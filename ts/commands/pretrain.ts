@@ -49,10 +49,23 @@ interface PretrainProgress {
   sittings: number;
   curve: CurvePoint[];
   ep_rew_mean: number | null;
+  /** the env config's training settings the job started with (PPO hyperparameters, env spec); absent before 2026-12 */
+  settings?: Settings;
+}
+
+/** What a resumed job rebuilds from the env config rather than from its checkpoint: it must not have changed. */
+type Settings = { ppo: Record<string, unknown>; env: Record<string, unknown> };
+
+/** The dotted keys whose values differ between two settings records (`ppo.n_epochs`). */
+function changedKeys(a: unknown, b: unknown, at = ""): string[] {
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+  if (!isObj(a) || !isObj(b)) return JSON.stringify(a) === JSON.stringify(b) ? [] : [at];
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+  return keys.flatMap((k) => changedKeys(a[k], b[k], at ? `${at}.${k}` : k));
 }
 
 /** The checkpoint in `out` when it continues this job; a clear error when it is another's. */
-function resumable(out: string, o: { envId: string; seed: number; steps: number }): PretrainProgress {
+function resumable(out: string, o: { envId: string; seed: number; steps: number; settings: Settings }): PretrainProgress {
   const p = readCheckpointProgress<PretrainProgress>(out);
   const mine = { env_id: o.envId, seed: o.seed, steps: o.steps };
   const theirs = { env_id: p.env_id, seed: p.seed, steps: p.steps };
@@ -61,6 +74,14 @@ function resumable(out: string, o: { envId: string; seed: number; steps: number 
       `${join(out, CHECKPOINT)} belongs to another pretraining (${JSON.stringify(theirs)}, not ${JSON.stringify(mine)}): ` +
         "resume it with its own --env, --seed and --steps, or pass --force to start this one over",
     );
+  // the schedules, PPO's settings and the env's wrappers come from the env config: an edit since would change the job
+  const changed = p.settings ? changedKeys(p.settings, o.settings) : [];
+  if (changed.length)
+    throw new UltraError(
+      `the env config of ${o.envId} changed since ${join(out, CHECKPOINT)} was written (${changed.join(", ")}): ` +
+        "a resumed pretraining would not be the job it started; restore those settings, or pass --force to start over",
+    );
+  if (!p.settings) log(`pretrain: ${join(out, CHECKPOINT)} predates settings checks; resuming with the env config as it is now`);
   return p;
 }
 
@@ -71,6 +92,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   if (!Number.isInteger(every) || every < 1) throw new UltraError(`--checkpoint-every must be a positive integer, got ${every}`);
   const out = resolve(o.out ?? join("runs", `pretrain-${cfg.name}-s${o.seed}`));
   const finished = join(out, "config.json");
+  const settings: Settings = { ppo: cfg.ppo, env: envSpec(cfg, { seed: o.seed, training: true }) };
   const record = existsSync(finished) ? JSON.parse(readFileSync(finished, "utf8")) : null;
   if (o.resume && !o.force && record?.result && existsSync(join(out, "model.zip"))) {
     log(`pretrain: ${out} already holds the finished model (${record.result.steps} steps); nothing to resume`);
@@ -87,7 +109,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
       throw new UltraError(
         `${out} holds an interrupted pretraining (${p.steps_done} of ${p.steps} steps): pass --resume to continue it, or --force to start over`,
       );
-    } else progress = resumable(out, { envId: cfg.env_id, seed: o.seed, steps });
+    } else progress = resumable(out, { envId: cfg.env_id, seed: o.seed, steps, settings });
   }
   mkdirSync(out, { recursive: true });
   return withSidecar(o.sidecar ?? {}, async (sc) => {
@@ -126,12 +148,23 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
         train: cfg.ppo.clip_range === undefined ? train : { ...train, clip_range: cfg.ppo.clip_range },
       }));
       progress.sittings += 1;
+      progress.settings ??= settings;
     } else {
       log(`pretrain ${cfg.env_id}: ${steps} steps, seed ${o.seed}, device ${sc.info.device}, out ${out}`);
       const made = await sc.call("model_new", { env, ppo });
       model = made.model;
       log(`PPO ${cfg.ppo.policy} with ${made.num_params} parameters`);
-      progress = { env_id: cfg.env_id, seed: o.seed, steps, steps_done: 0, seconds: 0, sittings: 1, curve: [], ep_rew_mean: null };
+      progress = {
+        env_id: cfg.env_id,
+        seed: o.seed,
+        steps,
+        steps_done: 0,
+        seconds: 0,
+        sittings: 1,
+        curve: [],
+        ep_rew_mean: null,
+        settings,
+      };
     }
     const p = progress;
     while (p.steps_done < steps) {
