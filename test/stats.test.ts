@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { identicalArms, matchWarnings } from "../ts/ultra/phases/report.js";
 import { RunDir } from "../ts/ultra/rundir.js";
-import { betaInc, ci95Factor, pairedDiff, tTwoSidedP } from "../ts/ultra/stats.js";
+import { betaInc, ci95Factor, median, pairedDiff, tTwoSidedP } from "../ts/ultra/stats.js";
 
 describe("Student's t and the incomplete beta function", () => {
   it("matches known values", () => {
@@ -27,6 +27,16 @@ describe("Student's t and the incomplete beta function", () => {
 
   it("the CI's t quantile agrees with the p-value: p = 0.05 at the CI's bound, past the table too", () => {
     for (const n of [2, 4, 10, 21, 22, 31, 61, 200]) expect(tTwoSidedP(ci95Factor(n) * Math.sqrt(n), n - 1)).toBeCloseTo(0.05, 3);
+  });
+});
+
+describe("median", () => {
+  it("is the middle value, or the mean of the two middle ones, whatever the input order; the input is left as it was", () => {
+    const xs = [3, -1, 10, 2];
+    expect(median(xs)).toBe(2.5);
+    expect(xs).toEqual([3, -1, 10, 2]);
+    expect(median([5, 1, 4])).toBe(4);
+    expect(median([10, 9, 100])).toBe(10); // numeric order, not the default sort's string order
   });
 });
 

@@ -283,6 +283,24 @@ describe("ultra sweep", () => {
     expect(rows).toHaveLength(6); // base, RA, R per env
     for (const row of rows) expect(row).toMatch(/^\| [^|]+ \| 2 \| -?[\d.]+ ± [\d.]+ \| \[-?[\d.]+, -?[\d.]+\] \| -?[\d.]+, -?[\d.]+ \|$/);
     expect(report).toMatch(/Adviser over 4 runs: \d+ critical states proposed/);
+    // why suggestions failed verification, counted from every run's identify/episode-NNN.json verdicts
+    const verdicts = ["RA", "R"].flatMap((v) =>
+      [0, 1].flatMap((s) => {
+        const dir = join(out, "trials", `HalfCheetah-${v}-s${s}`, "identify");
+        return readdirSync(dir)
+          .filter((f) => /^episode-\d+\.json$/.test(f))
+          .flatMap((f) => readJson(join(dir, f)).verification as { accepted: boolean; lower_bound: number; mean_gain: number }[]);
+      }),
+    );
+    expect(verdicts.length).toBeGreaterThan(0);
+    const adviser = readJson(join(out, "summary.json"))["HalfCheetah-v5"].adviser;
+    expect(adviser.significant_below_bar).toBe(verdicts.filter((v) => !v.accepted && v.lower_bound > 0).length);
+    const gains = verdicts.map((v) => v.mean_gain).sort((a, b) => a - b);
+    const mid = gains.length / 2;
+    expect(adviser.median_gain).toBeCloseTo(gains.length % 2 ? gains[Math.floor(mid)] : (gains[mid - 1] + gains[mid]) / 2, 9);
+    expect(report).toMatch(
+      /failed verification \(\d+ of them with a gain significantly above 0 but below the min_effect bar; median gain -?[\d.]+ against a median bar of [\d.]+\)/,
+    );
     // env steps per arm: identification's (the ULTRA arms use it) plus training; and the training's wall time
     const costs = report.split("\n").flatMap((l) => l.match(/^\| ULTRA-RA? \(ultra_RA?\) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$/) ?? []);
     expect(costs.length).toBe(4 * 5); // RA, R per env: match + 4 groups

@@ -11,6 +11,7 @@ import { UltraError } from "../errors.js";
 import { parseIntList } from "../args.js";
 import { defineCommand, printJson, type GlobalOptions } from "../commands/common.js";
 import { startedSidecar, writeResult } from "./common.js";
+import { median } from "../ultra/stats.js";
 
 /** trace: return every env step of the run (StepTrace) */
 type RunArgs = OpArgs<"bench_learn">;
@@ -51,11 +52,6 @@ function runArgs(o: LearnBenchOptions, over: Partial<RunArgs> & { nEnvs?: number
 }
 
 const learn = (sc: Sidecar, args: RunArgs) => sc.call("bench_learn", args, { timeoutS: RUN_TIMEOUT_S }) as Promise<TracedRun>;
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
 // ── overhead ────────────────────────────────────────────────────────────────────────────────────────────────
 
 export const OVERHEAD_GOALS = { empty: 0.97, table: 0.9 };

@@ -17,6 +17,7 @@ import { fmt, log, progressBar } from "../progress.js";
 import { COLLECT_CHUNK_STEPS, assemble, type Episode } from "../ultra/episodes.js";
 import { defineCommand, printJson, sidecarOptions } from "../commands/common.js";
 import { startedSidecar, writeResult } from "./common.js";
+import { median } from "../ultra/stats.js";
 
 export interface SnapshotsOptions {
   env: string;
@@ -62,11 +63,6 @@ export interface Sizes {
 
 /** The cost the decision on keeping snapshots in the sidecar is judged by (bench/README.md). */
 export const LARGE_COST = { time_share: 0.3, held_mb_per_episode: 100 };
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /** Per-step medians of each mode, and the snapshots' share: of the time (paired by repeat, so both runs of a
  * share saw the same load), split into snapshot() in the sidecar and the rest (encoding, transfer, decoding: what

@@ -17,9 +17,11 @@ import {
   type FindingCost,
 } from "../ultra/phases/report.js";
 import type { EvalFile } from "../ultra/phases/evaluate.js";
+import { identifyFile } from "../ultra/phases/identify.js";
 import { readProgress, type Arm, type ArmProgress } from "../ultra/phases/improve.js";
 import type { RunDir } from "../ultra/rundir.js";
-import { ci95Factor, pairedDiff, type Paired } from "../ultra/stats.js";
+import { ci95Factor, median, pairedDiff, type Paired } from "../ultra/stats.js";
+import type { Verdict } from "../ultra/verify.js";
 import type { Sweep } from "./scheduler.js";
 import type { Trial } from "./spec.js";
 
@@ -122,13 +124,28 @@ function holder(trials: Trial[], arm: string, seed: number): Trial | undefined {
   return mine.find((t) => t.baselines.includes(arm as Trial["baselines"][number]));
 }
 
-function adviserStats(runs: RunDir[]): Record<string, number> {
+/** Each verification verdict of a run's identify phase (identify/episode-NNN.json), in episode order. */
+function verdictsOf(run: RunDir): Verdict[] {
+  const out: Verdict[] = [];
+  for (let i = 0; run.exists(identifyFile(i, "json")); i++)
+    out.push(...(run.readJson<{ verification?: Verdict[] }>(identifyFile(i, "json")).verification ?? []));
+  return out;
+}
+
+function adviserStats(runs: RunDir[]) {
+  const verdicts = runs.flatMap(verdictsOf);
+  const failed = verdicts.filter((v) => !v.accepted);
   const s = {
     runs: runs.length,
     proposed: 0,
     valid: 0,
     rejected: 0,
     unverified: 0,
+    /** failed verification with a gain significantly above 0 (one-sided 95%), but not above the min_effect bar */
+    significant_below_bar: failed.filter((v) => v.lower_bound > 0).length,
+    /** medians over every verdict: the suggestion's mean paired gain, and the bar it had to clear */
+    median_gain: verdicts.length ? median(verdicts.map((v) => v.mean_gain)) : null,
+    median_bar: verdicts.length ? median(verdicts.map((v) => v.threshold)) : null,
     accepted: 0,
     llm_calls: 0,
     cache_hits: 0,
@@ -153,6 +170,15 @@ function adviserStats(runs: RunDir[]): Record<string, number> {
     }
   }
   return s;
+}
+
+/** What the failures were: significant gains below the bar, or none at all ("" for runs without verdicts). */
+function verificationWhy(a: ReturnType<typeof adviserStats>): string {
+  if (a.median_gain === null || a.median_bar === null) return "";
+  return (
+    ` (${a.significant_below_bar} of them with a gain significantly above 0 but below the min_effect bar; ` +
+    `median gain ${a.median_gain.toFixed(2)} against a median bar of ${a.median_bar.toFixed(2)})`
+  );
 }
 
 /** Per arm, the env steps each seed's run used (identify's that the arm drew on, and its own training) and its
@@ -352,7 +378,7 @@ export async function sweepReport(sweep: Sweep, sc: SidecarClient): Promise<{ re
       `![learning curves](${png})`,
       "",
       `Adviser over ${advice.runs} runs: ${advice.proposed} critical states proposed, ${advice.valid} valid, ${advice.rejected} rejected, ` +
-        `${advice.unverified} failed verification, ${advice.accepted} accepted. LLM: ${advice.llm_calls} calls (${advice.cache_hits} from the cache), ` +
+        `${advice.unverified} failed verification${verificationWhy(advice)}, ${advice.accepted} accepted. LLM: ${advice.llm_calls} calls (${advice.cache_hits} from the cache), ` +
         `${advice.prompt_tokens} prompt + ${advice.completion_tokens} completion tokens, $${advice.cost_usd.toFixed(4)}.`,
       "",
     );

@@ -68,6 +68,12 @@ export function t95OneSided(df: number): number {
 
 export const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
+export function median(xs: number[]): number {
+  const o = [...xs].sort((a, b) => a - b);
+  const h = Math.floor(o.length / 2);
+  return o.length % 2 ? o[h] : (o[h - 1] + o[h]) / 2;
+}
+
 /** Sample standard deviation (n − 1); 0 for a single value. */
 export function std(xs: number[]): number {
   if (xs.length < 2) return 0;
