@@ -19,6 +19,8 @@ import { grammarSchema } from "../ts/ultra/llm/local.js";
 import { candidatesQuery } from "../ts/ultra/phases/identify.js";
 import { NDArray } from "../ts/protocol.js";
 import { rng } from "../ts/ultra/rng.js";
+import { chanceClient } from "../ts/ultra/llm/chance.js";
+import { CARDS_DISTINCT } from "../ts/describe/cards.js";
 
 const BOX: SpaceInfo = { type: "Box", shape: [6], low: Array(6).fill(-1), high: Array(6).fill(1) };
 const cheetah = interpreterFor("HalfCheetah");
@@ -139,5 +141,56 @@ describe("candidate cards", () => {
     // the reason is capped, and the prompt says so
     expect((q.schema as any).properties.critical_states.items.properties.reason.maxLength).toBe(REASON_CHARS);
     expect(q.prompt.system).toContain(`at most ${REASON_CHARS} characters`);
+  });
+});
+
+describe("the chance adviser (an LLM's control in candidates mode)", () => {
+  const ep = episode();
+  const q = candidatesQuery(ep, "HalfCheetah", { cards: 6, minSeparation: 10, maxCriticalStates: 4, actionSpace: BOX });
+  const request = (seed: number) => ({
+    prompt: q.prompt,
+    schema: q.schema,
+    maxTokens: 64,
+    temperature: 0.2,
+    seed,
+    distinct: [...CARDS_DISTINCT],
+  });
+  const entries = async (seed: number) => JSON.parse((await chanceClient().complete(request(seed))).text).critical_states;
+
+  it("answers with as many entries as the schema allows, distinct cards, every value from the schema's enums", async () => {
+    const menu = actionMenu(BOX, cheetah).map((c) => c.id);
+    for (const seed of [1, 2, 3]) {
+      const e = await entries(seed);
+      expect(e).toHaveLength(4);
+      expect(new Set(e.map((x: { card: string }) => x.card)).size).toBe(4);
+      for (const x of e) {
+        expect(["A", "B", "C", "D", "E", "F"]).toContain(x.card);
+        expect(menu).toContain(x.change);
+        expect([-1, -0.5, 0, 0.5, 1]).toContain(x.reward);
+      }
+      const states = validateAdvice(q.toAdvice(e), ep, BOX, "chance", emptyCounts());
+      expect(states).toHaveLength(4); // identify takes every entry
+    }
+    expect(await entries(7)).toEqual(await entries(7)); // seeded by the request: a run replays
+  });
+
+  it("picks uniformly: over 600 requests each card leads about a sixth of the time", async () => {
+    const counts: Record<string, number> = {};
+    for (let seed = 0; seed < 600; seed++) {
+      const first = (await entries(seed))[0].card as string;
+      counts[first] = (counts[first] ?? 0) + 1;
+    }
+    expect(Object.keys(counts).sort()).toEqual(["A", "B", "C", "D", "E", "F"]);
+    for (const n of Object.values(counts)) expect(Math.abs(n - 100)).toBeLessThan(40); // ±4 sd of a binomial(600, 1/6)
+  });
+
+  it("refuses a request without choices to pick from (episode mode), saying to use candidates mode", async () => {
+    const schema = {
+      type: "object",
+      properties: { critical_states: { type: "array", items: { properties: { step: { type: "integer" } } } } },
+    };
+    await expect(chanceClient().complete({ ...request(1), schema })).rejects.toThrow(
+      /needs candidates mode: set identify\.mode: candidates/,
+    );
   });
 });

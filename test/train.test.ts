@@ -1,7 +1,7 @@
 // `ultra train` end to end on the smoke profile: real sidecar, real SB3, real envs, the rollout adviser. Verification
 // is off here so that the tables are never empty (test/verify.test.ts checks verification itself): the arms must
 // then really reset, override and reward, and differ from continue PPO.
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -204,6 +204,30 @@ describe("ultra train", () => {
     const t = await ultra("train", "--env", "HalfCheetah", "--out", out, "--resume", "--profile", "smoke");
     expect(t.code, t.stderr).toBe(0);
     expect(t.stderr).toContain("improve ultra_RA: 2048 steps from the base policy");
+  });
+
+  it("identify --adviser names another adviser's critical states: chance, an LLM's control, in candidates mode", async () => {
+    const copy = join(root, "chance");
+    cpSync(out, copy, { recursive: true });
+    const r = await ultra("identify", "--run", copy, "--adviser", "chance");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("identify: adviser rollout → chance");
+    const rec = json(join(copy, "run.json"));
+    expect(rec.settings.adviser).toBe("chance");
+    expect(Object.keys(rec.phases)).toEqual(["base", "identify"]); // the arms trained on the rollout adviser's states are void
+    expect(rec.phases.identify.result.mode).toBe("candidates");
+    const crit = json(join(copy, "critical_states.json"));
+    expect(crit.adviser).toBe("chance");
+    for (const ep of [0, 1]) {
+      const rep = json(join(copy, "identify", `episode-00${ep}.json`));
+      const picks = JSON.parse(rep.reply.texts[0]).critical_states as { card: string }[];
+      expect(picks.length).toBe(Math.min(rec.settings.identify.max_critical_states, rep.cards.length));
+      expect(new Set(picks.map((p) => p.card)).size).toBe(picks.length);
+    }
+    expect(crit.states.length).toBeGreaterThan(0); // verification is off in this run: every pick is a state
+    const improve = await ultra("improve", "--run", copy, "--adviser", "chance");
+    expect(improve.code).toBe(1);
+    expect(improve.stderr).toContain("--adviser applies to `ultra identify` only, not improve");
   });
 
   it("a phase needs the phases before it", async () => {

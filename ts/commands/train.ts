@@ -24,7 +24,8 @@ export const trainCommand = defineCommand(
       .option("base", { type: "string", describe: "start from your own SB3 PPO model.zip instead of pretraining one" })
       .option("adviser", {
         type: "string",
-        describe: "who names critical states: local (default: the embedded LLM), local:PATH.gguf, openai:MODEL, replay:RUN_DIR, rollout",
+        describe:
+          "who names critical states: local (default: the embedded LLM), local:PATH.gguf, openai:MODEL, replay:RUN_DIR, rollout, chance (random picks: an LLM's control)",
       })
       .option("baselines", {
         type: "string",

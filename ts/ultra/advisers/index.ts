@@ -1,7 +1,8 @@
 // Advisers by spec: `rollout` (non-LLM reference), `local` / `local:PATH.gguf` (an embedded GGUF model, no
-// network), `openai:MODEL` (any OpenAI-compatible endpoint), `replay:RUN_DIR` (an earlier run's replies), `module:PATH`
-// (your own: a JS module whose default export makes an Adviser; examples/custom-adviser/). LLM replies are cached in
-// the run directory, so a re-run with the same seed replays them.
+// network), `openai:MODEL` (any OpenAI-compatible endpoint), `replay:RUN_DIR` (an earlier run's replies), `chance`
+// (the control for an LLM in candidates mode: uniformly random cards, changes and rewards), `module:PATH` (your own:
+// a JS module whose default export makes an Adviser; examples/custom-adviser/). LLM replies are cached in the run
+// directory, so a re-run with the same seed replays them.
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -9,6 +10,7 @@ import type { SidecarClient } from "../../bridge/client.js";
 import { UltraError } from "../../errors.js";
 import { cacheDir, cachedClient, replayClient } from "../llm/cache.js";
 import { llmSlots } from "../llm/limit.js";
+import { chanceClient } from "../llm/chance.js";
 import { localClient } from "../llm/local.js";
 import { openaiClient } from "../llm/openai.js";
 import type { LlmClient } from "../llm/types.js";
@@ -17,7 +19,7 @@ import { LlmAdviser } from "./llm.js";
 import { RolloutAdviser } from "./rollout.js";
 import type { Adviser } from "./types.js";
 
-const SPECS = "rollout, local, local:PATH.gguf, openai:MODEL, replay:RUN_DIR, module:PATH.mjs";
+const SPECS = "rollout, local, local:PATH.gguf, openai:MODEL, replay:RUN_DIR, chance, module:PATH.mjs";
 
 /** `module:PATH`: the module's default export, a function (settings) → Adviser (or a Promise of one). */
 async function moduleAdviser(path: string, s: Settings): Promise<Adviser> {
@@ -49,6 +51,7 @@ async function llmClient(kind: string, arg: string, s: Settings, sc?: SidecarCli
     return openaiClient(arg, { timeoutS: s.llm.timeout_s, maxRetries: s.llm.max_retries, structured: s.llm.structured });
   if (kind === "replay" && arg) return replayClient(arg);
   if (kind === "local") return localClient(arg || undefined, { sidecar: sc });
+  if (kind === "chance" && !arg) return chanceClient();
   throw new UltraError(`unknown adviser "${kind}${arg ? `:${arg}` : ""}": use one of ${SPECS}`);
 }
 

@@ -85,7 +85,7 @@ export function candidatesQuery(
   };
 }
 
-/** `auto`: candidates for a local model (too small to read a whole episode), episode for any other adviser; a
+/** `auto`: candidates for a local model (too small to read a whole episode) and its control `chance`, episode for any other adviser; a
  * replayed run keeps the mode it was recorded in (its prompts are what its replies answer). */
 export function identifyMode(
   settings: Settings,
@@ -94,7 +94,7 @@ export function identifyMode(
   const { mode } = settings.identify;
   if (mode !== "auto") return mode;
   const spec = settings.adviser;
-  if (spec === "local" || spec.startsWith("local:")) return "candidates";
+  if (spec === "local" || spec.startsWith("local:") || spec === "chance") return "candidates";
   if (spec.startsWith("replay:") && runRecord) {
     const recorded = (runRecord(spec.slice("replay:".length))?.phases?.identify?.result as { mode?: IdentifyMode } | undefined)?.mode;
     if (recorded) return recorded;
