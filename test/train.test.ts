@@ -230,6 +230,35 @@ describe("ultra train", () => {
     expect(improve.stderr).toContain("--adviser applies to `ultra identify` only, not improve");
   });
 
+  it("ultra control identifies a sweep's trials again with chance and compares their verification outcomes", async () => {
+    const sweep = join(root, "control-sweep");
+    const trial = join(sweep, "trials", "HalfCheetah-RA-s1");
+    cpSync(out, trial, { recursive: true });
+    const rec = json(join(trial, "run.json"));
+    writeFileSync(join(trial, "run.json"), JSON.stringify({ ...rec, settings: { ...rec.settings, verify: true } })); // the control's verdicts
+    const r = await ultra("control", "--from", sweep);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("control 1/1: HalfCheetah-RA-s1, identify with chance");
+    const c = json(join(`${sweep}-chance`, "control.json"));
+    expect(c.trials).toHaveLength(1);
+    const [t] = c.trials;
+    expect(t.advice).toMatchObject({ adviser: "rollout", verified: 0 }); // the sweep's run: verification off
+    expect(t.control.adviser).toBe("chance");
+    expect(t.control.verified).toBeGreaterThan(0);
+    const verdicts = [0, 1].flatMap(
+      (ep) => json(join(`${sweep}-chance`, "trials", "HalfCheetah-RA-s1", "identify", `episode-00${ep}.json`)).verification,
+    );
+    expect(t.control.verified).toBe(verdicts.length);
+    expect(t.control.significant).toBe(verdicts.filter((v: { lower_bound: number }) => v.lower_bound > 0).length);
+    expect(readFileSync(join(`${sweep}-chance`, "control.md"), "utf8")).toContain(
+      `| HalfCheetah-RA-s1 | ${t.advice.proposed} / ${t.control.proposed} |`,
+    );
+    const again = await ultra("control", "--from", sweep); // done: nothing identified again
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).not.toContain("identify with chance");
+    expect(json(join(`${sweep}-chance`, "control.json"))).toEqual(c);
+  });
+
   it("a phase needs the phases before it", async () => {
     const rec = json(join(out, "run.json"));
     delete rec.phases.identify;

@@ -11,6 +11,7 @@ import { determinismBench, overheadBench, scaleBench } from "./bench/learn.js";
 import { llmBench } from "./bench/llm.js";
 import { snapshotsBench } from "./bench/snapshots.js";
 import { sweepBench } from "./bench/sweep.js";
+import { controlCommand } from "./commands/control.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { evalCommand } from "./commands/evaluate.js";
 import { explainCommand } from "./commands/explain.js";
@@ -39,6 +40,7 @@ const cli = yargs(hideBin(process.argv))
   .command(phaseCommands) // base, identify, improve, evaluate, report --run DIR
   .command(evalCommand)
   .command(fidelityCommand)
+  .command(controlCommand)
   .command(explainCommand)
   .command(inspectCommand)
   .command("bench", "benchmarks (JSON on stdout; with --record also bench/results/<name>.json)", (y: Argv) =>

@@ -125,7 +125,7 @@ function holder(trials: Trial[], arm: string, seed: number): Trial | undefined {
 }
 
 /** Each verification verdict of a run's identify phase (identify/episode-NNN.json), in episode order. */
-function verdictsOf(run: RunDir): Verdict[] {
+export function verdictsOf(run: RunDir): Verdict[] {
   const out: Verdict[] = [];
   for (let i = 0; run.exists(identifyFile(i, "json")); i++)
     out.push(...(run.readJson<{ verification?: Verdict[] }>(identifyFile(i, "json")).verification ?? []));
