@@ -43,8 +43,9 @@ export interface ControlResult {
   out: string;
   adviser: string;
   trials: { id: string; env_id: string; seed: number; advice: AdviceOutcome; control: AdviceOutcome }[];
-  /** per trial, the sweep adviser's count minus the control's: significant gains, accepted states */
-  paired: { significant: Paired; accepted: Paired } | null;
+  /** per trial, the sweep adviser's value minus the control's: significant gains, accepted states (reward-only
+   * suggestions, which have no action to verify, included), median verified gain (trials where both have one) */
+  paired: { significant: Paired; accepted: Paired; median_gain: Paired | null } | null;
 }
 
 export async function adviserControl(from: string, adviser: string, outDir: string, sc: SidecarClient): Promise<ControlResult> {
@@ -78,17 +79,22 @@ export async function adviserControl(from: string, adviser: string, outDir: stri
       control: adviceOutcome(new RunDir(dir)),
     });
   }
-  const pair = (k: "significant" | "accepted") =>
-    pairedDiff(
-      trials.map((t) => t.advice[k]),
-      trials.map((t) => t.control[k]),
-    );
+  const pair = (k: "significant" | "accepted" | "median_gain") => {
+    const both = trials.filter((t) => t.advice[k] !== null && t.control[k] !== null);
+    return both.length < 2
+      ? null
+      : pairedDiff(
+          both.map((t) => t.advice[k]!),
+          both.map((t) => t.control[k]!),
+        );
+  };
   const result = {
     from: resolve(from),
     out,
     adviser,
     trials,
-    paired: trials.length >= 2 ? { significant: pair("significant"), accepted: pair("accepted") } : null,
+    paired:
+      trials.length >= 2 ? { significant: pair("significant")!, accepted: pair("accepted")!, median_gain: pair("median_gain") } : null,
   };
   writeFileSync(join(out, "control.json"), JSON.stringify(result, null, 2) + "\n");
   writeFileSync(join(out, "control.md"), controlMarkdown(result));
@@ -116,7 +122,10 @@ export function controlMarkdown(r: ControlResult): string {
     "",
     ...(r.paired
       ? [
-          `Paired over trials, ${name} minus ${r.adviser}: significant gains ${p(r.paired.significant)}; accepted states ${p(r.paired.accepted)}.`,
+          `Paired over trials, ${name} minus ${r.adviser}: significant gains ${p(r.paired.significant)}; accepted states ${p(r.paired.accepted)}` +
+            `${r.paired.median_gain ? `; median gain ${p(r.paired.median_gain)}` : ""}.`,
+          "",
+          "Accepted states include reward-only suggestions (`keep`), which have no action to verify.",
           "",
         ]
       : []),
