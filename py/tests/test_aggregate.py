@@ -31,7 +31,7 @@ def test_an_arm_that_beats_another_on_every_run_has_p_1_and_a_ci_that_stays_abov
 
 def test_overlapping_arms_get_a_ci_around_their_estimate_reproducible_for_a_seed(sidecar):
     scores = {"a": [[3.0, 10.0], [4.0, 11.0], [5.0, 12.0]], "b": [[1.0, 10.0], [2.0, 11.0], [3.0, 12.0]]}
-    call = lambda seed: sidecar.call("probability_of_improvement", scores=scores, pairs=[["a", "b"]], reps=500, seed=seed)  # noqa: E731
+    call = lambda seed: sidecar.call("probability_of_improvement", scores=scores, pairs=[["a", "b"]], reps=500, seed=seed)
     r = call(0)["pairs"]["a>b"]
     # task 0: 8 of 9 pairs won, one tie: (8 + 0.5) / 9; task 1: identical columns, 1/2; averaged over tasks
     assert r["tasks"][0]["p"] == pytest.approx(8.5 / 9) and r["tasks"][1]["p"] == 0.5

@@ -6,12 +6,11 @@ import threading
 
 import pytest
 import zmq
+from conftest import SidecarError
 
 from ultra_sidecar import protocol
 from ultra_sidecar.ray_ops import actor_handlers
 from ultra_sidecar.server import Server
-
-from conftest import SidecarError
 
 
 def _client(endpoint: str, server_public: bytes, pair: tuple[bytes, bytes] | None) -> zmq.Socket:

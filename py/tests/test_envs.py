@@ -30,7 +30,7 @@ def test_restore_replays_bit_identical_observations(spec):
     venv = make_env(spec)
     venv.reset()
     rng = np.random.default_rng(0)
-    sample = lambda: np.stack([venv.action_space.sample() for _ in range(venv.num_envs)])  # noqa: E731
+    sample = lambda: np.stack([venv.action_space.sample() for _ in range(venv.num_envs)])
     venv.action_space.seed(0)
     _roll(venv, [sample() for _ in range(30)])
     if hasattr(venv, "training"):

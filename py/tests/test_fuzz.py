@@ -13,8 +13,8 @@ import tempfile
 import msgpack
 import numpy as np
 import pytest
-
 from conftest import Client
+
 from ultra_sidecar import protocol
 
 N_FRAMES = 10_000

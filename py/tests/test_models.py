@@ -2,14 +2,12 @@
 
 import os
 import pickle
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from stable_baselines3 import A2C
-
 from conftest import HALF_CHEETAH, SidecarError
+from stable_baselines3 import A2C
 
 
 def test_learn_streams_progress_and_saves_normalisation(tiny_model):

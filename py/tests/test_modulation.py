@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from conftest import HALF_CHEETAH, TINY_PPO, SidecarError
 from stable_baselines3 import PPO
 
-from conftest import HALF_CHEETAH, TINY_PPO, SidecarError
 from ultra_sidecar.envs import find_vec_normalize, make_env
 from ultra_sidecar.models import load_ppo, new_ppo, save_ppo
 from ultra_sidecar.modulation import ModulatedPPO, ModulationTable

@@ -12,7 +12,6 @@ import zipfile
 import gymnasium
 import numpy as np
 import pytest
-
 from conftest import HALF_CHEETAH
 
 # A protocol-0 pickle of `gym.spaces.box.Box()`: unpickling it needs the old gym package.

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import HALF_CHEETAH, PONG, TINY_PPO
+
 from ultra_sidecar.envs import find_vec_normalize, make_env
 from ultra_sidecar.models import learn, load_ppo, new_ppo, save_ppo
 from ultra_sidecar.protocol import ProtocolError
@@ -30,7 +30,7 @@ def _same(a, b):
 
 
 def test_a_resumed_run_continues_bit_for_bit(tmp_path):
-    quiet = lambda *_: None  # noqa: E731
+    quiet = lambda *_: None
     table = {
         "variant": "RA",
         "radius": 0.5,
@@ -85,7 +85,7 @@ def test_a_resumed_run_with_a_non_empty_table_continues_bit_for_bit(tmp_path):
     """The table matches, overrides actions, adds rewards and restarts episodes at its states (its own reset RNG)
     in both segments; the resumed second segment still equals the uninterrupted one, counters included. As improve
     does (tableFor), each learn() segment gets the table with a seed of its own."""
-    quiet = lambda *_: None  # noqa: E731
+    quiet = lambda *_: None
     table = {
         "variant": "RA",
         "radius": 1.0,

@@ -4,9 +4,9 @@ ModulatedPPO it restarts episodes at the mask net's most important state and pay
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, TINY_PPO
 from stable_baselines3.common import save_util
 
-from conftest import ROOT, TINY_PPO
 from ultra_sidecar.envs import make_env
 from ultra_sidecar.models import learn, load_ppo, new_ppo, save_ppo
 from ultra_sidecar.modulation import ModulationTable
@@ -156,7 +156,7 @@ def test_bad_rice_tables_name_the_field(mask_path, change, field):
 def test_a_resumed_rice_arm_continues_bit_for_bit(mask_path, tmp_path):
     """As improve runs it: a rice table per learn() segment (its own seed; RND afresh), a checkpoint between them.
     The resumed second segment equals the uninterrupted one, its counters included."""
-    quiet = lambda *_: None  # noqa: E731
+    quiet = lambda *_: None
     spec = {**HOPPER, "n_envs": 2, "seed": 3, "env_kwargs": {"max_episode_steps": 60}}
 
     def env(ckpt=None):

@@ -1,12 +1,10 @@
 """RICE's pretrained MuJoCo agents (../shared/rice/, see its README) load with the safe (pickle-free) loader into
 Gymnasium's v4 envs, which keep the v3/v2 observation layouts they were trained on, and run."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-
 from conftest import ROOT
+
 from ultra_sidecar.collect import evaluate
 from ultra_sidecar.envs import make_env
 from ultra_sidecar.models import load_ppo

@@ -8,9 +8,9 @@ import zipfile
 
 import pytest
 import torch
+from conftest import HALF_CHEETAH
 from stable_baselines3 import PPO
 
-from conftest import HALF_CHEETAH
 from ultra_sidecar.envs import make_env
 from ultra_sidecar.models import load_ppo
 from ultra_sidecar.protocol import ProtocolError

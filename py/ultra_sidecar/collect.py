@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -61,7 +61,7 @@ def collect(
     vn = find_vec_normalize(venv)
     n = venv.num_envs
     box = isinstance(venv.action_space, spaces.Box)
-    new_buf = lambda: ({k: [] for k in FIELDS}, [], [])  # noqa: E731 - steps, snapshots, snapshot step indices
+    new_buf = lambda: ({k: [] for k in FIELDS}, [], [])
     bufs = [new_buf() for _ in range(n)]
     obs = venv.reset()
     finished, total_steps, summary, last_emit = 0, 0, [], time.perf_counter()

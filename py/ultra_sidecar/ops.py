@@ -6,8 +6,9 @@ import itertools
 import os
 import platform
 import time
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch

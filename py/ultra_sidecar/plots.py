@@ -7,10 +7,10 @@ import os
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from .protocol import ProtocolError  # noqa: E402
+from .protocol import ProtocolError
 
 
 def _png_path(op: str, path) -> str:
@@ -72,7 +72,7 @@ def plot_bars(bars: dict, path: str, title: str, ylabel: str) -> str:
         isinstance(v, (list, tuple))
         and len(v) == 2
         and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
-    )  # noqa: E731
+    )
     if (
         not isinstance(bars, dict)
         or not bars

@@ -6,7 +6,8 @@ import ctypes
 import logging
 import os
 import traceback
-from typing import Any, Callable, TypedDict
+from collections.abc import Callable
+from typing import TypedDict
 
 import zmq
 from zmq.auth.thread import ThreadAuthenticator

@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 
 import gymnasium as gym
-from gymnasium.wrappers import PassiveEnvChecker
 import numpy as np
+from gymnasium.wrappers import PassiveEnvChecker
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack, VecNormalize, VecTransposeImage
 
