@@ -4,7 +4,7 @@
 // same episodes, the same cards and the same verification rollouts (common random numbers per state). Compared per
 // trial: proposals, accepted states, and how many suggested actions had a gain significantly above 0.
 import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import type { SidecarClient } from "../bridge/client.js";
 import { UltraError } from "../errors.js";
 import { log } from "../progress.js";
@@ -88,9 +88,10 @@ export async function adviserControl(from: string, adviser: string, outDir: stri
           both.map((t) => t.control[k]!),
         );
   };
+  const shown = (p: string) => relative(process.cwd(), p) || "."; // a committed control.md names no home directory
   const result = {
-    from: resolve(from),
-    out,
+    from: shown(resolve(from)),
+    out: shown(out),
     adviser,
     trials,
     paired:
