@@ -64,6 +64,7 @@ sweep: setup
 
 # The replication (docs/results.md): RICE's agents (RICE=path to them, ../shared/rice/README.md) refined by every arm,
 # resumable: re-run the same command after an interruption and finished trials are kept. Hours on a 2-core CPU.
+# The embedded LLM's part is followed by its control: the same trials identified again with random picks (chance).
 RICE ?= ../shared/rice
 REPLICATE_OUT ?= runs/replicate
 REPLICATE_PARTS ?= dense dense-local dense2 sparse pong
@@ -79,6 +80,10 @@ replicate: setup
 	  [ -f $(REPLICATE_OUT)/$$part/report.md ] || exit $$rc; \
 	  mkdir -p docs/results/$$part && cp $(REPLICATE_OUT)/$$part/report.md $(REPLICATE_OUT)/$$part/summary.json $(REPLICATE_OUT)/$$part/curves-*.png docs/results/$$part/ || exit 1; \
 	  [ $$rc -eq 0 ] || exit $$rc; \
+	  if [ $$part = dense-local ]; then \
+	    npx ultra control --from $(REPLICATE_OUT)/$$part --adviser chance && \
+	    cp $(REPLICATE_OUT)/$$part-chance/control.md $(REPLICATE_OUT)/$$part-chance/control.json docs/results/$$part/ || exit 1; \
+	  fi; \
 	done
 
 # One look for both sides: prettier (ts/, test/, examples/; .prettierrc.json) and ruff (py/; pyproject.toml).
