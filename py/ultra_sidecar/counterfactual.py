@@ -121,9 +121,9 @@ def paired_returns(model: PPO, venv: VecEnv, snap: dict, action, pairs: int, hor
         obs = np.stack([restore(venv, i, snap) for i in range(n)])
 
         def act(t: int, obs: np.ndarray) -> np.ndarray:
-            noise = np.repeat(np.stack([_policy_noise(model, r) for r in rngs]), 3, axis=0)  # group k: sub-envs 3k..3k+2
+            noise = np.repeat(np.stack([_policy_noise(model, r) for r in rngs]), 3, axis=0)  # noqa: B023 - called within this batch
             if t == 0:  # the policy's two first actions need noise of their own; the suggestion takes none
-                noise[2::3] = np.stack([_policy_noise(model, r) for r in rngs])
+                noise[2::3] = np.stack([_policy_noise(model, r) for r in rngs])  # noqa: B023 - called within this batch
             actions = _sample(model, obs, noise)
             if t == 0:
                 actions[1::3] = suggested

@@ -81,7 +81,7 @@ def make_env(spec: dict) -> VecEnv:
         )
     except ProtocolError:
         raise
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any failure of a third-party env is reported by name
         raise ProtocolError("env_error", f"cannot make {env_id!r}: {type(e).__name__}: {e}") from None
     training = bool(spec.get("training", True))
     if spec.get("vec_normalize_path"):

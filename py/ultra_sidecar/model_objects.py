@@ -56,7 +56,7 @@ def pickled_class_name(entry: Any) -> str | None:
     older protocols): read them, run nothing."""
     try:
         ops = list(pickletools.genops(base64.b64decode(entry[":serialized:"])))
-    except Exception:
+    except Exception:  # noqa: BLE001 - an entry that does not parse is simply not a known object
         return None
     pushed = []
     for op, arg, _ in ops:

@@ -94,7 +94,7 @@ def load_ppo(
     extra = {"tensorboard_log": train["tensorboard_log"]} if train and train.get("tensorboard_log") else {}
     try:
         model = ModulatedPPO.load(path, env=venv, device=device, custom_objects=custom, **extra)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - SB3 raises many types for a bad zip
         raise ProtocolError("model_error", f"cannot load {path}: {type(e).__name__}: {e}") from None
     if seed is not None:
         model.set_random_seed(int(seed))

@@ -145,7 +145,7 @@ def parse_request(frames: list) -> tuple[int, str, dict]:
     """Validate the request envelope; raise ProtocolError naming what is wrong."""
     try:
         msg = unpack(frames)
-    except Exception as e:  # msgpack raises many types for garbage
+    except Exception as e:  # noqa: BLE001 - msgpack raises many types for garbage
         raise ProtocolError("bad_frame", f"frame is not valid msgpack ({type(e).__name__}: {e})") from None
     if not isinstance(msg, dict) or not {"v", "id", "op", "args"} <= msg.keys():
         raise ProtocolError("bad_frame", "frame must be a map with keys v, id, op, args")
@@ -180,5 +180,5 @@ def request_id_of(frames: list) -> int | None:
         msg = msgpack.unpackb(frames[0], ext_hook=lambda c, d: None, raw=False, strict_map_key=False)
         rid = msg.get("id") if isinstance(msg, dict) else None
         return rid if isinstance(rid, int) else None
-    except Exception:
+    except Exception:  # noqa: BLE001 - best effort: an unreadable frame has no id to answer
         return None

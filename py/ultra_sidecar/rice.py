@@ -12,6 +12,7 @@ with the project's pickle-free loader (model_objects.py).
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import random
 import time
@@ -80,7 +81,7 @@ def load_mask(path: str, observation_space: spaces.Space, device: str = "cpu", t
     try:
         with _KeepGlobalRNGs():
             mask = PPO.load(path, env=None, device=device, custom_objects=custom)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - SB3 raises many types for a bad zip
         raise ProtocolError("model_error", f"cannot load mask net {path}: {type(e).__name__}: {e}") from None
     return mask  # a file with other than 2 actions fails above: its action_net weights do not fit Discrete(2)
 
@@ -217,7 +218,7 @@ class RND:
 
         def mlp(*sizes: int) -> th.nn.Sequential:
             layers: list[th.nn.Module] = []
-            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            for i, (a, b) in enumerate(itertools.pairwise(sizes)):
                 lin = th.nn.Linear(a, b)
                 th.nn.init.orthogonal_(lin.weight, np.sqrt(2), generator=self.gen)
                 th.nn.init.zeros_(lin.bias)

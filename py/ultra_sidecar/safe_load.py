@@ -50,7 +50,7 @@ def load_vec_normalize_stats(path: str, venv: VecEnv, trusted: bool = False) -> 
         raise ProtocolError(
             "model_error", f"{p} holds code that is not loaded without trust ({e}); pass --trust-model if you wrote it"
         ) from None
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - a damaged pickle raises many types
         raise ProtocolError("model_error", f"{p} is not a readable VecNormalize pickle: {type(e).__name__}: {e}") from None
     if not isinstance(vn, VecNormalize):
         raise ProtocolError("model_error", f"{p} holds a {type(vn).__name__}, not VecNormalize statistics")
