@@ -15,7 +15,7 @@ PY := $(VENV)/bin/python
 # The CPU wheel on this machine; an unpinned torch would pull GBs of CUDA packages.
 TORCH ?= torch==2.13.0
 
-.PHONY: format replicate setup test test-ts test-py pretrain train sweep doctor bench clean
+.PHONY: format lint replicate setup test test-ts test-py pretrain train sweep doctor bench clean
 
 setup: node_modules/.installed $(VENV)/.installed dist/.built
 
@@ -35,11 +35,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@
 
-# Both runners always run; the target fails if either failed.
+# Both runners and the lint always run; the target fails if any failed.
 test: setup
 	@status=0; \
 	npx vitest run || status=1; \
 	$(PY) -m pytest -q || status=1; \
+	$(MAKE) --no-print-directory lint || status=1; \
 	exit $$status
 
 test-ts: setup
@@ -90,6 +91,12 @@ replicate: setup
 format: setup
 	npx prettier --write "ts/**/*.ts" "test/**/*.ts" "examples/**/*.mjs" agents/pretrain.mjs
 	$(PY) -m ruff format py
+
+# What `make format` would change, and ruff's checks (pyproject.toml): none, or the target fails naming the files.
+lint: setup
+	npx prettier --check "ts/**/*.ts" "test/**/*.ts" "examples/**/*.mjs" agents/pretrain.mjs
+	$(PY) -m ruff format --check py
+	$(PY) -m ruff check py
 
 doctor: setup
 	npx ultra doctor
