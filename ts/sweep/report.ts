@@ -17,11 +17,10 @@ import {
   type FindingCost,
 } from "../ultra/phases/report.js";
 import type { EvalFile } from "../ultra/phases/evaluate.js";
-import { identifyFile } from "../ultra/phases/identify.js";
+import { verdictsOf } from "../ultra/phases/identify.js";
 import { readProgress, type Arm, type ArmProgress } from "../ultra/phases/improve.js";
 import type { RunDir } from "../ultra/rundir.js";
 import { ci95Factor, median, pairedDiff, type Paired } from "../ultra/stats.js";
-import type { Verdict } from "../ultra/verify.js";
 import type { Sweep } from "./scheduler.js";
 import type { Trial } from "./spec.js";
 
@@ -122,14 +121,6 @@ function holder(trials: Trial[], arm: string, seed: number): Trial | undefined {
   if (arm.startsWith("ultra_")) return mine.find((t) => `ultra_${t.variant}` === arm);
   if (arm === "base") return mine[0];
   return mine.find((t) => t.baselines.includes(arm as Trial["baselines"][number]));
-}
-
-/** Each verification verdict of a run's identify phase (identify/episode-NNN.json), in episode order. */
-export function verdictsOf(run: RunDir): Verdict[] {
-  const out: Verdict[] = [];
-  for (let i = 0; run.exists(identifyFile(i, "json")); i++)
-    out.push(...(run.readJson<{ verification?: Verdict[] }>(identifyFile(i, "json")).verification ?? []));
-  return out;
 }
 
 function adviserStats(runs: RunDir[]) {

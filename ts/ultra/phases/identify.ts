@@ -27,12 +27,21 @@ import { summarizeEpisode, type EpisodeSummary } from "../../describe/summarize.
 import { addRewards, calibrateRadius, emptyMoments, randomStates, rewardUnitOf, storeStates, type StateStore } from "../modulation.js";
 import { countingSidecar } from "../budget.js";
 import type { NDArray } from "../../protocol.js";
-import { verifyAdvice } from "../verify.js";
+import { verifyAdvice, type Verdict } from "../verify.js";
 import { progressBar, log } from "../../progress.js";
 import { loadModel, specFor, type RunContext } from "../context.js";
+import type { RunDir } from "../rundir.js";
 
 export const episodeFile = (i: number) => `trajectories/episode-${String(i).padStart(3, "0")}.msgpack`;
 export const identifyFile = (i: number, ext: string) => `identify/episode-${String(i).padStart(3, "0")}.${ext}`;
+
+/** Each verification verdict of a run's identify phase (identify/episode-NNN.json), in episode order. */
+export function verdictsOf(run: RunDir): Verdict[] {
+  const out: Verdict[] = [];
+  for (let i = 0; run.exists(identifyFile(i, "json")); i++)
+    out.push(...(run.readJson<{ verification?: Verdict[] }>(identifyFile(i, "json")).verification ?? []));
+  return out;
+}
 
 /** The episode in words, as an LLM adviser reads it. The interpreter gets raw_obs, the physical state in the
  * units it prints (m, m/s, rad); ep.obs is VecNormalize'd for the policy and would print as nonsense. */
