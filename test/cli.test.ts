@@ -1,6 +1,6 @@
 // The `ultra` CLI as a user runs it: real processes, real sidecar, real SB3 training.
 import { execFile, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -91,6 +91,13 @@ describe("ultra CLI", () => {
     const unknown = await ultra("pretrain", "--env", "Cheetahh", "--steps", "10", "--out", join(dir, "x"));
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('unknown env "Cheetahh": use one of HalfCheetah, Hopper, Pong, Reacher, SparseHalfCheetah');
+    const notSweep = await ultra("control", "--from", join(dir, "no-sweep"));
+    expect(notSweep.code).toBe(1);
+    expect(notSweep.stderr).toContain(`${join(dir, "no-sweep")} has no trials/: give a sweep's --out directory`);
+    mkdirSync(join(dir, "empty-sweep", "trials", "HalfCheetah-RA-s0"), { recursive: true });
+    const unfinished = await ultra("control", "--from", join(dir, "empty-sweep"));
+    expect(unfinished.code).toBe(1);
+    expect(unfinished.stderr).toContain("has finished identify: run or resume the sweep first");
     writeFileSync(join(dir, "corrupt.zip"), "not a zip");
     const corrupt = await ultra("inspect", join(dir, "corrupt.zip"));
     expect(corrupt.code).toBe(1);
