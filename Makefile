@@ -68,7 +68,7 @@ sweep: setup
 # The embedded LLM's part is followed by its control: the same trials identified again with random picks (chance).
 RICE ?= ../shared/rice
 REPLICATE_OUT ?= runs/replicate
-REPLICATE_PARTS ?= dense dense-local dense2 sparse pong
+REPLICATE_PARTS ?= dense dense-local dense2 sparse-hopper sparse-halfcheetah sparse-walker2d pong
 # the Pong part's base, pretrained once (resumable: an interrupted pretraining continues from its last checkpoint)
 PONG_BASE ?= $(REPLICATE_OUT)/pong-base
 PONG_BASE_STEPS ?= 1000000

@@ -34,6 +34,13 @@ describe("budget", () => {
     expect(armBudgets(["ultra_RA", "rice_random"], 10_000, "env_steps", IDENTIFY, 300_000).rice_random.prep_env_steps).toBe(0); // no mask net
   });
 
+  it("chargeMask false: the mask net's training is reported as rice's preparation but not matched", () => {
+    const b = armBudgets(["ultra_RA", "continue_ppo", "rice"], 10_000, "env_steps", IDENTIFY, 300_000, false);
+    expect(b.rice).toEqual({ prep_env_steps: 300_000, improve_steps: b.continue_ppo.improve_steps });
+    expect(b.ultra_RA.improve_steps).toBe(10_000); // identify is still the most any arm drew on
+    expect(b.continue_ppo.improve_steps).toBe(10_000 + 20_000 + 7_350 + 61_440);
+  });
+
   it("updates: every arm trains improve.steps, and its preparation is still counted", () => {
     const b = armBudgets(ARMS, 20_000, "updates", IDENTIFY);
     expect(ARMS.map((a) => b[a].improve_steps)).toEqual([20_000, 20_000, 20_000, 20_000]);

@@ -25,18 +25,22 @@ export interface ArmBudget {
 }
 
 /** Each arm's preparation and improve steps. `updates`: `steps` each; `env_steps`: `steps` plus what it prepared
- * less than the arm that prepared most, so prep + improve is equal across arms. */
+ * less than the arm that prepared most, so prep + improve is equal across arms. `chargeMask` false leaves the mask
+ * net's training out of that matching (RICE's own accounting, as when its mask net is given): the rice arm trains as
+ * long as continue PPO, and its mask net's steps are still reported as its preparation. */
 export function armBudgets(
   arms: readonly string[],
   steps: number,
   budget: Budget,
   envSteps: EnvSteps,
   maskSteps = 0,
+  chargeMask = true,
 ): Record<string, ArmBudget> {
   const prep = Object.fromEntries(arms.map((a) => [a, prepSteps(a, envSteps, maskSteps)]));
-  const most = Math.max(0, ...Object.values(prep));
+  const charged = Object.fromEntries(arms.map((a) => [a, a === "rice" && !chargeMask ? 0 : prep[a]]));
+  const most = Math.max(0, ...Object.values(charged));
   return Object.fromEntries(
-    arms.map((a) => [a, { prep_env_steps: prep[a], improve_steps: budget === "env_steps" ? steps + most - prep[a] : steps }]),
+    arms.map((a) => [a, { prep_env_steps: prep[a], improve_steps: budget === "env_steps" ? steps + most - charged[a] : steps }]),
   );
 }
 

@@ -88,12 +88,15 @@ export const Settings = z.object({
       mask: z.string().nullable(),
       /** env steps to train the mask net when `mask` is null (RICE: 3e5) */
       mask_steps: z.number().int().positive(),
+      /** with improve.budget env_steps: count that training in the equal budget (every other arm then trains as much
+       * longer); false: report it as the rice arm's preparation without matching it, as when the mask net is given */
+      charge_mask: z.boolean(),
       /** the mask net's reward for blinding the agent: alpha × (1 − action) (RICE: 0.01) */
       alpha: z.number().min(0),
       /** λ: weight of the normalised RND bonus (RICE Table 3: 0.001 Hopper, Reacher; 0.01 Walker2d, HalfCheetah) */
       rnd_coef: z.number().min(0),
     })
-    .default({ mask: null, mask_steps: 300000, alpha: 0.01, rnd_coef: 0.01 }),
+    .default({ mask: null, mask_steps: 300000, charge_mask: true, alpha: 0.01, rnd_coef: 0.01 }),
 });
 export type Settings = z.infer<typeof Settings>;
 

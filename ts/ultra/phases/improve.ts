@@ -145,6 +145,7 @@ export async function improve(ctx: RunContext, fresh = false): Promise<Record<st
     settings.improve.budget,
     file.env_steps,
     rice.mask === null ? rice.mask_steps : 0,
+    rice.charge_mask,
   );
   const summary: Record<string, unknown> = { budget: settings.improve.budget };
   if (fresh) discardArms(ctx);
