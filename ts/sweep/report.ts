@@ -197,7 +197,8 @@ export function armCosts(
 function costLines(cost: ReturnType<typeof armCosts>): string[] {
   const avg = (xs: number[]) => (xs.length ? String(Math.round(xs.reduce((a, b) => a + b, 0) / xs.length)) : "–");
   return [
-    "Env steps per arm (mean over the compared seeds): identification's that the arm drew on, its own training, and " +
+    "Env steps per arm (mean over the compared seeds): identification's that the arm drew on (RICE's: its mask net's " +
+      "training, where the run trained one), its own training, and " +
       "both; and the training's wall time (mean over the seeds that recorded it; trials share the machine, so compare " +
       "it within a sweep).",
     "",
