@@ -68,7 +68,7 @@ sweep: setup
 # The embedded LLM's part is followed by its control: the same trials identified again with random picks (chance).
 RICE ?= ../shared/rice
 REPLICATE_OUT ?= runs/replicate
-REPLICATE_PARTS ?= dense dense-local dense2 sparse-hopper sparse-halfcheetah sparse-walker2d pong
+REPLICATE_PARTS ?= dense dense-local dense-walker2d dense-reacher sparse-hopper sparse-halfcheetah sparse-walker2d pong
 # the Pong part's base, pretrained first in the same sitting (resumable: an interrupted pretraining continues from its
 # last checkpoint; a sitting here does not keep runs/, so base and arms are sized to finish in one, docs/results.md)
 PONG_BASE ?= $(REPLICATE_OUT)/pong-base
