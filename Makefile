@@ -15,7 +15,7 @@ PY := $(VENV)/bin/python
 # The CPU wheel on this machine; an unpinned torch would pull GBs of CUDA packages.
 TORCH ?= torch==2.13.0
 
-.PHONY: format lint replicate setup test test-ts test-py pretrain train sweep doctor bench clean
+.PHONY: across format lint replicate setup test test-ts test-py pretrain train sweep doctor bench clean
 
 setup: node_modules/.installed $(VENV)/.installed dist/.built
 
@@ -73,6 +73,9 @@ REPLICATE_PARTS ?= dense dense-local dense-walker2d dense-reacher sparse-hopper 
 # last checkpoint; a sitting here does not keep runs/, so base and arms are sized to finish in one, docs/results.md)
 PONG_BASE ?= $(REPLICATE_OUT)/pong-base
 PONG_BASE_STEPS ?= 500000
+# the parts put side by side at the end (docs/results/across/), those run so far; dense-local is left out: the same
+# tasks as dense with another adviser would count twice
+REPLICATE_ACROSS ?= dense dense-walker2d dense-reacher sparse-hopper sparse-halfcheetah sparse-walker2d pong
 replicate: setup
 	@for part in $(REPLICATE_PARTS); do \
 	  if [ $$part = pong ] && [ ! -f $(PONG_BASE)/model.zip ]; then \
@@ -87,6 +90,10 @@ replicate: setup
 	    cp $(REPLICATE_OUT)/$$part-chance/control.md $(REPLICATE_OUT)/$$part-chance/control.json docs/results/$$part/ || exit 1; \
 	  fi; \
 	done
+	$(MAKE) --no-print-directory across
+
+across: setup
+	npx ultra across $(foreach p,$(REPLICATE_ACROSS),$(if $(wildcard docs/results/$(p)/summary.json),docs/results/$(p))) --out docs/results/across
 
 # One look for both sides: prettier (ts/, test/, examples/; .prettierrc.json) and ruff (py/; pyproject.toml).
 format: setup

@@ -3,9 +3,10 @@
 // improvement from the sidecar. No training: fixed numbers.
 import { describe, expect, it } from "vitest";
 import { acrossTasks, envTable, improvementPairs, type SeedResult } from "../ts/sweep/report.js";
+import { acrossParts } from "../ts/sweep/across.js";
 import type { Improvement } from "../ts/bridge/ops.js";
 import { startSidecar } from "./helpers.js";
-import { mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { identicalArms, matchWarnings } from "../ts/ultra/phases/report.js";
@@ -290,6 +291,55 @@ describe("the sweep report across tasks: rliable's probability of improvement ov
       expect(text).toContain("left out (fewer compared seeds): Walker2d-v4 (2)");
       const oneSeed = envTable(["base", "ultra_RA", "continue_ppo"], [0], () => ({ mean: 1, returns: [1] }));
       expect(await acrossTasks([{ env: "Hopper-v4", table: oneSeed }], sc)).toBeNull(); // one seed: nothing to resample
+    } finally {
+      await sc.close();
+    }
+  }, 120_000);
+});
+
+describe("ultra across: the replication's parts (their summary.json files) side by side, over a real sidecar", () => {
+  // a part's summary.json as sweepReport writes it, per task: seeds, arms, paired_vs_continue_ppo
+  const part = (root: string, name: string, tasks: Record<string, Record<string, number[]>>) => {
+    const dir = join(root, name);
+    mkdirSync(dir, { recursive: true });
+    const summary = Object.fromEntries(
+      Object.entries(tasks).map(([env, arms]) => {
+        const t = envTable(Object.keys(arms), [0, 1, 2], (arm, seed) => ({ mean: arms[arm][seed], returns: [arms[arm][seed]] }));
+        return [env, { seeds: t.seeds, arms: t.rows, paired_vs_continue_ppo: t.paired }];
+      }),
+    );
+    writeFileSync(join(dir, "summary.json"), JSON.stringify({ ...summary, across_tasks: {} }));
+    return dir;
+  };
+
+  it("averages a pair over the tasks that have both its arms, and tabulates each task's paired differences", async () => {
+    const root = mkdtempSync(join(tmpdir(), "ultra-across-"));
+    const dense = part(root, "dense", {
+      "Hopper-v4": { base: [1, 1, 1], ultra_RA: [30, 31, 32], rice: [5, 6, 7], continue_ppo: [20, 21, 22] },
+    });
+    // Pong has no RICE arm: RICE's pairs must use Hopper alone, ULTRA-RA's both tasks
+    const pong = part(root, "pong", { "ALE/Pong-v5": { base: [-21, -21, -21], ultra_RA: [-21, -21, -21], continue_ppo: [-20, -20, -20] } });
+    const sc = await startSidecar();
+    try {
+      const out = join(root, "across");
+      const { report } = await acrossParts([dense, pong], out, sc);
+      const s = JSON.parse(readFileSync(join(out, "across.json"), "utf8")) as {
+        across_tasks: { tasks: string[]; pairs: Record<string, Improvement & { on: string[] }> };
+      };
+      expect(s.across_tasks.tasks).toEqual(["Hopper-v4", "ALE/Pong-v5"]);
+      // ULTRA-RA wins every Hopper run and loses every Pong run: ½ over both
+      expect(s.across_tasks.pairs["ultra_RA>continue_ppo"]).toMatchObject({ p: 0.5, on: ["Hopper-v4", "ALE/Pong-v5"] });
+      expect(s.across_tasks.pairs["rice>continue_ppo"]).toMatchObject({ p: 0, ci: [0, 0], on: ["Hopper-v4"] });
+      const text = readFileSync(report, "utf8");
+      expect(text).toContain("| Hopper-v4 | dense | 3 | 1.00 | 21.00 | +10.00 [10.00, 10.00] 3/3 | -15.00 [-15.00, -15.00] 0/3 |");
+      expect(text).toContain("| ALE/Pong-v5 | pong | 3 | -21.00 | -20.00 | -1.00 [-1.00, -1.00] 0/3 | – |");
+      expect(text).toMatch(
+        /^\| RICE \(mask-net critical states \+ RND\) \| continue PPO \(same budget\) \| 0\.00 \[0\.00, 0\.00\] \| – \| 0\.00 \[0\.00, 0\.00\] \(1\) \|$/m,
+      );
+      expect(text).toContain("- ULTRA-RA: mean ahead of continue PPO on 1 of 2 tasks; CI above 0 on 1, below 0 on 1.");
+      // a task in two parts would count twice; a directory without a summary is not a part
+      await expect(acrossParts([dense, dense], out, sc)).rejects.toThrow(/Hopper-v4 is in both .* leave one part out/);
+      await expect(acrossParts([root], out, sc)).rejects.toThrow(/has no summary\.json: name a sweep's --out directory/);
     } finally {
       await sc.close();
     }

@@ -11,6 +11,7 @@ import { determinismBench, overheadBench, scaleBench } from "./bench/learn.js";
 import { llmBench } from "./bench/llm.js";
 import { snapshotsBench } from "./bench/snapshots.js";
 import { sweepBench } from "./bench/sweep.js";
+import { acrossCommand } from "./commands/across.js";
 import { controlCommand } from "./commands/control.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { evalCommand } from "./commands/evaluate.js";
@@ -41,6 +42,7 @@ const cli = yargs(hideBin(process.argv))
   .command(evalCommand)
   .command(fidelityCommand)
   .command(controlCommand)
+  .command(acrossCommand)
   .command(explainCommand)
   .command(inspectCommand)
   .command("bench", "benchmarks (JSON on stdout; with --record also bench/results/<name>.json)", (y: Argv) =>

@@ -2,6 +2,7 @@
 // continue PPO paired by seed (and each ULTRA arm's to the reset-only arm: what the advice adds), learning curves
 // with 95% CI bands, and the adviser's statistics; then every trial's status. Also summary.json for scripts.
 import type { SidecarClient } from "../bridge/client.js";
+import type { Improvement } from "../bridge/ops.js";
 import { resolveEnv, type EnvConfig } from "../config.js";
 import { CriticalStatesFile } from "../ultra/critical.js";
 import {
@@ -261,7 +262,8 @@ export function improvementPairs(arms: string[]): [string, string][] {
 }
 
 /** Across tasks, the field's standard (rliable): the probability that a run of one arm beats a run of another, per
- * task and averaged over the tasks that have the most compared seeds (an arm's runs × tasks matrix must be full). */
+ * task and averaged over the tasks that have the most compared seeds. A pair is averaged over the tasks that have
+ * both its arms (Pong has no RICE arm), and says over how many. */
 export async function acrossTasks(
   tables: { env: string; table: EnvTable }[],
   sc: SidecarClient,
@@ -269,14 +271,34 @@ export async function acrossTasks(
   const n = Math.max(0, ...tables.map((t) => t.table.seeds.length));
   const used = tables.filter((t) => t.table.seeds.length === n);
   const left = tables.filter((t) => t.table.seeds.length !== n);
-  const arms = used[0]?.table.rows.map((r) => r.arm) ?? [];
+  const arms = [...new Set(used.flatMap((t) => t.table.rows.map((r) => r.arm)))];
   const pairs = improvementPairs(arms);
   if (n < 2 || !pairs.length) return null; // one seed per task: nothing to bootstrap
-  const scores = Object.fromEntries(
-    arms.map((arm) => [arm, Array.from({ length: n }, (_, run) => used.map((t) => t.table.rows.find((r) => r.arm === arm)!.returns[run]))]),
-  );
-  const { pairs: got } = await sc.call("probability_of_improvement", { scores, pairs, reps: IMPROVEMENT_REPS, seed: 0 });
+  const has = (t: (typeof used)[number], arm: string) => t.table.rows.some((r) => r.arm === arm);
+  // one op call per set of tasks (a runs × tasks matrix must be full for every arm it holds)
+  const groups = new Map<string, { tasks: typeof used; pairs: [string, string][] }>();
+  for (const [x, y] of pairs) {
+    const tasks = used.filter((t) => has(t, x) && has(t, y));
+    if (!tasks.length) continue;
+    const key = tasks.map((t) => t.env).join("\n");
+    const g = groups.get(key) ?? groups.set(key, { tasks, pairs: [] }).get(key)!;
+    g.pairs.push([x, y]);
+  }
+  const got: Record<string, Improvement & { on: string[] }> = {};
+  for (const g of groups.values()) {
+    const mine = [...new Set(g.pairs.flat())];
+    const scores = Object.fromEntries(
+      mine.map((arm) => [
+        arm,
+        Array.from({ length: n }, (_, run) => g.tasks.map((t) => t.table.rows.find((r) => r.arm === arm)!.returns[run])),
+      ]),
+    );
+    const r = await sc.call("probability_of_improvement", { scores, pairs: g.pairs, reps: IMPROVEMENT_REPS, seed: 0 });
+    for (const [k, v] of Object.entries(r.pairs)) got[k] = { ...v, on: g.tasks.map((t) => t.env) };
+  }
+  const asked = pairs.filter(([x, y]) => got[`${x}>${y}`]);
   const all = used.length > 1; // one task: its column is the average
+  const partial = asked.some(([x, y]) => got[`${x}>${y}`].on.length < used.length);
   const cell = (r: { p: number; ci: [number, number] }) => `${r.p.toFixed(2)} [${r.ci[0].toFixed(2)}, ${r.ci[1].toFixed(2)}]`;
   const lines = [
     "## Across tasks: probability of improvement",
@@ -287,13 +309,18 @@ export async function acrossTasks(
       `With few seeds the resamples can only recombine the runs there are: 0.00 [0.00, 0.00] says every run of X lost to every run of Y, not that this is certain. ` +
       `It ignores the pairing by seed that the tables above use. Tasks: ${used.map((t) => t.env).join(", ")}, ${n} seeds each` +
       (left.length ? `; left out (fewer compared seeds): ${left.map((t) => `${t.env} (${t.table.seeds.length})`).join(", ")}` : "") +
-      ".",
+      "." +
+      (partial
+        ? " A task without one of a pair's arms shows –; the pair's average is over the tasks that have both (its count in brackets)."
+        : ""),
     "",
     `| X | Y | ${used.map((t) => t.env).join(" | ")}${all ? " | all tasks" : ""} |`,
     `|---|---|${used.map(() => "---|").join("")}${all ? "---|" : ""}`,
-    ...pairs.map(([x, y]) => {
+    ...asked.map(([x, y]) => {
       const r = got[`${x}>${y}`];
-      return `| ${armName(x)} | ${armName(y)} | ${r.tasks.map(cell).join(" | ")}${all ? ` | ${cell(r)}` : ""} |`;
+      const per = used.map((t) => (r.on.includes(t.env) ? cell(r.tasks[r.on.indexOf(t.env)]) : "–"));
+      const avg = all ? ` | ${cell(r)}${r.on.length < used.length ? ` (${r.on.length})` : ""}` : "";
+      return `| ${armName(x)} | ${armName(y)} | ${per.join(" | ")}${avg} |`;
     }),
     "",
   ];
