@@ -305,7 +305,8 @@ describe("ultra across: the replication's parts (their summary.json files) side 
     const summary = Object.fromEntries(
       Object.entries(tasks).map(([env, arms]) => {
         const t = envTable(Object.keys(arms), [0, 1, 2], (arm, seed) => ({ mean: arms[arm][seed], returns: [arms[arm][seed]] }));
-        return [env, { seeds: t.seeds, arms: t.rows, paired_vs_continue_ppo: t.paired }];
+        const reference = env === "Hopper-v4" ? { returns: { "PPO fine-tune": { mean: 3638.75 }, RICE: { mean: 3663.91 } } } : null;
+        return [env, { seeds: t.seeds, arms: t.rows, paired_vs_continue_ppo: t.paired, reference }];
       }),
     );
     writeFileSync(join(dir, "summary.json"), JSON.stringify({ ...summary, across_tasks: {} }));
@@ -331,8 +332,8 @@ describe("ultra across: the replication's parts (their summary.json files) side 
       expect(s.across_tasks.pairs["ultra_RA>continue_ppo"]).toMatchObject({ p: 0.5, on: ["Hopper-v4", "ALE/Pong-v5"] });
       expect(s.across_tasks.pairs["rice>continue_ppo"]).toMatchObject({ p: 0, ci: [0, 0], on: ["Hopper-v4"] });
       const text = readFileSync(report, "utf8");
-      expect(text).toContain("| Hopper-v4 | dense | 3 | 1.00 | 21.00 | +10.00 [10.00, 10.00] 3/3 | -15.00 [-15.00, -15.00] 0/3 |");
-      expect(text).toContain("| ALE/Pong-v5 | pong | 3 | -21.00 | -20.00 | -1.00 [-1.00, -1.00] 0/3 | – |");
+      expect(text).toContain("| Hopper-v4 | dense | 3 | 1.00 | 21.00 | +10.00 [10.00, 10.00] 3/3 | -15.00 [-15.00, -15.00] 0/3 | +25.16 |");
+      expect(text).toContain("| ALE/Pong-v5 | pong | 3 | -21.00 | -20.00 | -1.00 [-1.00, -1.00] 0/3 | – | – |");
       expect(text).toMatch(
         /^\| RICE \(mask-net critical states \+ RND\) \| continue PPO \(same budget\) \| 0\.00 \[0\.00, 0\.00\] \| – \| 0\.00 \[0\.00, 0\.00\] \(1\) \|$/m,
       );
