@@ -341,6 +341,17 @@ describe("ultra across: the replication's parts (their summary.json files) side 
       // a task in two parts would count twice; a directory without a summary is not a part
       await expect(acrossParts([dense, dense], out, sc)).rejects.toThrow(/Hopper-v4 is in both .* leave one part out/);
       await expect(acrossParts([root], out, sc)).rejects.toThrow(/has no summary\.json: name a sweep's --out directory/);
+      // a summary that is not JSON, one that is not a sweep's, and one that names no task
+      const bad = (name: string, text: string) => {
+        mkdirSync(join(root, name));
+        writeFileSync(join(root, name, "summary.json"), text);
+        return join(root, name);
+      };
+      await expect(acrossParts([bad("torn", '{"Hopper-v4": {')], out, sc)).rejects.toThrow(/summary\.json is not JSON .* --report-only/);
+      await expect(acrossParts([bad("other", '{"Hopper-v4": {"mean": 1}}')], out, sc)).rejects.toThrow(
+        /task Hopper-v4 has no seeds, arms and paired_vs_continue_ppo: is it a sweep's summary\.json\?/,
+      );
+      await expect(acrossParts([bad("empty", '{"across_tasks": {}}')], out, sc)).rejects.toThrow(/no task in .*empty/);
     } finally {
       await sc.close();
     }

@@ -113,7 +113,7 @@ export function overviewLines(tasks: ReturnType<typeof readParts>): string[] {
 export async function acrossParts(dirs: string[], out: string, sc: SidecarClient): Promise<{ report: string; summary: unknown }> {
   const tasks = readParts(dirs);
   if (!tasks.length) throw new UltraError(`no task in ${dirs.join(", ")}: their summary.json files name none`);
-  const tables = tasks.map(({ env, task }) => ({ env, table: { seeds: task.seeds, rows: task.arms } as EnvTable }));
+  const tables = tasks.map(({ env, task }) => ({ env, table: { seeds: task.seeds, rows: task.arms } }));
   const across = await acrossTasks(tables, sc);
   const lines = [
     `# Across the replication's parts — ${tasks.length} tasks`,

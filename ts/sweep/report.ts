@@ -265,7 +265,7 @@ export function improvementPairs(arms: string[]): [string, string][] {
  * task and averaged over the tasks that have the most compared seeds. A pair is averaged over the tasks that have
  * both its arms (Pong has no RICE arm), and says over how many. */
 export async function acrossTasks(
-  tables: { env: string; table: EnvTable }[],
+  tables: { env: string; table: Pick<EnvTable, "seeds" | "rows"> }[],
   sc: SidecarClient,
 ): Promise<{ lines: string[]; summary: unknown } | null> {
   const n = Math.max(0, ...tables.map((t) => t.table.seeds.length));
